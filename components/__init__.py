@@ -1,0 +1,1 @@
+"""Custom TFX components and resolver strategies of tfx-model-factory."""

@@ -1,0 +1,1 @@
+"""Datasets shipped with the project and the code that reads or generates them."""

@@ -1,0 +1,1 @@
+"""Interaction logs for the two-tower recommender (MovieLens-100k format)."""

@@ -1,0 +1,1 @@
+"""CNN image classifier on 28x28 grey digits."""

@@ -1,0 +1,1 @@
+"""Code shared by every model family: data input, signatures, training loop."""

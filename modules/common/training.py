@@ -1,0 +1,106 @@
+"""Training loop and SavedModel export shared by every model family.
+
+Each family supplies a compiled `tf_keras` model, its raw-input signature and
+how to turn model outputs into named serving outputs; everything else (input
+pipeline over Transform's output, TensorBoard logs, early stopping, the
+tf.Example signatures TF Serving and TFMA call) is done once, here.
+"""
+import dataclasses
+import math
+from typing import Callable, Dict, Optional
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+SERVING_DEFAULT = "serving_default"
+RAW_SIGNATURE = "serving_raw"
+TRANSFORM_SIGNATURE = "transform_features"
+EXAMPLES_INPUT = "examples"
+
+# The outputs a family's serving function returns, keyed by output name.
+Outputs = Dict[str, tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+  """Per-family knobs of the shared loop; steps come from TFX Train/EvalArgs."""
+  batch_size: int = 64
+  steps_per_epoch: int = 100
+  early_stopping_patience: Optional[int] = None
+  early_stopping_monitor: str = "val_loss"
+  seed: int = 42
+
+
+def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
+                 tf_transform_output: tft.TFTransformOutput, label_key: str,
+                 batch_size: int, shuffle: bool) -> tf.data.Dataset:
+  """Batches of (transformed features, label), repeated indefinitely."""
+  return fn_args.data_accessor.tf_dataset_factory(
+      file_pattern,
+      tfxio.TensorFlowDatasetOptions(
+          batch_size=batch_size, label_key=label_key, shuffle=shuffle,
+          shuffle_seed=0 if shuffle else None),
+      tf_transform_output.transformed_metadata.schema)
+
+
+def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
+        tf_transform_output: tft.TFTransformOutput, label_key: str,
+        settings: TrainingSettings) -> tf_keras.callbacks.History:
+  """Trains for exactly TrainArgs.num_steps, validating on the eval split."""
+  train_ds = make_dataset(fn_args, fn_args.train_files, tf_transform_output,
+                          label_key, settings.batch_size, shuffle=True)
+  eval_ds = make_dataset(fn_args, fn_args.eval_files, tf_transform_output,
+                         label_key, settings.batch_size, shuffle=False)
+  steps_per_epoch = max(1, min(settings.steps_per_epoch, fn_args.train_steps))
+  epochs = max(1, math.ceil(fn_args.train_steps / steps_per_epoch))
+  callbacks = [tf_keras.callbacks.TensorBoard(
+      log_dir=fn_args.model_run_dir, update_freq="epoch")]
+  if settings.early_stopping_patience:
+    callbacks.append(tf_keras.callbacks.EarlyStopping(
+        monitor=settings.early_stopping_monitor,
+        patience=settings.early_stopping_patience, restore_best_weights=True))
+  return model.fit(
+      train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
+      validation_data=eval_ds, validation_steps=max(1, fn_args.eval_steps),
+      callbacks=callbacks, verbose=2)
+
+
+def export_serving_model(
+    model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
+    label_key: str, export_dir: str,
+    serve_transformed: Callable[[tf_keras.Model, Dict[str, tf.Tensor]], Outputs],
+    raw_signature_factory: Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
+                                    tf.types.experimental.GenericFunction],
+) -> None:
+  """Saves `model` with the Transform graph attached and three signatures.
+
+  - `serving_default`: serialized tf.Example in (TF Serving, TFMA).
+  - `serving_raw`: raw feature tensors in (REST `instances` requests);
+    built by the family from the `predict_raw` function it is handed.
+  - `transform_features`: serialized tf.Example in, transformed features out,
+    so TFMA can slice on transformed features.
+  """
+  model.tft_layer = tf_transform_output.transform_features_layer()
+  raw_feature_spec = tf_transform_output.raw_feature_spec()
+  serving_feature_spec = {k: v for k, v in raw_feature_spec.items() if k != label_key}
+
+  def predict_raw(raw_features: Dict[str, tf.Tensor]) -> Outputs:
+    return serve_transformed(model, model.tft_layer(raw_features))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+  def serve_tf_examples(examples):
+    return predict_raw(tf.io.parse_example(examples, serving_feature_spec))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+  def transform_features(examples):
+    return model.tft_layer(tf.io.parse_example(examples, raw_feature_spec))
+
+  signatures = {
+      SERVING_DEFAULT: serve_tf_examples,
+      RAW_SIGNATURE: raw_signature_factory(predict_raw),
+      TRANSFORM_SIGNATURE: transform_features,
+  }
+  model.save(export_dir, save_format="tf", signatures=signatures)

@@ -1,0 +1,1 @@
+"""Pipeline definition (pure `create_pipeline`) and per-family configuration."""

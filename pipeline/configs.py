@@ -1,0 +1,88 @@
+"""Per-family settings: data, schema, module functions, training and the gate.
+
+Only what differs between model families lives here; environment-specific
+values (paths, Beam args, metadata) are passed by the runners.
+"""
+import dataclasses
+import os
+from typing import Dict, Optional, Tuple
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(PACKAGE_DIR)
+DEFAULT_DATA_ROOT = os.path.join(REPO_ROOT, "data")
+SCHEMA_ROOT = os.path.join(PACKAGE_DIR, "schemas")
+PIPELINE_NAME_PREFIX = "tfx-model-factory"
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+  """The Evaluator's blessing rule on the overall slice.
+
+  `min_value` is an absolute floor; `max_regression` is how much worse than
+  the blessed baseline the candidate may be. Both apply to the overall slice
+  only: on small slices a change threshold is noise.
+  """
+  metric: str
+  min_value: float
+  max_regression: float
+  higher_is_better: bool = True
+  module: Optional[str] = None
+  config_json: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportedMetric:
+  """A TFMA metric or plot computed on every slice but never gated on."""
+  class_name: str
+  module: Optional[str] = None
+  config_json: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyConfig:
+  """Everything that makes one model family's run of the shared pipeline."""
+  name: str
+  data_subdir: str          # folder under the data root holding train/ and eval/
+  label_key: str
+  preprocessing_fn: str     # dotted name, importable inside the pipeline image
+  run_fn: str               # dotted name of the Trainer entry point
+  train_steps: int
+  eval_steps: int
+  gate: Gate
+  prediction_key: str = ""  # serving_default output that TFMA scores
+  reported_metrics: Tuple[ReportedMetric, ...] = ()
+  slice_features: Tuple[str, ...] = ()  # TFMA slices besides the overall one
+
+  @property
+  def pipeline_name(self) -> str:
+    return f"{PIPELINE_NAME_PREFIX}-{self.name}"
+
+  def schema_path(self, schema_root: str = SCHEMA_ROOT) -> str:
+    return os.path.join(schema_root, self.name, "schema.pbtxt")
+
+
+CNN = FamilyConfig(
+    name="cnn",
+    data_subdir="mnist",
+    label_key="label",
+    preprocessing_fn="modules.cnn.preprocessing.preprocessing_fn",
+    run_fn="modules.cnn.model.run_fn",
+    train_steps=2000,
+    eval_steps=16,
+    gate=Gate(metric="SparseCategoricalAccuracy", min_value=0.95, max_regression=0.01),
+    prediction_key="probabilities",
+    reported_metrics=(ReportedMetric("MultiClassConfusionMatrixPlot"),
+                      ReportedMetric("ExampleCount")),
+    slice_features=("label",),
+)
+
+FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN,)}
+
+
+def get_family(name: str) -> FamilyConfig:
+  """Looks up a family, naming the known ones when `name` is not one of them."""
+  try:
+    return FAMILIES[name]
+  except KeyError:
+    raise ValueError(f"unknown model family {name!r}; known families: "
+                     f"{', '.join(sorted(FAMILIES))}") from None

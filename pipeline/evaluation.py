@@ -1,0 +1,47 @@
+"""Builds the TFMA EvalConfig of a family: gated metric, reported metrics, slices."""
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+
+from modules.common import training
+from pipeline.configs import FamilyConfig, Gate
+
+
+def _gate_threshold(gate: Gate, min_value: float) -> tfma.MetricThreshold:
+  direction = (tfma.MetricDirection.HIGHER_IS_BETTER if gate.higher_is_better
+               else tfma.MetricDirection.LOWER_IS_BETTER)
+  if gate.higher_is_better:
+    value = tfma.GenericValueThreshold(lower_bound={"value": min_value})
+    change = {"value": -gate.max_regression}
+  else:
+    value = tfma.GenericValueThreshold(upper_bound={"value": min_value})
+    change = {"value": gate.max_regression}
+  return tfma.MetricThreshold(
+      value_threshold=value,
+      change_threshold=tfma.GenericChangeThreshold(direction=direction, absolute=change))
+
+
+def build_eval_config(family: FamilyConfig,
+                      min_value_override: Optional[float] = None) -> tfma.EvalConfig:
+  """The candidate (and, when one exists, the blessed baseline) are scored
+  through `serving_default` on raw tf.Examples, exactly as served.
+  """
+  gate = family.gate
+  min_value = gate.min_value if min_value_override is None else min_value_override
+  gated = tfma.MetricConfig(
+      class_name=gate.metric, module=gate.module or "", config=gate.config_json or "",
+      per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+          slicing_specs=[tfma.SlicingSpec()],
+          threshold=_gate_threshold(gate, min_value))])
+  reported = [tfma.MetricConfig(class_name=m.class_name, module=m.module or "",
+                                config=m.config_json or "")
+              for m in family.reported_metrics]
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(
+          signature_name=training.SERVING_DEFAULT,
+          label_key=family.label_key,
+          prediction_key=family.prediction_key,
+          preprocessing_function_names=[training.TRANSFORM_SIGNATURE])],
+      metrics_specs=[tfma.MetricsSpec(metrics=[gated] + reported)],
+      slicing_specs=[tfma.SlicingSpec()] + [
+          tfma.SlicingSpec(feature_keys=[key]) for key in family.slice_features])

@@ -1,0 +1,122 @@
+"""The one TFX pipeline every model family runs through.
+
+ExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) ->
+ExampleValidator -> AnomaliesGate -> Transform -> Trainer ->
+baseline Resolver -> Evaluator (TFMA) -> Pusher.
+
+`create_pipeline` is pure: it builds the DAG from a FamilyConfig and values the
+runner supplies (paths, Beam args, metadata), and touches no file system.
+"""
+from typing import List, Optional, Type
+
+from tfx import v1 as tfx
+
+from components.anomalies_gate import AnomaliesGate
+from components.baseline_strategy import LatestBlessedBaselineStrategy
+from pipeline.configs import FamilyConfig
+from pipeline.evaluation import build_eval_config
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+
+def _example_gen(data_dir: str):
+  """Reads tf.Example TFRecords from `<data_dir>/train/*` and `<data_dir>/eval/*`.
+
+  The split is fixed on disk (not hashed by ExampleGen) so every run, and
+  every reference figure, uses the same train/eval examples.
+  """
+  return tfx.components.ImportExampleGen(
+      input_base=data_dir,
+      input_config=tfx.proto.Input(splits=[
+          tfx.proto.Input.Split(name=TRAIN_SPLIT, pattern=f"{TRAIN_SPLIT}/*"),
+          tfx.proto.Input.Split(name=EVAL_SPLIT, pattern=f"{EVAL_SPLIT}/*"),
+      ]))
+
+
+def create_pipeline(
+    *,
+    family: FamilyConfig,
+    pipeline_root: str,
+    data_dir: str,
+    schema_path: str,
+    serving_model_dir: str,
+    beam_pipeline_args: List[str],
+    metadata_connection_config=None,
+    enable_cache: bool = True,
+    train_steps: Optional[int] = None,
+    gate_min_value: Optional[float] = None,
+    baseline_strategy: Type[tfx.dsl.experimental.ResolverStrategy] = (
+        LatestBlessedBaselineStrategy),
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline of one model family.
+
+  Args:
+    family: the model family's settings (pipeline/configs.py).
+    pipeline_root: where TFX writes artifacts.
+    data_dir: folder with `train/` and `eval/` TFRecords of tf.Example.
+    schema_path: the curated schema the validator checks data against.
+    serving_model_dir: TF Serving model directory; pushes go to numbered
+      sub-directories.
+    beam_pipeline_args: Beam options for the Beam-based components.
+    metadata_connection_config: MLMD connection; None lets the orchestrator
+      supply its own (Kubeflow).
+    enable_cache: reuse the outputs of components whose inputs did not change.
+    train_steps: overrides the family's default number of training steps.
+    gate_min_value: overrides the family's minimum value of the gated metric.
+    baseline_strategy: how the Evaluator's baseline model is chosen; the
+      default excludes the candidate itself (see components/baseline_strategy).
+  """
+  example_gen = _example_gen(data_dir)
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"])
+  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs["examples"],
+      schema=schema_gen.outputs["schema"],
+      preprocessing_fn=family.preprocessing_fn)
+  transform.add_upstream_node(anomalies_gate)
+
+  trainer = tfx.components.Trainer(
+      run_fn=family.run_fn,
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      schema=schema_gen.outputs["schema"],
+      train_args=tfx.proto.TrainArgs(num_steps=train_steps or family.train_steps),
+      eval_args=tfx.proto.EvalArgs(num_steps=family.eval_steps))
+
+  resolver_inputs = {
+      "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+  }
+  if baseline_strategy is LatestBlessedBaselineStrategy:
+    resolver_inputs["candidate"] = trainer.outputs["model"]
+  baseline_resolver = tfx.dsl.Resolver(
+      strategy_class=baseline_strategy, **resolver_inputs).with_id("baseline_resolver")
+
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs["examples"],
+      model=trainer.outputs["model"],
+      baseline_model=baseline_resolver.outputs["model"],
+      eval_config=build_eval_config(family, gate_min_value))
+
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs["model"],
+      model_blessing=evaluator.outputs["blessing"],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=serving_model_dir)))
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=family.pipeline_name,
+      pipeline_root=pipeline_root,
+      components=[example_gen, statistics_gen, schema_gen, example_validator,
+                  anomalies_gate, transform, trainer, baseline_resolver,
+                  evaluator, pusher],
+      enable_cache=enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=beam_pipeline_args)

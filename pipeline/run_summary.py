@@ -1,0 +1,167 @@
+"""What a local run did: live component progress and the closing summary.
+
+Progress comes from the log records TFX's LocalDagRunner and launcher emit;
+the summary is read back from MLMD and from the Evaluator's TFMA output, so it
+reports what was recorded, not what the runner believes happened.
+"""
+import dataclasses
+import logging
+import re
+import time
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
+
+
+class ProgressPrinter(logging.Handler):
+  """Prints one line when each component starts and one when it finishes."""
+
+  def __init__(self, stream):
+    super().__init__(level=logging.INFO)
+    self._stream = stream
+    self._started: Dict[str, float] = {}
+    self._cached: Dict[str, bool] = {}
+    self._current: Optional[str] = None
+
+  def emit(self, record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    if match := _RUNNING.match(message):
+      self._current = match.group(1)
+      self._started[self._current] = time.monotonic()
+      self._print(f"-> {self._current} started")
+    elif _CACHED.match(message) and self._current:
+      self._cached[self._current] = True
+    elif match := _FINISHED.match(message):
+      node = match.group(1)
+      seconds = time.monotonic() - self._started.get(node, time.monotonic())
+      how = "cached" if self._cached.get(node) else "executed"
+      self._print(f"<- {node} finished in {seconds:.1f} s ({how})")
+
+  def _print(self, line: str) -> None:
+    self._stream.write(line + "\n")
+    self._stream.flush()
+
+
+@dataclasses.dataclass
+class NodeRun:
+  node_id: str
+  state: str                         # executed | cached | failed | not run
+  seconds: Optional[float]
+  outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+
+
+_STATES = {
+    metadata_store_pb2.Execution.COMPLETE: "executed",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "failed",
+}
+
+
+def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
+                   since_ms: int) -> Dict[str, NodeRun]:
+  """The latest execution of each node that started at or after `since_ms`."""
+  store = metadata_store.MetadataStore(connection_config)
+  runs = {}
+  for node_id in node_ids:
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    executions = store.get_executions_by_context(context.id) if context else []
+    executions = [e for e in executions if e.create_time_since_epoch >= since_ms]
+    if not executions:
+      runs[node_id] = NodeRun(node_id, "not run", None, {})
+      continue
+    latest = max(executions, key=lambda e: e.id)
+    outputs: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    events = [ev for ev in store.get_events_by_execution_ids([latest.id])
+              if ev.type in (metadata_store_pb2.Event.OUTPUT,
+                             metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(
+        [ev.artifact_id for ev in events])}
+    for ev in events:
+      key = ev.path.steps[0].key if ev.path.steps else ""
+      outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
+    seconds = (latest.last_update_time_since_epoch - latest.create_time_since_epoch) / 1000
+    runs[node_id] = NodeRun(node_id, _STATES.get(latest.last_known_state, "failed"),
+                            seconds, outputs)
+  return runs
+
+
+def _custom(artifact: metadata_store_pb2.Artifact, key: str):
+  value = artifact.custom_properties.get(key)
+  if value is None:
+    return None
+  return value.string_value or value.int_value
+
+
+def _overall_metrics(evaluation_uri: str, model_name: str) -> Dict[str, float]:
+  import tensorflow_model_analysis as tfma  # Heavy import, needed only here.
+  try:
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+  except Exception:  # No such model (e.g. no baseline) in this evaluation.
+    return {}
+  for slice_key, metrics in result.slicing_metrics:
+    if slice_key == ():
+      flat = {}
+      for sub_keys in metrics.values():
+        for by_name in sub_keys.values():
+          for name, value in by_name.items():
+            if isinstance(value, dict) and "doubleValue" in value:
+              flat[name] = value["doubleValue"]
+      return flat
+  return {}
+
+
+def blessing_reason(evaluation_uri: str) -> str:
+  """Why the Evaluator blessed the model or not, from TFMA's validation result."""
+  import tensorflow_model_analysis as tfma
+  validation = tfma.load_validation_result(evaluation_uri)
+  if validation.validation_ok:
+    return "every threshold passed"
+  reasons = []
+  for per_slice in validation.metric_validations_per_slice:
+    for failure in per_slice.failures:
+      reasons.append(f"{failure.metric_key.name}"
+                     f"{' (change vs baseline)' if failure.metric_key.is_diff else ''}"
+                     f" = {failure.metric_value.double_value.value:.4f} fails "
+                     f"{failure.metric_threshold}".replace("\n", " "))
+  if validation.missing_thresholds:
+    reasons.append(f"missing thresholds: {list(validation.missing_thresholds)}")
+  return "; ".join(reasons) or "validation failed"
+
+
+def format_summary(runs: Dict[str, NodeRun]) -> str:
+  """The end-of-run report: components, metrics, blessing, push destination."""
+  lines = ["", "Run summary", "-----------"]
+  for run in runs.values():
+    took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
+    lines.append(f"  {run.node_id:<20} {run.state:<9} {took}")
+  evaluator = runs.get("Evaluator")
+  if evaluator and evaluator.outputs.get("evaluation"):
+    uri = evaluator.outputs["evaluation"][0].uri
+    candidate = _overall_metrics(uri, "candidate") or _overall_metrics(uri, "")
+    baseline = _overall_metrics(uri, "baseline")
+    lines.append("Metrics (overall slice; candidate vs blessed baseline):")
+    for name in sorted(candidate):
+      base = baseline.get(name)
+      lines.append(f"  {name:<32} {candidate[name]:.4f}"
+                   + (f"   baseline {base:.4f}" if base is not None else ""))
+    if not baseline:
+      lines.append("  (no blessed baseline: only absolute thresholds applied)")
+    blessed = bool(_custom(evaluator.outputs["blessing"][0], "blessed"))
+    lines.append(f"Blessed: {'yes' if blessed else 'NO'} ({blessing_reason(uri)})")
+  pusher = runs.get("Pusher")
+  if pusher and pusher.outputs.get("pushed_model"):
+    pushed = pusher.outputs["pushed_model"][0]
+    if _custom(pushed, "pushed"):
+      lines.append(f"Pushed: {_custom(pushed, 'pushed_destination')}"
+                   + (" (cached: pushed by an earlier run)" if pusher.state == "cached" else ""))
+    else:
+      lines.append("Pushed: nothing (model not blessed)")
+  elif pusher:
+    lines.append(f"Pushed: nothing (Pusher {pusher.state})")
+  return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""tfx-model-factory: one TFX pipeline, three model families, served models."""
+import setuptools
+
+setuptools.setup(
+    name="tfx-model-factory",
+    version="0.1.0",
+    description="TFX 1.16 pipeline for CNN, LSTM and two-tower models, "
+    "pushed to TF Serving and TFLite.",
+    python_requires=">=3.10,<3.11",
+    packages=setuptools.find_packages(include=["pipeline*", "components*", "modules*"]),
+    package_data={"pipeline": ["schemas/*/*.pbtxt"]},
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.0",
+        "dill",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+)
