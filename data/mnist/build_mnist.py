@@ -56,7 +56,7 @@ def write_split(path: str, pixels: np.ndarray, labels: np.ndarray) -> None:
           "image": tf.train.Feature(int64_list=tf.train.Int64List(value=image)),
           "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
       }))
-      writer.write(example.SerializeToString())
+      writer.write(example.SerializeToString(deterministic=True))
   os.replace(tmp, path)
 
 

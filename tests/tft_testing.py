@@ -1,0 +1,131 @@
+"""Real-data helpers for module tests: run Transform through tft_beam, train.
+
+Families share these so each test file stays about its own behaviour: read a
+few shipped examples, analyse and transform them with the family's real
+`preprocessing_fn`, write the transform graph and transformed examples as TFX
+would, and build the FnArgs a Trainer would hand to `run_fn`.
+"""
+import glob
+import os
+import tempfile
+from typing import Callable, Dict, List
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tfx import v1 as tfx
+from tfx.components.trainer import fn_args_utils
+from tfx.utils import io_utils
+from tfx_bsl.public import tfxio
+
+
+def load_schema(path: str) -> schema_pb2.Schema:
+  return io_utils.parse_pbtxt_file(path, schema_pb2.Schema())
+
+
+def read_serialized(pattern: str, limit: int) -> List[bytes]:
+  """The first `limit` serialized tf.Examples of GZIP TFRecord files."""
+  files = sorted(glob.glob(pattern))
+  assert files, f"no files match {pattern}"
+  dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)
+  return [record.numpy() for record in dataset]
+
+
+def parse(serialized: List[bytes], schema: schema_pb2.Schema) -> Dict[str, tf.Tensor]:
+  """Parses tf.Examples with the feature spec of `schema` (a batch of tensors)."""
+  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  return tf.io.parse_example(tf.constant(serialized), spec)
+
+
+def _rows(batch: Dict[str, np.ndarray], count: int) -> List[Dict[str, np.ndarray]]:
+  return [{key: value[i] for key, value in batch.items()} for i in range(count)]
+
+
+def decode(serialized: List[bytes], schema: schema_pb2.Schema) -> List[Dict[str, np.ndarray]]:
+  """Parses tf.Examples into the instance dicts tft_beam's instance API takes."""
+  parsed = parse(serialized, schema)
+  return _rows({k: v.numpy() for k, v in parsed.items()}, len(serialized))
+
+
+def analyze_and_transform(preprocessing_fn: Callable, instances: List[Dict],
+                          schema: schema_pb2.Schema, transform_dir: str,
+                          transformed_path: str) -> tft.TFTransformOutput:
+  """Runs the real Transform analysis and writes transformed tf.Examples.
+
+  Writes the transform graph to `transform_dir` and the transformed instances
+  as one GZIP TFRecord file at `transformed_path`, as TFX's Transform does.
+  """
+  metadata = dataset_metadata.DatasetMetadata(schema)
+  with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+    (transformed, transformed_metadata), transform_fn = (
+        (pipeline | beam.Create(instances), metadata)
+        | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn))
+    _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
+    coder = tft.coders.ExampleProtoCoder(transformed_metadata.schema)
+    _ = (transformed
+         | beam.Map(coder.encode)
+         | beam.io.WriteToTFRecord(transformed_path, shard_name_template="",
+                                   compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+  # Transform also records the raw schema; serving signatures parse with it.
+  io_utils.write_pbtxt_file(
+      os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR, "schema.pbtxt"),
+      schema)
+  return tft.TFTransformOutput(transform_dir)
+
+
+def read_transformed(path: str, tft_output: tft.TFTransformOutput) -> Dict[str, np.ndarray]:
+  """Transformed examples written by `analyze_and_transform`, as a batch."""
+  serialized = read_serialized(path, limit=-1)
+  spec = tft_output.transformed_feature_spec()
+  return {k: v.numpy() for k, v in tf.io.parse_example(tf.constant(serialized), spec).items()}
+
+
+def write_transformed(rows: List[Dict], transformed_schema, path: str) -> None:
+  """Writes transformed instances as GZIP tf.Examples (Transform's output form)."""
+  coder = tft.coders.ExampleProtoCoder(transformed_schema)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path, "GZIP") as writer:
+    for row in rows:
+      writer.write(coder.encode(row))
+
+
+def _tf_dataset_factory(file_pattern, options, schema):
+  return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=schema,
+                               telemetry_descriptors=["tests"]).TensorFlowDataset(options)
+
+
+def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
+                 eval_files: List[str], train_steps: int, eval_steps: int = 1
+                 ) -> tfx.components.FnArgs:
+  """FnArgs as the Trainer builds them, over files these helpers wrote."""
+  return tfx.components.FnArgs(
+      train_files=train_files, eval_files=eval_files,
+      transform_output=transform_dir,
+      serving_model_dir=os.path.join(work_dir, "serving_model"),
+      model_run_dir=os.path.join(work_dir, "model_run"),
+      train_steps=train_steps, eval_steps=eval_steps, custom_config={},
+      data_accessor=fn_args_utils.DataAccessor(
+          tf_dataset_factory=_tf_dataset_factory,
+          record_batch_factory=None, data_view_decode_fn=None))
+
+
+def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path: str,
+                       train_serialized: List[bytes], eval_serialized: List[bytes],
+                       work_dir: str, train_steps: int) -> str:
+  """Transforms real examples, calls `run_fn` like the Trainer; returns the export dir."""
+  schema = load_schema(schema_path)
+  transform_dir = os.path.join(work_dir, "transform")
+  train_path = os.path.join(work_dir, "transformed", "train.gz")
+  eval_path = os.path.join(work_dir, "transformed", "eval.gz")
+  tft_output = analyze_and_transform(
+      preprocessing_fn, decode(train_serialized, schema), schema, transform_dir, train_path)
+  eval_batch = tft_output.transform_raw_features(parse(eval_serialized, schema))
+  eval_rows = _rows({k: v.numpy() for k, v in eval_batch.items()}, len(eval_serialized))
+  write_transformed(eval_rows, tft_output.transformed_metadata.schema, eval_path)
+  fn_args = make_fn_args(work_dir, transform_dir, [train_path], [eval_path], train_steps)
+  run_fn(fn_args)
+  return fn_args.serving_model_dir
