@@ -74,7 +74,6 @@ def main(argv=None) -> int:
   output_dir = os.path.abspath(args.output_dir)
   os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
   log_path = os.path.join(output_dir, "logs", f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}.log")
-  _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout))
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       os.path.join(output_dir, "metadata.sqlite"))
   tfx_pipeline = pipeline.create_pipeline(
@@ -88,6 +87,9 @@ def main(argv=None) -> int:
       enable_cache=not args.no_cache,
       train_steps=args.train_steps,
       gate_min_value=args.min_metric)
+  resolver_ids = frozenset(c.id for c in tfx_pipeline.components
+                           if isinstance(c, tfx.dsl.Resolver))
+  _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
   print(f"Running {family.pipeline_name} on {args.data_dir} (logs: {log_path})", flush=True)
   started_ms = int(time.time() * 1000)
   status, failure = 0, None
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
     failure = error
     status = EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
   node_ids = [c.id for c in tfx_pipeline.components]
-  runs = run_summary.read_node_runs(metadata_config, family.pipeline_name, node_ids, started_ms)
+  runs = run_summary.read_node_runs(metadata_config, family.pipeline_name, node_ids,
+                                     started_ms, resolver_ids)
   print(run_summary.format_summary(runs))
   if failure is not None:
     print(f"\nFAILED: {failure}", file=sys.stderr)

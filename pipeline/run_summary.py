@@ -21,9 +21,10 @@ _CACHED = re.compile(r"A cached execution \d+ is used\.")
 class ProgressPrinter(logging.Handler):
   """Prints one line when each component starts and one when it finishes."""
 
-  def __init__(self, stream):
+  def __init__(self, stream, resolver_ids=frozenset()):
     super().__init__(level=logging.INFO)
     self._stream = stream
+    self._resolver_ids = resolver_ids
     self._started: Dict[str, float] = {}
     self._cached: Dict[str, bool] = {}
     self._current: Optional[str] = None
@@ -39,7 +40,8 @@ class ProgressPrinter(logging.Handler):
     elif match := _FINISHED.match(message):
       node = match.group(1)
       seconds = time.monotonic() - self._started.get(node, time.monotonic())
-      how = "cached" if self._cached.get(node) else "executed"
+      how = ("resolved" if node in self._resolver_ids
+             else "cached" if self._cached.get(node) else "executed")
       self._print(f"<- {node} finished in {seconds:.1f} s ({how})")
 
   def _print(self, line: str) -> None:
@@ -50,7 +52,7 @@ class ProgressPrinter(logging.Handler):
 @dataclasses.dataclass
 class NodeRun:
   node_id: str
-  state: str                         # executed | cached | failed | not run
+  state: str             # executed | cached | resolved | failed | not run
   seconds: Optional[float]
   outputs: Dict[str, List[metadata_store_pb2.Artifact]]
 
@@ -64,8 +66,12 @@ _STATES = {
 
 
 def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
-                   since_ms: int) -> Dict[str, NodeRun]:
-  """The latest execution of each node that started at or after `since_ms`."""
+                   since_ms: int, resolver_ids=frozenset()) -> Dict[str, NodeRun]:
+  """The latest execution of each node that started at or after `since_ms`.
+
+  Resolver nodes only look up artifacts (they run no executor and cannot be
+  cached), so a completed resolution is reported as `resolved`.
+  """
   store = metadata_store.MetadataStore(connection_config)
   runs = {}
   for node_id in node_ids:
@@ -86,8 +92,10 @@ def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
       key = ev.path.steps[0].key if ev.path.steps else ""
       outputs.setdefault(key, []).append(artifacts[ev.artifact_id])
     seconds = (latest.last_update_time_since_epoch - latest.create_time_since_epoch) / 1000
-    runs[node_id] = NodeRun(node_id, _STATES.get(latest.last_known_state, "failed"),
-                            seconds, outputs)
+    state = _STATES.get(latest.last_known_state, "failed")
+    if node_id in resolver_ids and state == "executed":
+      state = "resolved"
+    runs[node_id] = NodeRun(node_id, state, seconds, outputs)
   return runs
 
 

@@ -86,6 +86,7 @@ class GeneratorConfig:
     affinity_scale: float = 2.5
     popularity_exponent: float = 0.7
     genre_weight: float = 0.6
+    user_spectrum_decay: float = 0.0
     min_per_user: int = 20
     activity_sigma: float = 0.8
 
@@ -127,6 +128,11 @@ def _item_genres(rng: np.random.Generator, num_items: int) -> np.ndarray:
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def _user_scales(config):
+    s = np.arange(1, config.dim + 1) ** -config.user_spectrum_decay
+    return s * np.sqrt(config.dim / np.sum(s ** 2))
 
 
 def _activity(rng: np.random.Generator, config: GeneratorConfig) -> np.ndarray:
@@ -228,7 +234,7 @@ def generate(config: GeneratorConfig, seed: int, output_dir: str) -> int:
     genre_mean = _unit_rows(genres @ genre_directions)
     noise = _unit_rows(factor_rng.normal(size=(config.num_items, config.dim)))
     oracle = {
-        "user_factors": factor_rng.normal(size=(config.num_users, config.dim)),
+        "user_factors": factor_rng.normal(size=(config.num_users, config.dim)) * _user_scales(config),
         "item_factors": _unit_rows(config.genre_weight * genre_mean
                                    + (1 - config.genre_weight) * noise),
         "item_log_popularity": -config.popularity_exponent * np.log(
@@ -239,6 +245,7 @@ def generate(config: GeneratorConfig, seed: int, output_dir: str) -> int:
     counts = _activity(activity_rng, config)
     user_rows = np.repeat(np.arange(config.num_users), counts)
     item_rows = _sample_items(sample_rng, oracle, counts)
+    item_rows = item_rows[np.lexsort((sample_rng.random(item_rows.size), user_rows))]
     timestamps = _timestamps(time_rng, counts)
     ratings = _ratings(rating_rng, oracle, user_rows, item_rows)
 

@@ -1,0 +1,58 @@
+"""Helpers for end-to-end tests: small data slices, runner subprocesses, pushes.
+
+The pipeline runs in a subprocess exactly as a user runs it
+(`python local_runner.py ...`), so tests see the real exit status, output and
+files, and one test's TensorFlow state cannot leak into another's run.
+"""
+import glob
+import os
+import subprocess
+import sys
+from typing import Callable, List, Optional
+
+import tensorflow as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
+                      transform: Optional[Callable[[tf.train.Example, int], None]] = None
+                      ) -> str:
+  """Copies the first examples of each split; `transform(example, index)` may
+  edit train examples in place (to corrupt them, say)."""
+  for split, count in (("train", n_train), ("eval", n_eval)):
+    files = sorted(glob.glob(os.path.join(src_data_dir, split, "*")))
+    os.makedirs(os.path.join(dst, split), exist_ok=True)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    path = os.path.join(dst, split, f"{split}-slice.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+      for index, record in enumerate(records):
+        example = tf.train.Example.FromString(record.numpy())
+        if transform is not None and split == "train":
+          transform(example, index)
+        writer.write(example.SerializeToString(deterministic=True))
+  return dst
+
+
+def run_pipeline(args: List[str], timeout: int = 1200) -> subprocess.CompletedProcess:
+  """Runs local_runner.py with `args`; returns its exit status and output."""
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "local_runner.py"), *args],
+                        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                        timeout=timeout, check=False)
+
+
+def pushed_versions(serving_dir: str) -> List[str]:
+  """Numeric version directories TF Serving would load, oldest first."""
+  if not os.path.isdir(serving_dir):
+    return []
+  return sorted((d for d in os.listdir(serving_dir) if d.isdigit()), key=int)
+
+
+def component_states(stdout: str) -> dict:
+  """{component: 'executed'|'cached'} from the runner's progress lines."""
+  states = {}
+  for line in stdout.splitlines():
+    if line.startswith("<- ") and line.endswith(")"):
+      states[line.split()[1]] = line.rsplit("(", 1)[1].rstrip(")")
+  return states

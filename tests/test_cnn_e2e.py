@@ -1,0 +1,82 @@
+"""End to end: the CNN pipeline on a small slice of the shipped digits."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modules.cnn import model
+from modules.common import training
+from pipeline import configs
+from tests import e2e_helpers
+
+pytestmark = pytest.mark.e2e
+MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
+RUN_ARGS = ["--model", "cnn", "--train-steps", "150", "--min-metric", "0.7"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")), 640, 200)
+  output_dir = str(tmp_path_factory.mktemp("outputs"))
+  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result
+
+
+def test_blessed_model_is_pushed_in_tf_serving_layout(first_run):
+  _, output_dir, result = first_run
+  assert "Blessed: yes" in result.stdout
+  versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "cnn"))
+  assert len(versions) == 1
+  version_dir = os.path.join(output_dir, "serving", "cnn", versions[0])
+  assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+  assert f"Pushed: {version_dir}" in result.stdout
+
+
+def test_pushed_model_serves_examples_and_raw_pixels_alike(first_run):
+  data_dir, output_dir, _ = first_run
+  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  version = e2e_helpers.pushed_versions(serving_dir)[-1]
+  signatures = tf.saved_model.load(os.path.join(serving_dir, version)).signatures
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(data_dir, "eval", "*")), compression_type="GZIP").take(16)]
+  by_example = signatures[training.SERVING_DEFAULT](examples=tf.constant(records))
+  pixels = np.array([tf.train.Example.FromString(r).features.feature["image"].int64_list.value
+                     for r in records], dtype=np.int64)
+  by_raw = signatures[training.RAW_SIGNATURE](image=tf.constant(pixels))
+  np.testing.assert_allclose(by_example[model.PROBABILITIES].numpy(),
+                             by_raw[model.PROBABILITIES].numpy(), atol=1e-6)
+  np.testing.assert_array_equal(by_example[model.CLASS_ID].numpy(),
+                                by_raw[model.CLASS_ID].numpy())
+
+
+def test_rerun_without_changes_executes_nothing_and_pushes_nothing(first_run):
+  data_dir, output_dir, _ = first_run
+  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
+  assert result.returncode == 0, result.stdout + result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert states.pop("baseline_resolver") == "resolved"
+  assert states and set(states.values()) == {"cached"}, states
+  assert e2e_helpers.pushed_versions(serving_dir) == before
+
+
+def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(first_run, tmp_path):
+  _, output_dir, _ = first_run
+
+  def corrupt_pixels(example, index):
+    if index % 10 == 0:  # Every tenth digit gets a pixel value no image can have.
+      example.features.feature["image"].int64_list.value[0] = 4096
+
+  bad_data = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "bad"), 640, 200, corrupt_pixels)
+  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", bad_data, "--output-dir", output_dir])
+  assert result.returncode == 3, result.stdout + result.stderr
+  assert "feature 'image'" in result.stderr
+  assert "split 'train'" in result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert "Transform" not in states and "Trainer" not in states and "Pusher" not in states
+  assert e2e_helpers.pushed_versions(serving_dir) == before

@@ -1,0 +1,81 @@
+"""Pipeline pieces that need no training: family lookup, runner arguments,
+the baseline strategy, the anomalies gate and the TFMA gate configuration."""
+import os
+
+import pytest
+import tensorflow_data_validation as tfdv
+from tfx.types import standard_artifacts
+
+from components import anomalies_gate, baseline_strategy
+from pipeline import configs, evaluation
+from tests import e2e_helpers
+
+
+def test_unknown_family_is_named_with_the_known_ones():
+  with pytest.raises(ValueError, match=r"unknown model family 'resnet'.*cnn"):
+    configs.get_family("resnet")
+
+
+def test_runner_rejects_unknown_family_and_missing_data_dir(tmp_path):
+  result = e2e_helpers.run_pipeline(["--model", "resnet", "--output-dir", str(tmp_path)])
+  assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr
+  missing = str(tmp_path / "nowhere")
+  result = e2e_helpers.run_pipeline(["--model", "cnn", "--data-dir", missing,
+                                     "--output-dir", str(tmp_path)])
+  assert result.returncode == 2 and f"{missing} is not a readable directory" in result.stderr
+
+
+def _artifact(kind, artifact_id, **int_properties):
+  artifact = kind()
+  artifact.id = artifact_id
+  for key, value in int_properties.items():
+    artifact.set_int_custom_property(key, value)
+  return artifact
+
+
+def test_baseline_is_latest_blessed_model_other_than_the_candidate():
+  models = [_artifact(standard_artifacts.Model, i) for i in (1, 2, 3)]
+  blessings = [
+      _artifact(standard_artifacts.ModelBlessing, 10, blessed=1, current_model_id=1),
+      _artifact(standard_artifacts.ModelBlessing, 11, blessed=0, current_model_id=2),
+      _artifact(standard_artifacts.ModelBlessing, 12, blessed=1, current_model_id=3),
+  ]
+  # Candidate 3 is itself blessed (a cached re-run): the baseline must be 1.
+  picked = baseline_strategy.pick_baseline(models, blessings, candidates=[models[2]])
+  assert [m.id for m in picked["model"]] == [1]
+  assert [b.id for b in picked["model_blessing"]] == [10]
+  # A new candidate 4 is compared with the newest blessed model, 3.
+  picked = baseline_strategy.pick_baseline(
+      models, blessings, candidates=[_artifact(standard_artifacts.Model, 4)])
+  assert [m.id for m in picked["model"]] == [3]
+  # Nothing blessed but the candidate: no baseline at all.
+  picked = baseline_strategy.pick_baseline(models[2:], blessings[2:], candidates=[models[2]])
+  assert picked == {"model": [], "model_blessing": []}
+
+
+def test_gate_describes_real_tfdv_anomalies_per_split_and_feature(tmp_path):
+  import pandas as pd
+  schema = tfdv.load_schema_text(configs.CNN.schema_path())
+  split_names = ["train", "eval"]
+  for split, label in (("train", 12), ("eval", 3)):  # 12 is outside the 0..9 domain.
+    stats = tfdv.generate_statistics_from_dataframe(
+        pd.DataFrame({"label": [label, 1], "image": [[0] * 784, [255] * 784]}))
+    anomalies = tfdv.validate_statistics(stats, schema)
+    os.makedirs(tmp_path / f"Split-{split}")
+    (tmp_path / f"Split-{split}" / anomalies_gate.ANOMALIES_FILE).write_bytes(
+        anomalies.SerializeToString())
+  problems = anomalies_gate.describe_anomalies(str(tmp_path), split_names)
+  assert len(problems) == 1
+  assert problems[0].startswith("split 'train', feature 'label':")
+
+
+def test_eval_config_gates_overall_slice_only_and_slices_by_feature():
+  config = evaluation.build_eval_config(configs.CNN, min_value_override=0.5)
+  gated = [m for spec in config.metrics_specs for m in spec.metrics
+           if m.class_name == configs.CNN.gate.metric]
+  assert len(gated) == 1 and not gated[0].HasField("threshold")
+  (per_slice,) = gated[0].per_slice_thresholds
+  assert [str(s) for s in per_slice.slicing_specs] == [""]  # the overall slice
+  assert per_slice.threshold.value_threshold.lower_bound.value == 0.5
+  assert per_slice.threshold.change_threshold.absolute.value == -configs.CNN.gate.max_regression
+  assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["label"]]
