@@ -12,6 +12,7 @@ from typing import List, Optional, Type
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
+from components.atomic_pusher import ATOMIC_PUSHER_EXECUTOR
 from components.baseline_strategy import LatestBlessedBaselineStrategy
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
@@ -109,7 +110,8 @@ def create_pipeline(
       model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=serving_model_dir)))
+              base_directory=serving_model_dir)),
+      custom_executor_spec=ATOMIC_PUSHER_EXECUTOR)
 
   return tfx.dsl.Pipeline(
       pipeline_name=family.pipeline_name,

@@ -9,11 +9,14 @@ import dataclasses
 import math
 from typing import Callable, Dict, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
+
+from modules.common import warmup
 
 SERVING_DEFAULT = "serving_default"
 RAW_SIGNATURE = "serving_raw"
@@ -74,6 +77,7 @@ def export_serving_model(
     serve_transformed: Callable[[tf_keras.Model, Dict[str, tf.Tensor]], Outputs],
     raw_signature_factory: Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
                                     tf.types.experimental.GenericFunction],
+    warmup_requests: Dict[str, Dict[str, np.ndarray]],
 ) -> None:
   """Saves `model` with the Transform graph attached and three signatures.
 
@@ -82,6 +86,9 @@ def export_serving_model(
     built by the family from the `predict_raw` function it is handed.
   - `transform_features`: serialized tf.Example in, transformed features out,
     so TFMA can slice on transformed features.
+
+  `warmup_requests` ({signature: {input: value}}) are written as TF Serving
+  warmup records; the Pusher replays them before publishing a version.
   """
   model.tft_layer = tf_transform_output.transform_features_layer()
   raw_feature_spec = tf_transform_output.raw_feature_spec()
@@ -104,3 +111,4 @@ def export_serving_model(
       TRANSFORM_SIGNATURE: transform_features,
   }
   model.save(export_dir, save_format="tf", signatures=signatures)
+  warmup.write_warmup_requests(export_dir, warmup_requests)

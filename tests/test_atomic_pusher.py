@@ -1,0 +1,91 @@
+"""The atomic push: staged, verified by warmup replay, then a fresh version."""
+import os
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import atomic_pusher
+from modules.common import warmup
+
+
+def _saved_model(path: str, broken: bool = False) -> str:
+  """A real SavedModel with TF Serving warmup requests; `broken` yields NaN."""
+
+  class Scaler(tf.Module):
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def serve(self, x):
+      return {"y": x * 0.0 / 0.0 if broken else x * 2.0}
+
+  module = Scaler()
+  tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+  warmup.write_warmup_requests(path, {"serving_default": {"x": np.array([1.0], np.float32)}})
+  return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  return _saved_model(str(tmp_path_factory.mktemp("model")))
+
+
+def _visible(base_dir):
+  return sorted(os.listdir(base_dir))
+
+
+def test_push_publishes_a_complete_loadable_version(model_dir, tmp_path):
+  version, path = atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=lambda: 1700000000.5)
+  assert version == "1700000000" and path == str(tmp_path / "1700000000")
+  assert _visible(tmp_path) == ["1700000000"]  # no staging or claim files left
+  assert warmup.replay(path) == 1
+  served = tf.saved_model.load(path).signatures["serving_default"](x=tf.constant([3.0]))
+  np.testing.assert_allclose(served["y"].numpy(), [6.0])
+
+
+def test_two_pushes_in_the_same_second_get_distinct_versions(model_dir, tmp_path):
+  same_second = lambda: 1700000000.0  # noqa: E731
+  first, _ = atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=same_second)
+  second, _ = atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=same_second)
+  assert (first, second) == ("1700000000", "1700000001")
+  # A clock that went backwards still moves forward from the newest version.
+  third, _ = atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=lambda: 5.0)
+  assert third == "1700000002"
+
+
+def test_concurrent_pushes_never_share_or_overwrite_a_version(model_dir, tmp_path):
+  results, errors = [], []
+
+  def push():
+    try:
+      results.append(atomic_pusher.push_atomically(
+          model_dir, str(tmp_path), verify=lambda _: None, clock=lambda: 1700000000.0)[0])
+    except Exception as error:  # pylint: disable=broad-except
+      errors.append(error)
+
+  threads = [threading.Thread(target=push) for _ in range(4)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert not errors
+  assert sorted(results) == [str(1700000000 + i) for i in range(4)]
+  assert _visible(tmp_path) == sorted(results)
+
+
+def test_model_failing_its_warmup_replay_is_not_published(tmp_path):
+  broken = _saved_model(str(tmp_path / "broken"), broken=True)
+  base = tmp_path / "serving"
+  with pytest.raises(ValueError, match="not finite"):
+    atomic_pusher.push_atomically(broken, str(base))
+  assert _visible(base) == []
+
+
+def test_interrupted_push_is_invisible_and_cleaned_up_later(model_dir, tmp_path):
+  stale = tmp_path / f"{atomic_pusher.STAGING_PREFIX}killed"
+  stale.mkdir()
+  (stale / "variables").mkdir()  # What a push killed mid-copy leaves behind.
+  os.utime(stale, (0, 0))
+  assert atomic_pusher.numeric_versions(str(tmp_path)) == []
+  atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=lambda: 1700000000.0)
+  assert _visible(tmp_path) == ["1700000000"]
