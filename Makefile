@@ -1,14 +1,34 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
 PY := .venv/bin/python
 MODEL ?= cnn
+# apt-get needs root; as another user go through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test
+.PHONY: env run test chromium kubeflow
 
 env:
 	@./scripts/bootstrap_env.sh
 
+# The evaluation report tests render report.html in headless Chromium.
+chromium:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 run: env
 	$(PY) local_runner.py --model $(MODEL)
 
-test: env
+test: env chromium
 	$(PY) -m pytest tests
+
+# Compiles every family for Kubeflow Pipelines into build/kubeflow/<family>.yaml.
+# Override the placeholders: make kubeflow IMAGE=... KFP_ROOT=gs://... KFP_ARGS="--beam-preset dataflow ..."
+IMAGE ?= gcr.io/YOUR_PROJECT/tfx-model-factory:latest
+KFP_ROOT ?= gs://YOUR_BUCKET/tfx-model-factory
+KFP_ARGS ?=
+kubeflow: env
+	@for family in $$($(PY) -c 'from pipeline import configs; print(*sorted(configs.FAMILIES))'); do \
+	  $(PY) kubeflow_runner.py --model $$family --image $(IMAGE) \
+	    --pipeline-root $(KFP_ROOT)/pipeline_root --data-root $(KFP_ROOT)/data \
+	    --serving-root $(KFP_ROOT)/serving $(KFP_ARGS) \
+	    --output build/kubeflow/$$family.yaml || exit 1; \
+	done

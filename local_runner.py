@@ -86,7 +86,8 @@ def main(argv=None) -> int:
       metadata_connection_config=metadata_config,
       enable_cache=not args.no_cache,
       train_steps=args.train_steps,
-      gate_min_value=args.min_metric)
+      gate_min_value=args.min_metric,
+      tflite_dir=os.path.join(output_dir, "tflite", family.name))
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, tfx.dsl.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))

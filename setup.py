@@ -14,6 +14,7 @@ setuptools.setup(
         "tensorflow==2.16.2",
         "tf-keras==2.16.0",
         "dill",
+        "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
 )

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from absl import logging
 from tfx import types
+from tfx.components.pusher import component as tfx_pusher_component
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import pusher_pb2
@@ -132,4 +133,6 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
     self._MarkPushed(model_push, pushed_destination=final, pushed_version=version)
 
 
-ATOMIC_PUSHER_EXECUTOR = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
+class AtomicPusher(tfx_pusher_component.Pusher):
+  """TFX's Pusher component with the atomic executor."""
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)

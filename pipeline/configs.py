@@ -4,6 +4,7 @@ Only what differs between model families lives here; environment-specific
 values (paths, Beam args, metadata) are passed by the runners.
 """
 import dataclasses
+import math
 import os
 from typing import Dict, Optional, Tuple
 
@@ -52,6 +53,21 @@ class FamilyConfig:
   prediction_key: str = ""  # serving_default output that TFMA scores
   reported_metrics: Tuple[ReportedMetric, ...] = ()
   slice_features: Tuple[str, ...] = ()  # TFMA slices besides the overall one
+  # Dotted name of the family's TFLite adapter (components/tflite_exporter/
+  # adapter.py); empty: the family has no TFLite export.
+  tflite_adapter: str = ""
+  tflite_quantization: str = "float32"  # float32 | dynamic_range | int8
+
+  def __post_init__(self):
+    # Without a gate the Evaluator writes no blessing and Pusher silently
+    # pushes nothing, run after run: refuse such a family up front.
+    if not isinstance(self.gate, Gate) or not self.gate.metric:
+      raise ValueError(f"family {self.name!r}: a Gate with a metric is required")
+    if not math.isfinite(self.gate.min_value) or not self.gate.max_regression >= 0:
+      raise ValueError(f"family {self.name!r}: gate needs a finite min_value and "
+                       f"max_regression >= 0, got {self.gate}")
+    if self.train_steps < 1 or self.eval_steps < 1:
+      raise ValueError(f"family {self.name!r}: train_steps and eval_steps must be >= 1")
 
   @property
   def pipeline_name(self) -> str:
@@ -74,6 +90,7 @@ CNN = FamilyConfig(
     reported_metrics=(ReportedMetric("MultiClassConfusionMatrixPlot"),
                       ReportedMetric("ExampleCount")),
     slice_features=("label",),
+    tflite_adapter="modules.cnn.tflite.ADAPTER",
 )
 
 FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN,)}

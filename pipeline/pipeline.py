@@ -2,7 +2,10 @@
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) ->
 ExampleValidator -> AnomaliesGate -> Transform -> Trainer ->
-baseline Resolver -> Evaluator (TFMA) -> Pusher.
+baseline Resolver -> Evaluator (TFMA) -> Pusher -> TFLiteExporter (when
+the family has a TFLite adapter and the runner gives a TFLite directory).
+
+EvalReport writes each Evaluator output as an HTML + JSON report artifact.
 
 `create_pipeline` is pure: it builds the DAG from a FamilyConfig and values the
 runner supplies (paths, Beam args, metadata), and touches no file system.
@@ -12,8 +15,10 @@ from typing import List, Optional, Type
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
-from components.atomic_pusher import ATOMIC_PUSHER_EXECUTOR
+from components.atomic_pusher import AtomicPusher
 from components.baseline_strategy import LatestBlessedBaselineStrategy
+from components.eval_report.component import EvalReport
+from components.tflite_exporter.component import TFLiteExporter
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
 
@@ -49,6 +54,8 @@ def create_pipeline(
     gate_min_value: Optional[float] = None,
     baseline_strategy: Type[tfx.dsl.experimental.ResolverStrategy] = (
         LatestBlessedBaselineStrategy),
+    tflite_dir: Optional[str] = None,
+    tflite_quantization: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -67,6 +74,9 @@ def create_pipeline(
     gate_min_value: overrides the family's minimum value of the gated metric.
     baseline_strategy: how the Evaluator's baseline model is chosen; the
       default excludes the candidate itself (see components/baseline_strategy).
+    tflite_dir: local directory the pushed model's TFLite versions go to;
+      None: no TFLite export.
+    tflite_quantization: overrides the family's TFLite quantisation mode.
   """
   example_gen = _example_gen(data_dir)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -105,20 +115,34 @@ def create_pipeline(
       baseline_model=baseline_resolver.outputs["model"],
       eval_config=build_eval_config(family, gate_min_value))
 
-  pusher = tfx.components.Pusher(
+  eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
+                           blessing=evaluator.outputs["blessing"],
+                           model=trainer.outputs["model"])
+
+  pusher = AtomicPusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=serving_model_dir)),
-      custom_executor_spec=ATOMIC_PUSHER_EXECUTOR)
+              base_directory=serving_model_dir))).with_id("Pusher")
+
+  exporters = []
+  if tflite_dir and family.tflite_adapter:
+    exporters.append(TFLiteExporter(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        pushed_model=pusher.outputs["pushed_model"],
+        transform_graph=transform.outputs["transform_graph"],
+        examples=example_gen.outputs["examples"],
+        family=family.name, adapter=family.tflite_adapter, tflite_dir=tflite_dir,
+        quantization=tflite_quantization or family.tflite_quantization))
 
   return tfx.dsl.Pipeline(
       pipeline_name=family.pipeline_name,
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
                   anomalies_gate, transform, trainer, baseline_resolver,
-                  evaluator, pusher],
+                  evaluator, eval_report, pusher, *exporters],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args)

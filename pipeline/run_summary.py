@@ -106,62 +106,52 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   return value.string_value or value.int_value
 
 
-def _overall_metrics(evaluation_uri: str, model_name: str) -> Dict[str, float]:
-  import tensorflow_model_analysis as tfma  # Heavy import, needed only here.
-  try:
-    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-  except Exception:  # No such model (e.g. no baseline) in this evaluation.
-    return {}
-  for slice_key, metrics in result.slicing_metrics:
-    if slice_key == ():
-      flat = {}
-      for sub_keys in metrics.values():
-        for by_name in sub_keys.values():
-          for name, value in by_name.items():
-            if isinstance(value, dict) and "doubleValue" in value:
-              flat[name] = value["doubleValue"]
-      return flat
-  return {}
+def _number(value: Optional[float]) -> str:
+  return "-" if value is None else f"{value:.4f}"
 
 
-def blessing_reason(evaluation_uri: str) -> str:
-  """Why the Evaluator blessed the model or not, from TFMA's validation result."""
-  import tensorflow_model_analysis as tfma
-  validation = tfma.load_validation_result(evaluation_uri)
-  if validation.validation_ok:
-    return "every threshold passed"
-  reasons = []
-  for per_slice in validation.metric_validations_per_slice:
-    for failure in per_slice.failures:
-      reasons.append(f"{failure.metric_key.name}"
-                     f"{' (change vs baseline)' if failure.metric_key.is_diff else ''}"
-                     f" = {failure.metric_value.double_value.value:.4f} fails "
-                     f"{failure.metric_threshold}".replace("\n", " "))
-  if validation.missing_thresholds:
-    reasons.append(f"missing thresholds: {list(validation.missing_thresholds)}")
-  return "; ".join(reasons) or "validation failed"
+def format_evaluation(evaluation, blessed: bool) -> List[str]:
+  """Overall metrics (candidate, baseline, TFMA's diff), every threshold with
+  its outcome, and the blessing: shared by this summary and the review CLI
+  (components/eval_report) so both say the same thing.
+
+  `evaluation` is a pipeline.eval_results.Evaluation.
+  """
+  lines = ["Metrics (overall slice; candidate vs blessed baseline):"]
+  for metric in evaluation.overall.metrics:
+    line = f"  {metric.name:<32} {_number(metric.candidate)}"
+    if evaluation.has_baseline:
+      diff = "-" if metric.diff is None else f"{metric.diff:+.4f}"
+      line += f"   baseline {_number(metric.baseline)}   diff {diff}"
+    lines.append(line)
+  if not evaluation.has_baseline:
+    lines.append("  (no blessed baseline: only absolute thresholds applied)")
+  lines.append("Thresholds:")
+  for check in evaluation.thresholds:
+    verdict = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.passed]
+    what = "change vs baseline" if check.kind == "change" else "value"
+    lines.append(f"  {verdict:<4}  {check.metric} on {check.slice}: {what} "
+                 f"{_number(check.value)}, needs {check.bound}")
+  lines.append(f"Blessed: {'yes' if blessed else 'NO'} ({evaluation.validation_reason})")
+  return lines
 
 
 def format_summary(runs: Dict[str, NodeRun]) -> str:
-  """The end-of-run report: components, metrics, blessing, push destination."""
+  """The end-of-run report: components, metrics, blessing, push and TFLite destinations."""
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
     lines.append(f"  {run.node_id:<20} {run.state:<9} {took}")
   evaluator = runs.get("Evaluator")
   if evaluator and evaluator.outputs.get("evaluation"):
-    uri = evaluator.outputs["evaluation"][0].uri
-    candidate = _overall_metrics(uri, "candidate") or _overall_metrics(uri, "")
-    baseline = _overall_metrics(uri, "baseline")
-    lines.append("Metrics (overall slice; candidate vs blessed baseline):")
-    for name in sorted(candidate):
-      base = baseline.get(name)
-      lines.append(f"  {name:<32} {candidate[name]:.4f}"
-                   + (f"   baseline {base:.4f}" if base is not None else ""))
-    if not baseline:
-      lines.append("  (no blessed baseline: only absolute thresholds applied)")
+    from pipeline import eval_results  # Heavy (TFMA) import, needed only here.
+    evaluation = eval_results.load_evaluation(evaluator.outputs["evaluation"][0].uri)
     blessed = bool(_custom(evaluator.outputs["blessing"][0], "blessed"))
-    lines.append(f"Blessed: {'yes' if blessed else 'NO'} ({blessing_reason(uri)})")
+    lines.extend(format_evaluation(evaluation, blessed))
+  eval_report = runs.get("EvalReport")
+  if eval_report and eval_report.outputs.get("report"):
+    lines.append(f"Report: {_custom(eval_report.outputs['report'][0], 'report_html')}"
+                 " (python -m components.eval_report review)")
   pusher = runs.get("Pusher")
   if pusher and pusher.outputs.get("pushed_model"):
     pushed = pusher.outputs["pushed_model"][0]
@@ -172,4 +162,14 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
       lines.append("Pushed: nothing (model not blessed)")
   elif pusher:
     lines.append(f"Pushed: nothing (Pusher {pusher.state})")
+  exporter = runs.get("TFLiteExporter")
+  if exporter and exporter.outputs.get("tflite_export"):
+    export = exporter.outputs["tflite_export"][0]
+    if _custom(export, "exported"):
+      lines.append(f"TFLite: {_custom(export, 'tflite_destination')} "
+                   f"({_custom(export, 'quantization')}, {_custom(export, 'size_bytes')} bytes)")
+    else:
+      lines.append(f"TFLite: nothing ({_custom(export, 'reason')})")
+  elif exporter:
+    lines.append(f"TFLite: nothing (TFLiteExporter {exporter.state})")
   return "\n".join(lines)

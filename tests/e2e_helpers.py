@@ -6,8 +6,10 @@ files, and one test's TensorFlow state cannot leak into another's run.
 """
 import glob
 import os
+import signal
 import subprocess
 import sys
+import time
 from typing import Callable, List, Optional
 
 import tensorflow as tf
@@ -40,6 +42,35 @@ def run_pipeline(args: List[str], timeout: int = 1200) -> subprocess.CompletedPr
   return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "local_runner.py"), *args],
                         cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                         timeout=timeout, check=False)
+
+
+def run_pipeline_killed_at(args: List[str], component: str, delay_s: float,
+                           timeout: int = 900) -> str:
+  """Starts local_runner.py, SIGKILLs it `delay_s` after `component` starts.
+
+  Returns the output seen before the kill. The runner's whole process group
+  is killed, as an out-of-memory kill or a lost machine would.
+  """
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(REPO_ROOT, "local_runner.py"), *args],
+      cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+      text=True, start_new_session=True)
+  seen = []
+  deadline = time.monotonic() + timeout
+  try:
+    for line in process.stdout:
+      seen.append(line)
+      if line.startswith(f"-> {component} started"):
+        time.sleep(delay_s)
+        break
+      if time.monotonic() > deadline:
+        break
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  assert any(line.startswith(f"-> {component} started") for line in seen), "".join(seen)
+  return "".join(seen)
 
 
 def pushed_versions(serving_dir: str) -> List[str]:

@@ -45,10 +45,17 @@ def _rows(batch: Dict[str, np.ndarray], count: int) -> List[Dict[str, np.ndarray
   return [{key: value[i] for key, value in batch.items()} for i in range(count)]
 
 
+def _instance_values(value) -> List[np.ndarray]:
+  """A parsed feature as per-row values; a VarLen (sparse) feature's rows differ in length."""
+  if isinstance(value, tf.SparseTensor):
+    return [np.array(row, dtype=object) for row in tf.RaggedTensor.from_sparse(value).to_list()]
+  return value.numpy()
+
+
 def decode(serialized: List[bytes], schema: schema_pb2.Schema) -> List[Dict[str, np.ndarray]]:
   """Parses tf.Examples into the instance dicts tft_beam's instance API takes."""
   parsed = parse(serialized, schema)
-  return _rows({k: v.numpy() for k, v in parsed.items()}, len(serialized))
+  return _rows({k: _instance_values(v) for k, v in parsed.items()}, len(serialized))
 
 
 def analyze_and_transform(preprocessing_fn: Callable, instances: List[Dict],

@@ -87,6 +87,7 @@ class GeneratorConfig:
     popularity_exponent: float = 0.7
     genre_weight: float = 0.6
     user_spectrum_decay: float = 0.0
+    user_genre_weight: float = 0.0
     min_per_user: int = 20
     activity_sigma: float = 0.8
 
@@ -133,6 +134,16 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 def _user_scales(config):
     s = np.arange(1, config.dim + 1) ** -config.user_spectrum_decay
     return s * np.sqrt(config.dim / np.sum(s ** 2))
+
+
+def _users(rng, config, gd):
+    z = rng.normal(size=(config.num_users, config.dim)) * _user_scales(config)
+    if config.user_genre_weight == 0:
+        return z
+    liked = _item_genres(rng, config.num_users)
+    pref = _unit_rows(liked @ gd)
+    w = config.user_genre_weight
+    return np.sqrt(config.dim) * _unit_rows(w * pref + (1 - w) * _unit_rows(z))
 
 
 def _activity(rng: np.random.Generator, config: GeneratorConfig) -> np.ndarray:
@@ -234,7 +245,7 @@ def generate(config: GeneratorConfig, seed: int, output_dir: str) -> int:
     genre_mean = _unit_rows(genres @ genre_directions)
     noise = _unit_rows(factor_rng.normal(size=(config.num_items, config.dim)))
     oracle = {
-        "user_factors": factor_rng.normal(size=(config.num_users, config.dim)) * _user_scales(config),
+        "user_factors": _users(factor_rng, config, genre_directions),
         "item_factors": _unit_rows(config.genre_weight * genre_mean
                                    + (1 - config.genre_weight) * noise),
         "item_log_popularity": -config.popularity_exponent * np.log(

@@ -80,7 +80,7 @@ def warmup_requests():
           int64_list=tf.train.Int64List(value=[0] * features.NUM_PIXELS))}))
   return {
       training.SERVING_DEFAULT: {
-          training.EXAMPLES_INPUT: np.array([blank.SerializeToString()])},
+          training.EXAMPLES_INPUT: np.array([blank.SerializeToString()], dtype=object)},
       training.RAW_SIGNATURE: {
           features.IMAGE_KEY: np.zeros([1, features.NUM_PIXELS], np.int64)},
   }

@@ -17,7 +17,11 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def write_warmup_requests(export_dir: str, requests: Dict[str, Dict[str, np.ndarray]]) -> None:
-  """Writes one PredictRequest per {signature_name: {input_name: value}}."""
+  """Writes one PredictRequest per {signature_name: {input_name: value}}.
+
+  Pass serialized protos as dtype=object arrays: numpy's fixed-width bytes
+  type silently drops trailing NUL bytes, which corrupts serialized Examples.
+  """
   path = os.path.join(export_dir, WARMUP_FILE)
   tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.TFRecordWriter(path) as writer:

@@ -1,0 +1,27 @@
+# The pipeline image: every task of the compiled Kubeflow spec runs in it, and
+# Dataflow/Flink workers use it as their Beam SDK container.
+#
+#   docker build -t REGISTRY/tfx-model-factory:TAG . && docker push REGISTRY/tfx-model-factory:TAG
+#
+# The base image holds TFX 1.16 with the TensorFlow/Beam stack it was released
+# with and the matching Beam SDK harness (/opt/apache/beam/boot, its entrypoint,
+# kept here). The project is installed with --no-deps: resolving it under
+# constraints.txt would swap that stack for this repo's development lock (another
+# apache-beam, for one) and break the harness. The build instead proves that the
+# image's stack imports every module function and component the spec names.
+FROM tensorflow/tfx:1.16.0
+
+# /pipeline is kubeflow_runner.IMAGE_PROJECT_ROOT: the spec names the curated
+# schemas as /pipeline/pipeline/schemas/<family>/schema.pbtxt. PYTHONPATH makes
+# module functions (modules.cnn.model.run_fn, ...) importable from any task's
+# working directory; tf.keras must be Keras 2 for the family modules.
+ENV PYTHONPATH=/pipeline \
+    TF_USE_LEGACY_KERAS=1
+WORKDIR /pipeline
+COPY . /pipeline
+
+RUN python -m pip install --no-cache-dir --no-deps -e /pipeline \
+ && python -c "import importlib, os; from pipeline import configs, pipeline; \
+fams = configs.FAMILIES.values(); \
+[importlib.import_module(fn.rsplit('.', 1)[0]) for f in fams for fn in (f.run_fn, f.preprocessing_fn)]; \
+assert all(os.path.isfile(f.schema_path()) for f in fams)"

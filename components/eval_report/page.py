@@ -1,0 +1,164 @@
+"""Renders a report dictionary (components/eval_report/report.py) as one HTML page.
+
+The page must open from a file, offline, in any browser, years later: all
+styling is inline, figures are data: URIs, there is no script and no
+reference to anything outside the file. Every value is escaped.
+"""
+import html
+from typing import List, Optional, Sequence, Tuple
+
+from pipeline.eval_results import EXAMPLE_COUNT
+
+_STYLE = """
+body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; }
+h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+th { background: #f0f0f0; } td.name, th.name { text-align: left; }
+.meta { color: #555; font-size: 13px; } .meta code { font-size: 12px; }
+.verdict { padding: 12px 16px; margin: 16px 0; border-radius: 6px; font-size: 16px; }
+.blessed { background: #e6f4ea; border: 1px solid #34a853; }
+.not-blessed { background: #fce8e6; border: 1px solid #d93025; }
+.pass { color: #188038; font-weight: bold; } .fail { color: #d93025; font-weight: bold; }
+.better { color: #188038; } .worse { color: #d93025; }
+tr.small td { background: #fff8e1; } .flag { color: #b06000; font-weight: bold; }
+figure { margin: 16px 0; } figcaption { color: #555; font-size: 13px; }
+img { max-width: 100%; }
+"""
+
+
+def _number(value: Optional[float]) -> str:
+  return "&mdash;" if value is None else f"{value:.4f}"
+
+
+def _count(value: Optional[float]) -> str:
+  return "&mdash;" if value is None else f"{value:g}"
+
+
+def _diff(value: Optional[float], higher_is_better: Optional[bool]) -> str:
+  """A signed diff, green when it is an improvement where the direction is known."""
+  if value is None:
+    return "&mdash;"
+  css = ""
+  if higher_is_better is not None and value != 0:
+    css = "better" if (value > 0) == higher_is_better else "worse"
+  return f'<span class="{css}">{value:+.4f}</span>' if css else f"{value:+.4f}"
+
+
+def _verdict(passed: Optional[bool]) -> str:
+  if passed is None:
+    return '<span class="fail">NOT CHECKED</span>'
+  return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def _table(headers: Sequence[str], rows: List[Tuple[Sequence[str], str]]) -> str:
+  """`rows`: (already escaped cells, row CSS class); the first column is the name."""
+  head = "".join(f'<th class="name">{h}</th>' if i == 0 else f"<th>{h}</th>"
+                 for i, h in enumerate(headers))
+  body = "".join(
+      f'<tr class="{css}">' + "".join(f'<td class="name">{c}</td>' if i == 0 else f"<td>{c}</td>"
+                                      for i, c in enumerate(cells)) + "</tr>"
+      for cells, css in rows)
+  return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _directions(report: dict) -> dict:
+  """Which way is better, for the metrics a threshold says it of."""
+  return {t["metric"]: t["higher_is_better"] for t in report["thresholds"]}
+
+
+def _overall(report: dict) -> str:
+  directions = _directions(report)
+  has_baseline = report["baseline_model"] is not None
+  headers = ["metric", "candidate"] + (["baseline", "difference"] if has_baseline else [])
+  rows = []
+  for metric in report["overall"]:
+    number = _count if metric["name"] == EXAMPLE_COUNT else _number
+    cells = [html.escape(metric["name"]), number(metric["candidate"])]
+    if has_baseline:
+      cells += [number(metric["baseline"]),
+                _diff(metric["diff"], directions.get(metric["name"]))]
+    rows.append((cells, ""))
+  note = ("" if has_baseline else
+          "<p>No blessed baseline: only the absolute thresholds applied.</p>")
+  return _table(headers, rows) + note
+
+
+def _thresholds(report: dict) -> str:
+  if not report["thresholds"]:
+    return "<p>No thresholds were configured.</p>"
+  rows = [([html.escape(t["metric"]), html.escape(t["slice"]),
+            "change vs baseline" if t["kind"] == "change" else "absolute value",
+            html.escape(t["bound"]), _number(t["value"]), _verdict(t["passed"])], "")
+          for t in report["thresholds"]]
+  return _table(["metric", "slice", "threshold on", "bound", "value", "result"], rows)
+
+
+def _slices(report: dict) -> str:
+  if not report["slices"]:
+    return "<p>The evaluation has no slices besides the overall one.</p>"
+  primary = report["primary_metric"]["name"]
+  higher = report["primary_metric"]["higher_is_better"]
+  others = sorted({m["name"] for row in report["slices"] for m in row["metrics"]}
+                  - {primary, EXAMPLE_COUNT})
+  has_baseline = report["baseline_model"] is not None
+  headers = ["slice", "examples", f"{html.escape(primary or '')} (candidate)"]
+  headers += ["baseline", "difference"] if has_baseline else []
+  headers += [html.escape(name) for name in others]
+  rows = []
+  for row in report["slices"]:
+    by_name = {m["name"]: m for m in row["metrics"]}
+    main = by_name.get(primary, {})
+    count = _count(row["example_count"])
+    if row["small"]:
+      count += f' <span class="flag">small (&lt; {report["small_slice_examples"]})</span>'
+    cells = [html.escape(row["slice"]), count, _number(main.get("candidate"))]
+    if has_baseline:
+      cells += [_number(main.get("baseline")), _diff(main.get("diff"), higher)]
+    cells += [_number(by_name.get(name, {}).get("candidate")) for name in others]
+    rows.append((cells, "small" if row["small"] else ""))
+  order = "lowest" if higher else "highest"
+  return (f"<p>Sorted by slicing feature, then {order} {html.escape(primary or '')} first. "
+          f"Slices with fewer than {report['small_slice_examples']} examples are flagged: "
+          "their metrics are too noisy to act on.</p>" + _table(headers, rows))
+
+
+def _figures(figures: List[Tuple[str, str]]) -> str:
+  if not figures:
+    return "<p>The evaluation holds no data to plot.</p>"
+  return "".join(f'<figure><img alt="{html.escape(title)}" src="{uri}">'
+                 f"<figcaption>{html.escape(title)}</figcaption></figure>"
+                 for title, uri in figures)
+
+
+def render(report: dict, figures: List[Tuple[str, str]]) -> str:
+  """The whole page: verdict, overall metrics, thresholds, figures, slices."""
+  blessing = report["blessing"]
+  verdict_css = "blessed" if blessing["blessed"] else "not-blessed"
+  verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+  model = report["model"]
+  baseline = report["baseline_model"]
+  meta = [f"Evaluation: <code>{html.escape(report['evaluation_uri'])}</code>",
+          f"Candidate model: <code>{html.escape(model['uri'])}</code>"
+          + (f" (artifact {model['id']})" if model["id"] is not None else "")]
+  if baseline:
+    location = baseline["evaluated_location"] or "(location not recorded)"
+    meta.append(f"Baseline model: <code>{html.escape(location)}</code>")
+  return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Evaluation report: {verdict}</title>
+<style>{_STYLE}</style></head>
+<body>
+<h1>Evaluation report</h1>
+<p class="meta">{"<br>".join(meta)}</p>
+<div class="verdict {verdict_css}"><strong>{verdict}</strong>: {html.escape(blessing["reason"])}</div>
+<h2>Overall metrics</h2>
+{_overall(report)}
+<h2>Thresholds</h2>
+{_thresholds(report)}
+<h2>Plots</h2>
+{_figures(figures)}
+<h2>Slices</h2>
+{_slices(report)}
+</body></html>
+"""

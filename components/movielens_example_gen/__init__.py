@@ -1,0 +1,1 @@
+"""ExampleGen for MovieLens-format interaction logs, split per user by time."""

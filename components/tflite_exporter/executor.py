@@ -1,0 +1,152 @@
+"""TFLiteExporter executor: gate on the push, convert, check parity, publish.
+
+Only a model the Evaluator blessed and the Pusher pushed is exported, under
+the pushed version number. The Keras model is loaded from the Trainer's
+SavedModel and wrapped in the family adapter's dense-input function.
+
+Parity is measured against the SavedModel as TF Serving runs it, not against
+the adapter's own function (which would agree with its conversion even when
+the adapter is wrong): raw eval examples go through the SavedModel's
+`serving_default` for the reference outputs, and through its
+`transform_features` for the TFLite inputs (and labels). The conversion is
+exported only if the gate passes (parity.py), and then atomically
+(layout.py). A failed gate raises: the run fails loudly, and nothing appears
+under the TFLite directory.
+"""
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.tflite_exporter import conversion, layout, parity
+from components.tflite_exporter.adapter import load_adapter
+from modules.common import training
+
+# Input and output keys.
+MODEL_KEY = "model"
+BLESSING_KEY = "model_blessing"
+PUSHED_MODEL_KEY = "pushed_model"
+TRANSFORM_GRAPH_KEY = "transform_graph"
+EXAMPLES_KEY = "examples"
+EXPORT_KEY = "tflite_export"
+# Execution properties.
+FAMILY_KEY = "family"
+ADAPTER_KEY = "adapter"
+TFLITE_DIR_KEY = "tflite_dir"
+QUANTIZATION_KEY = "quantization"
+PARITY_EXAMPLES_KEY = "parity_examples"
+REPRESENTATIVE_EXAMPLES_KEY = "representative_examples"
+# Custom properties of the TFLiteExport artifact.
+EXPORTED = "exported"
+DESTINATION = "tflite_destination"
+VERSION = "tflite_version"
+QUANTIZATION = "quantization"
+SIZE_BYTES = "size_bytes"
+PARITY = "parity"
+REASON = "reason"
+
+EVAL_SPLIT = "eval"
+
+
+def read_eval_examples(examples: types.Artifact, count: int) -> tf.Tensor:
+  """The first `count` serialized raw eval examples (ExampleGen writes GZIP)."""
+  split_uri = artifact_utils.get_split_uri([examples], EVAL_SPLIT)
+  files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+  if not files:
+    raise FileNotFoundError(f"no eval examples under {split_uri}")
+  return next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(count)))
+
+
+def _not_exportable_reason(blessing: types.Artifact, pushed: types.Artifact) -> str:
+  if blessing.get_int_custom_property("blessed") != 1:
+    return "model not blessed"
+  if pushed.get_int_custom_property("pushed") != 1:
+    return "model not pushed"
+  return ""
+
+
+class Executor(base_executor.BaseExecutor):
+  """Exports the pushed model to TFLite when it passes the parity gate."""
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    self._log_startup(input_dict, output_dict, exec_properties)
+    export = artifact_utils.get_single_instance(output_dict[EXPORT_KEY])
+    blessing = artifact_utils.get_single_instance(input_dict[BLESSING_KEY])
+    pushed = artifact_utils.get_single_instance(input_dict[PUSHED_MODEL_KEY])
+    reason = _not_exportable_reason(blessing, pushed)
+    if reason:
+      logging.info("TFLite export skipped: %s", reason)
+      export.set_int_custom_property(EXPORTED, 0)
+      export.set_string_custom_property(REASON, reason)
+      return
+
+    family = exec_properties[FAMILY_KEY]
+    mode = conversion.check_mode(exec_properties[QUANTIZATION_KEY])
+    tflite_dir = exec_properties[TFLITE_DIR_KEY]
+    version = pushed.get_string_custom_property("pushed_version")
+    if not version.isdigit():
+      raise ValueError(f"pushed model {pushed.uri} has no numeric pushed_version "
+                       f"({version!r}); the TFLite version must equal the serving one")
+    if os.path.exists(os.path.join(tflite_dir, version)):  # Fail before converting.
+      raise FileExistsError(f"TFLite version {os.path.join(tflite_dir, version)} "
+                            "already exists; versions are never replaced")
+    adapter = load_adapter(exec_properties[ADAPTER_KEY])
+    model_path = path_utils.serving_model_path(
+        artifact_utils.get_single_uri(input_dict[MODEL_KEY]))
+    model = tf_keras.models.load_model(model_path, compile=False)
+    signatures = tf.saved_model.load(model_path).signatures
+    serialized = read_eval_examples(artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
+                                    exec_properties[PARITY_EXAMPLES_KEY])
+    eval_batch = {name: value.numpy() for name, value in
+                  signatures[training.TRANSFORM_SIGNATURE](examples=serialized).items()}
+    inputs = {spec.name: eval_batch[spec.name].astype(spec.dtype.as_numpy_dtype)
+              for spec in adapter.inputs}
+    representative = {name: value[:exec_properties[REPRESENTATIVE_EXAMPLES_KEY]]
+                      for name, value in inputs.items()}
+
+    function = conversion.serving_function(adapter, model)
+    model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
+    figures = parity.measure(
+        adapter, mode, eval_batch,
+        served={name: value.numpy() for name, value in
+                signatures[training.SERVING_DEFAULT](examples=serialized).items()},
+        candidate=conversion.run_tflite(model_bytes, inputs))
+    parity.check(family, mode, figures)
+    extra_files = adapter.extra_files(model, tft.TFTransformOutput(
+        artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])))
+    metadata = {
+        "family": family,
+        "version": version,
+        "model_file": layout.MODEL_FILE,
+        "size_bytes": len(model_bytes),
+        "quantization": mode,
+        **conversion.describe(model_bytes),
+        "preprocessing": adapter.preprocessing,
+        "extra_files": sorted(extra_files),
+        "adapter": exec_properties[ADAPTER_KEY],
+        "parity": figures,
+        "source_model_uri": model_path,
+        "serving_model": pushed.get_string_custom_property("pushed_destination"),
+    }
+    destination = layout.write_version(tflite_dir, version, model_bytes, metadata, extra_files)
+    logging.info("TFLite model exported to %s (%s, %d bytes, parity %s)",
+                 destination, mode, len(model_bytes), figures)
+
+    with tf.io.gfile.GFile(os.path.join(export.uri, layout.METADATA_FILE), "w") as f:
+      f.write(json.dumps(metadata, indent=2, sort_keys=True))
+    export.set_int_custom_property(EXPORTED, 1)
+    export.set_string_custom_property(DESTINATION, destination)
+    export.set_string_custom_property(VERSION, version)
+    export.set_string_custom_property(QUANTIZATION, mode)
+    export.set_int_custom_property(SIZE_BYTES, len(model_bytes))
+    export.set_string_custom_property(PARITY, json.dumps(figures, sort_keys=True))

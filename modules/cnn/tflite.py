@@ -1,0 +1,53 @@
+"""TFLite adapter of the CNN family (referenced as `modules.cnn.tflite.ADAPTER`).
+
+The TFLite model takes the transformed image (float [28, 28, 1] in [0, 1])
+and returns class probabilities; an app scales the 784 raw pixels itself,
+by the same constant as preprocessing.py (a constant, not a dataset
+statistic, so the rule is fixed for every model version).
+"""
+from typing import Any, Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors
+from modules.cnn import features
+from modules.cnn.model import PROBABILITIES
+
+IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
+
+
+class CnnAdapter(FamilyAdapter):
+  """Pixels in, probabilities out; quantised parity measured as accuracy."""
+  inputs = (tf.TensorSpec([features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1], tf.float32,
+                          name=IMAGE_XF),)
+  quality_metric = "accuracy"
+  preprocessing = {
+      "raw_input": (f"'{features.IMAGE_KEY}': {features.NUM_PIXELS} int pixel values "
+                    f"0..{int(features.MAX_PIXEL_VALUE)}, row-major "
+                    f"{features.IMAGE_HEIGHT}x{features.IMAGE_WIDTH} grey digit"),
+      "rule": (f"{IMAGE_XF} = float32(pixels) / {features.MAX_PIXEL_VALUE}, reshaped to "
+               f"[batch, {features.IMAGE_HEIGHT}, {features.IMAGE_WIDTH}, 1]"),
+  }
+
+  def outputs(self, model: Any, transformed: Tensors) -> Tensors:
+    return {PROBABILITIES: model({IMAGE_XF: transformed[IMAGE_XF]}, training=False)}
+
+  def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
+    labels = eval_batch[features.LABEL_KEY].reshape(-1)
+    return float(np.mean(np.argmax(outputs[PROBABILITIES], axis=-1) == labels))
+
+  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
+    del model_dir  # The rule needs no shipped file.
+    pixels = np.asarray([instance[features.IMAGE_KEY] for instance in instances],
+                        dtype=np.float32)
+    if pixels.ndim != 2 or pixels.shape[1] != features.NUM_PIXELS:
+      raise ValueError(f"each instance needs {features.NUM_PIXELS} pixel values, "
+                       f"got shape {pixels.shape[1:]}")
+    if pixels.min() < 0 or pixels.max() > features.MAX_PIXEL_VALUE:
+      raise ValueError(f"pixel values must lie in 0..{int(features.MAX_PIXEL_VALUE)}")
+    image = pixels / features.MAX_PIXEL_VALUE
+    return {IMAGE_XF: image.reshape(-1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1)}
+
+
+ADAPTER = CnnAdapter()

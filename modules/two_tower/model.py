@@ -1,0 +1,112 @@
+"""Two-tower retrieval model: the Trainer's `run_fn` for the `two_tower` family.
+
+Query tower: user-id embedding refined by a small residual MLP. Candidate
+tower: item-id embedding and multi-hot genres through a small MLP, plus a
+per-item bias. Both end in a vector whose dot product is the score; the bias
+rides along as an extra coordinate (query side 1, candidate side the bias) so
+retrieval stays a single dot product.
+
+Training uses in-batch softmax: each example's item is the positive and the
+other items of the batch are its negatives. Negatives drawn that way are
+popular items far more often than rare ones, so logits are corrected by
+-log P(item in batch) (logQ correction); without it the model learns to
+demote popular items, while the data (and the oracle) say users pick them
+more often. Copies of the positive item elsewhere in the batch are masked,
+not counted as negatives.
+"""
+import dataclasses
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from modules.common import training
+from modules.two_tower import catalog as catalog_lib
+from modules.two_tower import features
+from modules.two_tower.retrieval import RetrievalIndex
+
+SCORING_SIGNATURE = "score_examples"  # pipeline/configs.py TWO_TOWER.eval_signature
+TOP_K = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+  embedding_dim: int = 32
+  hidden_units: int = 64
+  temperature: float = 1.0
+  learning_rate: float = 3e-3
+  embedding_l2: float = 1e-5
+
+
+HPARAMS = Hyperparameters()
+SETTINGS = training.TrainingSettings(batch_size=1024, steps_per_epoch=95,
+                                     early_stopping_patience=3)
+
+
+class TwoTowerModel(tf_keras.Model):
+  """Both towers and the in-batch softmax loss (train_step / test_step)."""
+
+  def __init__(self, num_users: int, num_items: int, item_log_q: np.ndarray,
+               hparams: Hyperparameters = HPARAMS, **kwargs):
+    super().__init__(**kwargs)
+    self.hparams = hparams
+    regularizer = tf_keras.regularizers.l2(hparams.embedding_l2)
+    self.user_embedding = tf_keras.layers.Embedding(
+        num_users + 1, hparams.embedding_dim, embeddings_regularizer=regularizer,
+        name="user_embedding")
+    self.query_mlp = tf_keras.Sequential([
+        tf_keras.layers.Dense(hparams.hidden_units, activation="relu"),
+        tf_keras.layers.Dense(hparams.embedding_dim)], name="query_mlp")
+    self.item_embedding = tf_keras.layers.Embedding(
+        num_items + 1, hparams.embedding_dim, embeddings_regularizer=regularizer,
+        name="item_embedding")
+    self.item_bias = tf_keras.layers.Embedding(
+        num_items + 1, 1, embeddings_initializer="zeros", name="item_bias")
+    self.candidate_mlp = tf_keras.Sequential([
+        tf_keras.layers.Dense(hparams.hidden_units, activation="relu"),
+        tf_keras.layers.Dense(hparams.embedding_dim)], name="candidate_mlp")
+    self.item_log_q = tf.constant(item_log_q, tf.float32)
+
+  def query(self, user_index: tf.Tensor) -> tf.Tensor:
+    """[batch, dim + 1] query vectors, last coordinate 1 (meets the item bias)."""
+    embedding = self.user_embedding(tf.reshape(user_index, [-1]))
+    vector = (embedding + self.query_mlp(embedding)) / self.hparams.temperature
+    return tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+
+  def candidate(self, item_index: tf.Tensor, genres: tf.Tensor) -> tf.Tensor:
+    """[batch, dim + 1] candidate vectors, last coordinate the item bias."""
+    item_index = tf.reshape(item_index, [-1])
+    embedding = self.item_embedding(item_index)
+    vector = embedding + self.candidate_mlp(tf.concat([embedding, genres], axis=1))
+    return tf.concat([vector, self.item_bias(item_index)], axis=1)
+
+  def call(self, inputs: Dict[str, tf.Tensor], training=False):
+    del training  # No layer behaves differently in training.
+    return (self.query(inputs[catalog_lib.USER_XF]),
+            self.candidate(inputs[catalog_lib.ITEM_XF], inputs[catalog_lib.GENRES_XF]))
+
+  def _in_batch_loss(self, inputs, training: bool) -> tf.Tensor:
+    queries, candidates = self(inputs, training=training)
+    items = tf.reshape(inputs[catalog_lib.ITEM_XF], [-1])
+    logits = tf.matmul(queries, candidates, transpose_b=True)
+    logits -= tf.gather(self.item_log_q, items)[tf.newaxis, :]
+    duplicate = tf.equal(items[:, tf.newaxis], items[tf.newaxis, :])
+    duplicate &= ~tf.eye(tf.shape(items)[0], dtype=tf.bool)
+    logits = tf.where(duplicate, tf.constant(-1e9, logits.dtype), logits)
+    labels = tf.range(tf.shape(items)[0])
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+  def train_step(self, data):
+    with tf.GradientTape() as tape:
+      loss = self._in_batch_loss(data, training=True)
+      total = loss + tf.add_n(self.losses) if self.losses else loss
+    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+    return {"loss": loss}
+
+  def test_step(self, data):
+    return {"loss": self._in_batch_loss(data, training=False)}

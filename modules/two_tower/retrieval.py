@@ -1,0 +1,71 @@
+"""Brute-force retrieval over every vocabulary item, in plain TensorFlow.
+
+The candidate embeddings of all items are computed once after training and
+saved in the model as variables, so serving is one matmul, a mask and
+tf.math.top_k: no custom ops, nothing outside the SavedModel. The same scores
+back both serving outputs, so the rank TFMA measures is the rank TF Serving
+would serve:
+
+* top_k: the K best unseen items of each user;
+* rank: how many unseen items score above a given (true) item.
+
+A user's train items are masked out (the reference recall excludes them too).
+Users outside the vocabulary get items by train popularity instead of an
+error or the untrained out-of-vocabulary embedding.
+"""
+import numpy as np
+import tensorflow as tf
+
+from modules.two_tower.catalog import Catalog
+
+# Score of a masked (already seen) item: finite, so outputs stay finite even
+# for a user who has seen almost everything, and below any real score.
+MASKED_SCORE = -1e9
+
+
+class RetrievalIndex(tf.Module):
+  """Candidate embeddings, item ids, popularity and seen items, as variables."""
+
+  def __init__(self, candidate_embeddings: np.ndarray, item_ids: np.ndarray,
+               catalog: Catalog):
+    super().__init__(name="retrieval_index")
+    self.candidates = tf.Variable(candidate_embeddings.astype(np.float32), trainable=False)
+    self.item_ids = tf.Variable(item_ids.astype(object), trainable=False, dtype=tf.string)
+    # Log train count, plus a tiny index term so ties keep vocabulary order.
+    popularity = np.log(catalog.item_counts) - np.arange(catalog.num_items) * 1e-6
+    self.popularity = tf.Variable(popularity.astype(np.float32), trainable=False)
+    self.seen_row_splits = tf.Variable(catalog.seen_row_splits, trainable=False)
+    self.seen_items = tf.Variable(catalog.seen_items, trainable=False)
+    self.num_users = catalog.num_users
+
+  def scores(self, user_index: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+    """[batch, num_items] scores; seen items masked, unknown users by popularity."""
+    user_index = tf.reshape(user_index, [-1])
+    personal = tf.matmul(queries, self.candidates, transpose_b=True)
+    known = user_index < self.num_users
+    scores = tf.where(known[:, tf.newaxis], personal,
+                      tf.broadcast_to(self.popularity[tf.newaxis, :], tf.shape(personal)))
+    seen = tf.gather(tf.RaggedTensor.from_row_splits(self.seen_items, self.seen_row_splits),
+                     user_index)
+    positions = tf.stack([seen.value_rowids(), seen.values], axis=1)
+    return tf.tensor_scatter_nd_update(
+        scores, positions, tf.fill(tf.shape(seen.values), tf.constant(MASKED_SCORE)))
+
+  def top_k(self, scores: tf.Tensor, k: int):
+    """(item ids [batch, k] strings, scores [batch, k]) of the best items."""
+    top = tf.math.top_k(scores, k=k)
+    return tf.gather(self.item_ids, top.indices), top.values
+
+  def rank(self, scores: tf.Tensor, item_index: tf.Tensor) -> tf.Tensor:
+    """0-based rank of each true item among the user's unseen items, float32.
+
+    An item the user already saw in train, or one outside the vocabulary,
+    cannot be recommended: its rank is the catalogue size, a certain miss.
+    """
+    item_index = tf.reshape(item_index, [-1])
+    num_items = tf.shape(scores, out_type=tf.int64)[1]
+    in_vocab = item_index < num_items
+    true_scores = tf.gather(scores, tf.minimum(item_index, num_items - 1), batch_dims=1)
+    above = tf.reduce_sum(tf.cast(scores > true_scores[:, tf.newaxis], tf.int64), axis=1)
+    recommendable = in_vocab & (true_scores > MASKED_SCORE)
+    return tf.cast(tf.where(recommendable, above, num_items), tf.float32)

@@ -1,0 +1,104 @@
+"""Beam pipeline options for the Beam-based components, one preset per runner.
+
+StatisticsGen, ExampleValidator's statistics, Transform and Evaluator are Beam
+pipelines; where they run is decided by these options alone. A preset names
+the runner and the flags it cannot work without, so a missing project or job
+endpoint fails when the pipeline is compiled, not hours later inside a pod.
+Workers of a distributed runner run the pipeline image (`worker_image`): it
+holds the same TFX/TensorFlow stack as the launcher and, through the base
+image's /opt/apache/beam/boot entrypoint, is a valid Beam SDK container.
+
+Options given with --beam-arg are appended after the preset's; Beam keeps the
+last value of a repeated flag, so they can also override a preset's value.
+"""
+import argparse
+from typing import List
+
+DIRECT = "direct"
+DATAFLOW = "dataflow"
+FLINK = "flink"
+PRESETS = (DIRECT, DATAFLOW, FLINK)
+
+# In-process and single-threaded: on small machines and pods faster than
+# multi-processing, whose start-up cost outweighs the work on small data.
+DIRECT_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+# Flags that only one preset reads, as argparse attribute names.
+_PRESET_FLAGS = {DATAFLOW: ("gcp_project", "gcp_region", "temp_location"),
+                 FLINK: ("flink_master", "job_endpoint")}
+
+
+class BeamPresetError(ValueError):
+  """A preset was chosen without the flags that its runner requires."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  """Adds --beam-preset, the runners' own flags and --beam-arg to a runner's CLI."""
+  group = parser.add_argument_group("Beam", "where the Beam-based components run")
+  group.add_argument("--beam-preset", choices=PRESETS, default=DIRECT,
+                     help="Beam runner of StatisticsGen, Transform and Evaluator "
+                     "(default: %(default)s)")
+  group.add_argument("--gcp-project", help="dataflow: Google Cloud project")
+  group.add_argument("--gcp-region", help="dataflow: region of the Dataflow jobs")
+  group.add_argument("--temp-location", help="dataflow: gs:// folder for temporary files")
+  group.add_argument("--flink-master", help="flink: Flink JobManager REST address "
+                     "(host:port); the job is submitted as an uber jar, so the "
+                     "launcher pod needs no Java")
+  group.add_argument("--job-endpoint", help="flink: address of a running Beam job "
+                     "server (host:port), used with the PortableRunner instead of "
+                     "--flink-master")
+  group.add_argument("--beam-arg", action="append", default=[],
+                     help="extra Beam option appended after the preset's, e.g. "
+                     "--beam-arg=--num_workers=4")
+
+
+def _require(args: argparse.Namespace, preset: str, *names: str) -> None:
+  """Names every missing flag at once, not one per attempt."""
+  missing = [f"--{name.replace('_', '-')}" for name in names if not getattr(args, name)]
+  if missing:
+    raise BeamPresetError(f"--beam-preset {preset} needs {', '.join(missing)}")
+
+
+def _dataflow(args: argparse.Namespace, worker_image: str) -> List[str]:
+  _require(args, DATAFLOW, "gcp_project", "gcp_region", "temp_location")
+  if not args.temp_location.startswith("gs://"):
+    raise BeamPresetError(
+        f"--temp-location must be a gs:// folder for Dataflow, got {args.temp_location!r}")
+  return ["--runner=DataflowRunner",
+          f"--project={args.gcp_project}",
+          f"--region={args.gcp_region}",
+          f"--temp_location={args.temp_location}",
+          f"--sdk_container_image={worker_image}"]
+
+
+def _flink(args: argparse.Namespace, worker_image: str) -> List[str]:
+  if bool(args.flink_master) == bool(args.job_endpoint):
+    raise BeamPresetError(
+        f"--beam-preset {FLINK} needs exactly one of --flink-master or --job-endpoint")
+  if args.flink_master:
+    runner = ["--runner=FlinkRunner", f"--flink_master={args.flink_master}",
+              "--flink_submit_uber_jar"]
+  else:
+    runner = ["--runner=PortableRunner", f"--job_endpoint={args.job_endpoint}"]
+  # The SDK harness defaults to Beam's own image, which lacks TFX.
+  return runner + ["--environment_type=DOCKER", f"--environment_config={worker_image}"]
+
+
+def beam_pipeline_args(args: argparse.Namespace, worker_image: str) -> List[str]:
+  """The Beam options for the preset and flags parsed by `add_arguments`.
+
+  Raises:
+    BeamPresetError: the preset's runner lacks a flag it requires, or a flag
+      of another preset was given (forgetting --beam-preset would otherwise
+      silently run Beam in the pod).
+  """
+  for preset, names in _PRESET_FLAGS.items():
+    stray = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n)]
+    if stray and preset != args.beam_preset:
+      raise BeamPresetError(f"{', '.join(stray)} only apply to --beam-preset {preset}")
+  if args.beam_preset == DATAFLOW:
+    preset_args = _dataflow(args, worker_image)
+  elif args.beam_preset == FLINK:
+    preset_args = _flink(args, worker_image)
+  else:
+    preset_args = list(DIRECT_ARGS)
+  return preset_args + list(args.beam_arg)

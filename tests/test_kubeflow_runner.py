@@ -1,0 +1,298 @@
+"""Kubeflow Pipelines v2 compilation of every family (kubeflow_runner.py).
+
+The compiled spec is checked as KFP reads it: parsed into kfp-pipeline-spec
+protos and loaded with kfp.components. Its task graph must be the local
+pipeline's, every task must run in the pipeline image with code the image
+holds, the Beam options must be the chosen preset's, and nothing of the
+compiling machine may appear in it.
+
+Goldens: tests/golden/kubeflow/<family>.yaml is each family's spec compiled
+with the fixed arguments below, so that any change to the spec shows up in
+review. After an intended change (or for a new family), regenerate and review
+the diff:
+
+    UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/test_kubeflow_runner.py
+"""
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import kfp.components
+import pytest
+import yaml
+from apache_beam.options import pipeline_options
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+from tfx.utils import import_utils
+
+import kubeflow_runner
+from pipeline import configs, pipeline
+
+REPO_ROOT = configs.REPO_ROOT
+GOLDEN_DIR = os.path.join(REPO_ROOT, "tests", "golden", "kubeflow")
+FAMILIES = sorted(configs.FAMILIES)
+IMAGE = "registry.example.com/ml/tfx-model-factory:test"
+PIPELINE_ROOT = "gs://kfp-bucket/artifacts"
+DATA_ROOT = "gs://kfp-bucket/datasets"
+SERVING_ROOT = "gs://kfp-bucket/serving"
+BASE_ARGS = ["--image", IMAGE, "--pipeline-root", PIPELINE_ROOT,
+             "--data-root", DATA_ROOT, "--serving-root", SERVING_ROOT]
+RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+# tfx/orchestration/kubeflow/v2/step_builder.py splits a LatestBlessedModelStrategy
+# Resolver into two MLMD queries: the latest blessing, then the model it blessed.
+BLESSING_QUERY_SUFFIX = "-model-blessing-resolver"
+MODEL_QUERY_SUFFIX = "-model-resolver"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+  """compiled(family) -> (path, text, PipelineSpec), compiled once per family
+  through the runner's CLI entry point with BASE_ARGS."""
+  cache = {}
+
+  def compile_family(family):
+    if family not in cache:
+      path = str(tmp_path_factory.mktemp("kubeflow") / f"{family}.yaml")
+      assert kubeflow_runner.main(["--model", family, *BASE_ARGS, "--output", path]) == 0
+      with open(path, encoding="utf-8") as f:
+        text = f.read()
+      # Strict parse: an unknown or mistyped field fails here.
+      spec = json_format.ParseDict(yaml.safe_load(text), pipeline_spec_pb2.PipelineSpec())
+      cache[family] = (path, text, spec)
+    return cache[family]
+  return compile_family
+
+
+def _spec_dict(family, *extra_args):
+  args = kubeflow_runner.parse_args(["--model", family, *BASE_ARGS, *extra_args,
+                                     "--output", "unused.yaml"])
+  return kubeflow_runner.compile_pipeline(args)
+
+
+def _task_edges(spec):
+  """(upstream, downstream) pairs: declared dependencies and artifact producers."""
+  edges = set()
+  for name, task in spec.root.dag.tasks.items():
+    edges.update((dep, name) for dep in task.dependent_tasks)
+    edges.update((a.task_output_artifact.producer_task, name)
+                 for a in task.inputs.artifacts.values())
+  return edges
+
+
+def _param(spec, task, name):
+  return spec.root.dag.tasks[task].inputs.parameters[name].runtime_value.constant_value.string_value
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_spec_loads_in_kfp_as_written(compiled, family):
+  path, _, spec = compiled(family)
+  component = kfp.components.load_component_from_file(path)
+  assert component.name == configs.FAMILIES[family].pipeline_name
+  assert component.pipeline_spec == spec
+  assert spec.default_pipeline_root == PIPELINE_ROOT
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_task_graph_is_the_local_pipelines(compiled, family):
+  _, _, spec = compiled(family)
+  local = pipeline.create_pipeline(  # with the local baseline strategy
+      family=configs.FAMILIES[family], pipeline_root="root", data_dir="data",
+      schema_path=configs.FAMILIES[family].schema_path(), serving_model_dir="serving",
+      beam_pipeline_args=[])
+  (resolver,) = [c for c in local.components if isinstance(c, tfx.dsl.Resolver)]
+  model_query, blessing_query = resolver.id + MODEL_QUERY_SUFFIX, resolver.id + BLESSING_QUERY_SUFFIX
+  task_of = {c.id: c.id for c in local.components}
+  task_of[resolver.id] = model_query
+  local_edges = {(up.id, c.id) for c in local.components for up in c.upstream_nodes}
+  # The one intended difference: locally the resolver takes the candidate to
+  # exclude it; on KFP it queries MLMD and depends on no task.
+  into_resolver = {e for e in local_edges if e[1] == resolver.id}
+  assert into_resolver == {("Trainer", resolver.id)}
+  expected = {(task_of[u], task_of[d]) for u, d in local_edges - into_resolver}
+  expected.add((blessing_query, model_query))
+
+  assert set(spec.root.dag.tasks) == (set(task_of.values()) | {blessing_query})
+  assert _task_edges(spec) == expected
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family):
+  _, _, spec = compiled(family)
+  tasks = spec.root.dag.tasks
+  # add_upstream_node: a pure ordering edge, no artifact flows from the gate.
+  assert "AnomaliesGate" in tasks["Transform"].dependent_tasks
+  assert all(a.task_output_artifact.producer_task != "AnomaliesGate"
+             for a in tasks["Transform"].inputs.artifacts.values())
+  gate_input = tasks["AnomaliesGate"].inputs.artifacts["anomalies"].task_output_artifact
+  assert (gate_input.producer_task, gate_input.output_artifact_key) == (
+      "ExampleValidator", "anomalies")
+  assert "Evaluator" in tasks["Pusher"].dependent_tasks
+  blessing = tasks["Pusher"].inputs.artifacts["model_blessing"].task_output_artifact
+  assert (blessing.producer_task, blessing.output_artifact_key) == ("Evaluator", "blessing")
+  baseline = tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact
+  assert baseline.producer_task == "baseline_resolver" + MODEL_QUERY_SUFFIX
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family):
+  _, _, spec = compiled(family)
+  config = configs.FAMILIES[family]
+  executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+  resolvers = {label for label, e in executors.items() if "resolver" in e}
+  assert resolvers == {f"baseline_resolver{s}_executor"
+                       for s in (MODEL_QUERY_SUFFIX, BLESSING_QUERY_SUFFIX)}
+  classes = {}
+  for label, executor in executors.items():
+    if label in resolvers:
+      continue
+    container = executor["container"]
+    assert container["image"] == IMAGE and container["command"] == RUN_EXECUTOR, label
+    class_path = container["args"][container["args"].index("--executor_class_path") + 1]
+    classes[label] = import_utils.import_class_by_path(class_path)
+  # The Python function component runs as its generated executor class.
+  assert classes["AnomaliesGate_executor"].__module__ == "components.anomalies_gate"
+  assert _param(spec, "Trainer", "run_fn") == config.run_fn
+  assert _param(spec, "Transform", "preprocessing_fn") == config.preprocessing_fn
+  for dotted in (config.run_fn, config.preprocessing_fn):
+    assert callable(import_utils.import_func_from_module(*dotted.rsplit(".", 1)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_paths_are_the_images_and_the_clusters_only(compiled, family):
+  _, text, spec = compiled(family)
+  config = configs.FAMILIES[family]
+  for local in {REPO_ROOT, os.getcwd(), os.path.expanduser("~") + "/", "/tmp", "/work"}:
+    assert local not in text
+  schema = _param(spec, "ImportSchemaGen", "schema_file")
+  assert schema == f"/pipeline/pipeline/schemas/{family}/schema.pbtxt"
+  assert os.path.isfile(os.path.join(REPO_ROOT, os.path.relpath(schema, "/pipeline")))
+  assert _param(spec, "ImportExampleGen", "input_base") == f"{DATA_ROOT}/{config.data_subdir}"
+  destination = json.loads(_param(spec, "Pusher", "push_destination"))
+  assert destination["filesystem"]["base_directory"] == f"{SERVING_ROOT}/{family}"
+
+
+PRESETS = {
+    "direct": ([], ["--runner=DirectRunner", "--direct_running_mode=in_memory"]),
+    "dataflow": (
+        ["--beam-preset", "dataflow", "--gcp-project", "ml-prod", "--gcp-region",
+         "europe-west4", "--temp-location", "gs://kfp-bucket/beam-tmp"],
+        ["--runner=DataflowRunner", "--project=ml-prod", "--region=europe-west4",
+         "--temp_location=gs://kfp-bucket/beam-tmp", f"--sdk_container_image={IMAGE}"]),
+    "flink-master": (
+        ["--beam-preset", "flink", "--flink-master", "flink-jobmanager:8081"],
+        ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081",
+         "--flink_submit_uber_jar", "--environment_type=DOCKER",
+         f"--environment_config={IMAGE}"]),
+    "flink-job-endpoint": (
+        ["--beam-preset", "flink", "--job-endpoint", "beam-job-server:8099"],
+        ["--runner=PortableRunner", "--job_endpoint=beam-job-server:8099",
+         "--environment_type=DOCKER", f"--environment_config={IMAGE}"]),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_beam_args_of_each_preset_reach_every_executor(family, preset):
+  flags, expected = PRESETS[preset]
+  spec = _spec_dict(family, *flags, "--beam-arg=--num_workers=3")
+  expected = expected + ["--num_workers=3"]
+  for label, executor in spec["deploymentSpec"]["executors"].items():
+    if "container" in executor:
+      container = executor["container"]
+      hooks = [container["args"]] + [h["args"] for h in container.get("lifecycle", {}).values()]
+      for args in hooks:
+        assert args[args.index("{{$}}") + 1:] == expected, label
+
+
+def test_extra_beam_arg_overrides_a_preset_value():
+  args = kubeflow_runner.parse_args(
+      ["--model", FAMILIES[0], *BASE_ARGS, "--output", "x.yaml", "--beam-preset", "flink",
+       "--job-endpoint", "beam-job-server:8099",
+       "--beam-arg=--environment_type=EXTERNAL", "--beam-arg=--environment_config=localhost:50000"])
+  portable = pipeline_options.PipelineOptions(args.beam_args).view_as(
+      pipeline_options.PortableOptions)
+  assert (portable.environment_type, portable.environment_config) == (
+      "EXTERNAL", "localhost:50000")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beam-preset", "dataflow", "--gcp-region", "europe-west4"],
+     "--beam-preset dataflow needs --gcp-project, --temp-location"),
+    (["--beam-preset", "dataflow", "--gcp-project", "p", "--gcp-region", "r",
+      "--temp-location", "/tmp/beam"], "--temp-location must be a gs:// folder"),
+    (["--beam-preset", "flink"], "needs exactly one of --flink-master or --job-endpoint"),
+    (["--beam-preset", "flink", "--flink-master", "a:1", "--job-endpoint", "b:2"],
+     "needs exactly one of --flink-master or --job-endpoint"),
+    (["--gcp-project", "p"], "--gcp-project only apply to --beam-preset dataflow"),
+    (["--beam-preset", "dataflow", "--gcp-project", "p", "--gcp-region", "r", "--temp-location",
+      "gs://b/t", "--job-endpoint", "h:1"], "--job-endpoint only apply to --beam-preset flink"),
+    (["--data-root", "/home/me/data"], "--data-root must be a URI the cluster can reach"),
+    (["--serving-root", "serving"], "--serving-root must be a URI the cluster can reach"),
+])
+def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
+  with pytest.raises(SystemExit) as exit_info:
+    kubeflow_runner.parse_args(["--model", FAMILIES[0], *BASE_ARGS, *flags, "--output", "x.yaml"])
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+
+
+def _normalised(text):
+  """The spec without what changes with no change to the pipeline: the TFX version."""
+  return re.sub(r"(?m)^sdkVersion: .*$", "sdkVersion: <normalised>", text)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_spec_matches_golden(compiled, family):
+  actual = _normalised(compiled(family)[1])
+  golden = os.path.join(GOLDEN_DIR, f"{family}.yaml")
+  if os.environ.get("UPDATE_GOLDENS") == "1":
+    os.makedirs(GOLDEN_DIR, exist_ok=True)
+    with open(golden, "w", encoding="utf-8") as f:
+      f.write(actual)
+  assert os.path.isfile(golden), (
+      f"no golden spec for family {family!r}; create it with UPDATE_GOLDENS=1 (module docstring)")
+  with open(golden, encoding="utf-8") as f:
+    expected = f.read()
+  diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                      f"golden/{family}.yaml", "compiled", n=2))
+  assert not diff, f"compiled spec differs from the golden (UPDATE_GOLDENS=1 if intended):\n{diff[:6000]}"
+
+
+def test_cli_in_a_fresh_process_writes_identical_bytes(compiled, tmp_path):
+  """Determinism across processes (hash seeds, import order), as `make kubeflow` runs."""
+  family = FAMILIES[0]
+  output = tmp_path / "spec.yaml"
+  env = dict(os.environ, PYTHONHASHSEED="1234", TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "kubeflow_runner.py"), "--model", family,
+       *BASE_ARGS, "--output", str(output)],
+      cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert output.read_text(encoding="utf-8") == compiled(family)[1]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_layout_is_the_one_the_spec_assumes(compiled, family):
+  _, _, spec = compiled(family)
+  with open(os.path.join(REPO_ROOT, "Dockerfile"), encoding="utf-8") as f:
+    dockerfile = f.read()
+  root = kubeflow_runner.IMAGE_PROJECT_ROOT
+  assert re.search(rf"(?m)^FROM tensorflow/tfx:{re.escape(tfx.__version__)}$", dockerfile)
+  assert re.search(rf"(?m)^WORKDIR {root}$", dockerfile)
+  assert re.search(rf"(?m)^COPY \. {root}$", dockerfile)
+  assert f"PYTHONPATH={root} " in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
+  # .dockerignore drops everything but what the spec imports or reads in the image.
+  executors = json_format.MessageToDict(spec.deployment_spec)["executors"].values()
+  dotted = [e["container"]["args"][1] for e in executors if "container" in e]
+  dotted += [_param(spec, "Trainer", "run_fn"), _param(spec, "Transform", "preprocessing_fn"),
+             os.path.relpath(_param(spec, "ImportSchemaGen", "schema_file"), root)]
+  packages = {re.split(r"[./]", name)[0] for name in dotted} - {"tfx"}
+  with open(os.path.join(REPO_ROOT, ".dockerignore"), encoding="utf-8") as f:
+    ignore = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+  assert ignore[0] == "*"
+  assert packages <= {p[1:].rstrip("/") for p in ignore if p.startswith("!")}
+  assert packages >= {"components", "modules", "pipeline"}

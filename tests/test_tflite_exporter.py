@@ -1,0 +1,282 @@
+"""TFLiteExporter's executor on a real, briefly trained CNN.
+
+The CNN is trained through real tft_beam (tests/tft_testing.py) and laid out
+as the Trainer, Transform and ExampleGen artifacts hold it; the executor
+then runs exactly as TFX calls it. Broken conversions are real alternative adapters
+(the CNN computed layer by layer with one layer changed), named by dotted
+name like any family's adapter.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.tflite_exporter import conversion, executor, layout, parity
+from components.tflite_exporter.component import TFLiteExport
+from modules.cnn import features, model as cnn_model, preprocessing, tflite as cnn_tflite
+from modules.common import training
+from pipeline import configs
+from tests import e2e_helpers, tft_testing
+
+DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
+SCHEMA = configs.CNN.schema_path()
+VERSION = "1700000000"
+CNN_ADAPTER = configs.CNN.tflite_adapter
+PARITY_EXAMPLES = 200
+
+
+class _LayerByLayerCnnAdapter(cnn_tflite.CnnAdapter):
+  """The CNN computed layer by layer, so a subclass can change one layer."""
+
+  def apply(self, layer, x):
+    return layer(x, training=False)
+
+  def outputs(self, model, transformed):
+    x = transformed[cnn_tflite.IMAGE_XF]
+    for layer in model.layers[1:]:  # layers[0] is the input; the tracked
+      x = self.apply(layer, x)      # Transform layer follows the output.
+      if layer.name == cnn_model.PROBABILITIES:
+        return {cnn_model.PROBABILITIES: x}
+    raise ValueError("the CNN has no probabilities layer")
+
+
+class _ScaledHeadAdapter(_LayerByLayerCnnAdapter):
+  """Broken: output weights scaled by 1.01. Predicted classes barely move,
+  probabilities do: only an output comparison catches it."""
+
+  def apply(self, layer, x):
+    if layer.name == cnn_model.PROBABILITIES:
+      return tf.nn.softmax(tf.matmul(x, layer.kernel * 1.01) + layer.bias)
+    return super().apply(layer, x)
+
+
+class _DroppedBatchNormAdapter(_LayerByLayerCnnAdapter):
+  """Broken: the dense head's batch normalisation is skipped."""
+
+  def apply(self, layer, x):
+    return x if layer.name == "dense_bn" else super().apply(layer, x)
+
+
+class _StaticBatchCnnAdapter(cnn_tflite.CnnAdapter):
+  """The CNN converted with a static batch of 16, as LSTM families need."""
+  batch_size = 16
+
+
+class _MissingExtraFileAdapter(cnn_tflite.CnnAdapter):
+  """Fails half-way through writing: its extra file does not exist."""
+
+  def extra_files(self, model, tft_output):
+    return {"vocab.txt": "/no-such-vocabulary.txt"}
+
+
+SCALED_HEAD_ADAPTER = _ScaledHeadAdapter()
+MISSING_EXTRA_FILE_ADAPTER = _MissingExtraFileAdapter()
+DROPPED_BATCH_NORM_ADAPTER = _DroppedBatchNormAdapter()
+STATIC_BATCH_ADAPTER = _StaticBatchCnnAdapter()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A CNN trained 60 steps on 300 digits, in Trainer/Transform artifact layout.
+
+  60 steps (not fewer) so the model is well above chance: int8 accuracy
+  parity on a model that predicts one class would prove nothing.
+  """
+  work_dir = str(tmp_path_factory.mktemp("cnn_tflite"))
+  eval_serialized = tft_testing.read_serialized(os.path.join(DATA, "eval", "*"),
+                                                PARITY_EXAMPLES)
+  export_dir = tft_testing.train_family_model(
+      cnn_model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
+      tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 300),
+      eval_serialized, work_dir, train_steps=60)
+  model_uri = os.path.join(work_dir, "model")
+  os.makedirs(model_uri)
+  os.rename(export_dir, os.path.join(model_uri, "Format-Serving"))
+  examples_uri = os.path.join(work_dir, "examples")
+  os.makedirs(os.path.join(examples_uri, "Split-eval"))
+  with tf.io.TFRecordWriter(os.path.join(examples_uri, "Split-eval", "data_tfrecord-00000.gz"),
+                            "GZIP") as writer:
+    for record in eval_serialized:
+      writer.write(record)
+  return {"model": model_uri, "examples": examples_uri, "eval_serialized": eval_serialized,
+          # train_family_model writes the transform graph where TFX's would be.
+          "transform": os.path.join(work_dir, "transform")}
+
+
+def _artifact(kind, uri, **properties):
+  artifact = kind()
+  artifact.uri = uri
+  for key, value in properties.items():
+    if isinstance(value, int):
+      artifact.set_int_custom_property(key, value)
+    else:
+      artifact.set_string_custom_property(key, value)
+  return artifact
+
+
+def run_exporter(trained, tflite_dir, mode=conversion.FLOAT32, adapter=CNN_ADAPTER,
+                 blessed=1, pushed=1, parity_examples=PARITY_EXAMPLES):
+  """Runs the executor as TFX would; returns the output TFLiteExport artifact."""
+  export = _artifact(TFLiteExport, tempfile.mkdtemp(prefix="artifact-",
+                                                    dir=os.path.dirname(tflite_dir)))
+  examples = _artifact(standard_artifacts.Examples, trained["examples"])
+  examples.split_names = artifact_utils.encode_split_names(["eval"])
+  pushed_model = _artifact(standard_artifacts.PushedModel, "/unused", pushed=pushed)
+  if pushed:
+    pushed_model.set_string_custom_property("pushed_version", VERSION)
+    pushed_model.set_string_custom_property("pushed_destination", f"/serving/cnn/{VERSION}")
+  executor.Executor().Do(
+      {executor.MODEL_KEY: [_artifact(standard_artifacts.Model, trained["model"])],
+       executor.BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing, "/unused",
+                                         blessed=blessed)],
+       executor.PUSHED_MODEL_KEY: [pushed_model],
+       executor.TRANSFORM_GRAPH_KEY: [_artifact(standard_artifacts.TransformGraph,
+                                                trained["transform"])],
+       executor.EXAMPLES_KEY: [examples]},
+      {executor.EXPORT_KEY: [export]},
+      {executor.FAMILY_KEY: "cnn", executor.ADAPTER_KEY: adapter,
+       executor.TFLITE_DIR_KEY: str(tflite_dir), executor.QUANTIZATION_KEY: mode,
+       executor.PARITY_EXAMPLES_KEY: parity_examples,
+       executor.REPRESENTATIVE_EXAMPLES_KEY: 100})
+  return export
+
+
+@pytest.fixture(scope="module")
+def exports(trained, tmp_path_factory):
+  """One export per quantisation mode (each is converted once for all tests)."""
+  results = {}
+  for mode in conversion.QUANTIZATION_MODES:
+    tflite_dir = tmp_path_factory.mktemp(f"tflite_{mode}") / "cnn"
+    results[mode] = (tflite_dir, run_exporter(trained, tflite_dir, mode))
+  return results
+
+
+def _savedmodel(trained):
+  return tf.saved_model.load(os.path.join(trained["model"], "Format-Serving")).signatures
+
+
+def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
+  tflite_dir, export = exports[conversion.FLOAT32]
+  version_dir = os.path.join(tflite_dir, VERSION)
+  assert os.listdir(tflite_dir) == [VERSION], "a staging or claim entry was left behind"
+  assert sorted(os.listdir(version_dir)) == [layout.METADATA_FILE, layout.MODEL_FILE]
+
+  metadata = layout.read_metadata(version_dir)
+  size = os.path.getsize(os.path.join(version_dir, layout.MODEL_FILE))
+  assert metadata["family"] == "cnn" and metadata["version"] == VERSION
+  assert metadata["quantization"] == conversion.FLOAT32 and metadata["size_bytes"] == size
+  assert metadata["inputs"] == [{"name": "image_xf", "shape": [-1, 28, 28, 1], "dtype": "float32"}]
+  assert metadata["outputs"] == [{"name": "probabilities", "shape": [-1, 10], "dtype": "float32"}]
+  assert metadata["source_model_uri"] == os.path.join(trained["model"], "Format-Serving")
+  assert metadata["serving_model"] == f"/serving/cnn/{VERSION}"
+  assert metadata["adapter"] == CNN_ADAPTER and metadata["extra_files"] == []
+  assert "/ 255.0" in metadata["preprocessing"]["rule"]
+  figures = metadata["parity"]
+  assert figures["examples"] == PARITY_EXAMPLES and figures["passed"] is True
+  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+
+  assert export.get_int_custom_property(executor.EXPORTED) == 1
+  assert export.get_string_custom_property(executor.DESTINATION) == version_dir
+  assert export.get_string_custom_property(executor.VERSION) == VERSION
+  assert export.get_int_custom_property(executor.SIZE_BYTES) == size
+  assert json.loads(export.get_string_custom_property(executor.PARITY)) == figures
+  assert layout.read_metadata(export.uri) == metadata
+
+
+@pytest.mark.parametrize("mode", [conversion.DYNAMIC_RANGE, conversion.INT8])
+def test_quantized_model_keeps_accuracy_within_a_point_and_is_smaller(exports, mode):
+  tflite_dir, _ = exports[mode]
+  metadata = layout.read_metadata(os.path.join(tflite_dir, VERSION))
+  figures = metadata["parity"]
+  assert figures["metric"] == "accuracy"
+  assert figures["savedmodel_accuracy"] > 0.5, "model too weak for a meaningful parity check"
+  assert abs(figures["quality_delta"]) <= parity.QUANTIZED_MAX_QUALITY_DELTA
+  assert figures["max_abs_diff"] > 0, "quantisation changed nothing: was it applied?"
+  float_size = layout.read_metadata(
+      os.path.join(exports[conversion.FLOAT32][0], VERSION))["size_bytes"]
+  assert metadata["quantization"] == mode and metadata["size_bytes"] < float_size / 3
+  assert metadata["inputs"][0]["dtype"] == "float32"  # Same app code in every mode.
+
+
+def test_int8_model_computes_in_int8_between_float_edges(exports):
+  tflite_dir, _ = exports[conversion.INT8]
+  interpreter = tf.lite.Interpreter(os.path.join(tflite_dir, VERSION, layout.MODEL_FILE))
+  float_tensors = {t["name"] for t in interpreter.get_tensor_details()
+                   if t["dtype"] == np.float32}
+  edges = ({d["name"] for d in interpreter.get_input_details()}
+           | {d["name"] for d in interpreter.get_output_details()})
+  assert float_tensors == edges
+
+
+def test_static_batch_adapter_is_fed_in_padded_chunks(trained, tmp_path):
+  tflite_dir = tmp_path / "cnn"
+  run_exporter(trained, tflite_dir, adapter=f"{__name__}.STATIC_BATCH_ADAPTER",
+               parity_examples=50)  # 3 full chunks of 16 and a padded one.
+  metadata = layout.read_metadata(os.path.join(tflite_dir, VERSION))
+  assert metadata["inputs"][0]["shape"] == [16, 28, 28, 1]
+  assert metadata["parity"]["examples"] == 50
+  assert metadata["parity"]["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+
+
+@pytest.mark.parametrize("blessed,pushed,reason", [(0, 0, "model not blessed"),
+                                                   (1, 0, "model not pushed")])
+def test_model_not_blessed_or_not_pushed_is_not_exported(trained, tmp_path, blessed, pushed,
+                                                         reason):
+  export = run_exporter(trained, tmp_path / "cnn", blessed=blessed, pushed=pushed)
+  assert export.get_int_custom_property(executor.EXPORTED) == 0
+  assert export.get_string_custom_property(executor.REASON) == reason
+  assert not os.path.exists(tmp_path / "cnn")
+
+
+@pytest.mark.parametrize("adapter,mode,figure", [
+    ("SCALED_HEAD_ADAPTER", conversion.FLOAT32, "max abs diff"),
+    ("DROPPED_BATCH_NORM_ADAPTER", conversion.DYNAMIC_RANGE, "accuracy"),
+])
+def test_parity_gate_rejects_a_broken_conversion_and_writes_nothing(
+    trained, tmp_path, adapter, mode, figure):
+  tflite_dir = tmp_path / "cnn"
+  with pytest.raises(parity.ParityError) as failure:
+    run_exporter(trained, tflite_dir, mode, adapter=f"{__name__}.{adapter}")
+  message = str(failure.value)
+  assert f"family 'cnn', mode '{mode}'" in message and figure in message
+  assert f"on {PARITY_EXAMPLES} eval examples" in message
+  assert not os.path.exists(tflite_dir), "the gate failed but something was written"
+
+
+def test_failure_while_writing_leaves_no_staging_and_no_version(trained, tmp_path):
+  tflite_dir = tmp_path / "cnn"
+  with pytest.raises(FileNotFoundError, match="no-such-vocabulary"):
+    run_exporter(trained, tflite_dir, adapter=f"{__name__}.MISSING_EXTRA_FILE_ADAPTER")
+  assert os.listdir(tflite_dir) == []
+
+
+def test_existing_version_is_never_replaced(trained, exports):
+  tflite_dir, _ = exports[conversion.FLOAT32]
+  model_file = os.path.join(tflite_dir, VERSION, layout.MODEL_FILE)
+  before = open(model_file, "rb").read()
+  with pytest.raises(FileExistsError, match="versions are never replaced"):
+    run_exporter(trained, tflite_dir, conversion.DYNAMIC_RANGE)
+  assert open(model_file, "rb").read() == before
+
+
+def test_cli_prepares_raw_pixels_and_predicts_like_the_savedmodel(trained, exports, tmp_path):
+  tflite_dir, _ = exports[conversion.FLOAT32]
+  serialized = trained["eval_serialized"][:5]
+  pixels = tft_testing.parse(serialized, tft_testing.load_schema(SCHEMA))[features.IMAGE_KEY]
+  input_file = tmp_path / "digits.json"
+  input_file.write_text(json.dumps([{"image": row} for row in pixels.numpy().tolist()]))
+  result = subprocess.run(
+      [sys.executable, "-m", "components.tflite_exporter.predict",
+       "--model-dir", os.path.join(tflite_dir, VERSION), "--input", str(input_file)],
+      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, check=False,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert result.returncode == 0, result.stderr
+  predicted = np.array([row[cnn_model.PROBABILITIES] for row in json.loads(result.stdout)])
+  expected = _savedmodel(trained)[training.RAW_SIGNATURE](image=pixels)[cnn_model.PROBABILITIES]
+  np.testing.assert_allclose(predicted, expected.numpy(), atol=1e-4)
