@@ -43,6 +43,12 @@ def parse_args(argv):
       args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
   if not os.path.isdir(args.data_dir):
     parser.error(f"--data-dir {args.data_dir} is not a readable directory")
+  from pipeline import preflight
+  try:
+    preflight.check_input(getattr(family, "example_gen", "tfrecord"), args.data_dir)
+  except preflight.InputDataError as error:
+    print(f"error: bad input data: {error}", file=sys.stderr)
+    sys.exit(EXIT_DATA_ANOMALIES)
   return args, family
 
 
