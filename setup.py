@@ -6,6 +6,7 @@ setuptools.setup(
     version="0.1.0",
     description="TFX 1.16 pipeline for CNN, LSTM and two-tower models, "
     "pushed to TF Serving and TFLite.",
+    license="Apache-2.0",
     python_requires=">=3.10,<3.11",
     packages=setuptools.find_packages(include=["pipeline*", "components*", "modules*"]),
     package_data={"pipeline": ["schemas/*/*.pbtxt"]},
