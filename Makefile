@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test chromium kubeflow
+.PHONY: env run test chromium kubeflow bench
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -32,3 +32,7 @@ kubeflow: env
 	    --serving-root $(KFP_ROOT)/serving $(KFP_ARGS) \
 	    --output build/kubeflow/$$family.yaml || exit 1; \
 	done
+
+# Measurements, not tests: writes bench/results/*.json and BENCHMARKS.md (~1 h).
+bench: env
+	$(PY) bench/run_bench.py $(BENCH_ARGS)

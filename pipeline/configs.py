@@ -57,6 +57,12 @@ class FamilyConfig:
   # adapter.py); empty: the family has no TFLite export.
   tflite_adapter: str = ""
   tflite_quantization: str = "float32"  # float32 | dynamic_range | int8
+  # How ExampleGen reads data_subdir: "tfrecord" (train/ and eval/ tf.Example
+  # files) or "movielens" (u.data + u.item, split per user by time).
+  example_gen: str = "tfrecord"
+  # The serialized-tf.Example signature TFMA scores; a family whose
+  # serving_default takes something else exports it under another name.
+  eval_signature: str = "serving_default"
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -93,7 +99,29 @@ CNN = FamilyConfig(
     tflite_adapter="modules.cnn.tflite.ADAPTER",
 )
 
-FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN,)}
+def _recall_at(k: int) -> str:
+  return f'{{"k": {k}}}'
+
+
+TWO_TOWER = FamilyConfig(
+    name="two_tower",
+    data_subdir=os.path.join("interactions", "synthetic"),
+    label_key="",  # Retrieval: the true item is an input, not a label.
+    preprocessing_fn="modules.two_tower.preprocessing.preprocessing_fn",
+    run_fn="modules.two_tower.model.run_fn",
+    train_steps=760,
+    eval_steps=3,
+    gate=Gate(metric="RecallAtK", module="modules.two_tower.metrics",
+              config_json=_recall_at(10), min_value=0.2, max_regression=0.01),
+    prediction_key="rank",
+    reported_metrics=tuple(ReportedMetric("RecallAtK", "modules.two_tower.metrics",
+                                          _recall_at(k)) for k in (1, 5, 20, 50))
+    + (ReportedMetric("ExampleCount"),),
+    example_gen="movielens",
+    eval_signature="score_examples",
+)
+
+FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN, TWO_TOWER)}
 
 
 def get_family(name: str) -> FamilyConfig:

@@ -118,11 +118,8 @@ def _scalar(value) -> Optional[float]:
   """A metric's number, or None for non-scalar or non-finite (e.g. NaN) values."""
   if not isinstance(value, dict):
     return None
-  if "boundedValue" in value:
-    value = value["boundedValue"]
-    number = value.get("value")
-  else:
-    number = value.get("doubleValue")
+  number = (value["boundedValue"].get("value") if "boundedValue" in value  # with a CI
+            else value.get("doubleValue"))
   if number is None:
     return None
   number = float(number)  # JSON gives NaN and infinities as strings.

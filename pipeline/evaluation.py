@@ -24,7 +24,8 @@ def _gate_threshold(gate: Gate, min_value: float) -> tfma.MetricThreshold:
 def build_eval_config(family: FamilyConfig,
                       min_value_override: Optional[float] = None) -> tfma.EvalConfig:
   """The candidate (and, when one exists, the blessed baseline) are scored
-  through `serving_default` on raw tf.Examples, exactly as served.
+  through the family's tf.Example signature (`serving_default` unless the
+  family names another) on raw tf.Examples, exactly as served.
   """
   gate = family.gate
   min_value = gate.min_value if min_value_override is None else min_value_override
@@ -38,7 +39,7 @@ def build_eval_config(family: FamilyConfig,
               for m in family.reported_metrics]
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
-          signature_name=training.SERVING_DEFAULT,
+          signature_name=family.eval_signature,
           label_key=family.label_key,
           prediction_key=family.prediction_key,
           preprocessing_function_names=[training.TRANSFORM_SIGNATURE])],

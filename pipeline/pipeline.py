@@ -17,6 +17,7 @@ from tfx import v1 as tfx
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.baseline_strategy import LatestBlessedBaselineStrategy
+from components.movielens_example_gen.component import MovieLensExampleGen
 from components.eval_report.component import EvalReport
 from components.tflite_exporter.component import TFLiteExporter
 from pipeline.configs import FamilyConfig
@@ -26,12 +27,17 @@ TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 
 
-def _example_gen(data_dir: str):
-  """Reads tf.Example TFRecords from `<data_dir>/train/*` and `<data_dir>/eval/*`.
+def _example_gen(family: FamilyConfig, data_dir: str):
+  """Reads tf.Example TFRecords from `<data_dir>/train/*` and `<data_dir>/eval/*`,
+  or, for a "movielens" family, u.data + u.item split per user by time.
 
-  The split is fixed on disk (not hashed by ExampleGen) so every run, and
+  The split is fixed by the data (not hashed by ExampleGen) so every run, and
   every reference figure, uses the same train/eval examples.
   """
+  if family.example_gen == "movielens":
+    return MovieLensExampleGen(input_base=data_dir)
+  if family.example_gen != "tfrecord":
+    raise ValueError(f"family {family.name!r}: unknown example_gen {family.example_gen!r}")
   return tfx.components.ImportExampleGen(
       input_base=data_dir,
       input_config=tfx.proto.Input(splits=[
@@ -62,7 +68,8 @@ def create_pipeline(
   Args:
     family: the model family's settings (pipeline/configs.py).
     pipeline_root: where TFX writes artifacts.
-    data_dir: folder with `train/` and `eval/` TFRecords of tf.Example.
+    data_dir: folder with `train/` and `eval/` TFRecords of tf.Example (or
+      MovieLens files, per the family's example_gen).
     schema_path: the curated schema the validator checks data against.
     serving_model_dir: TF Serving model directory; pushes go to numbered
       sub-directories.
@@ -78,7 +85,7 @@ def create_pipeline(
       None: no TFLite export.
     tflite_quantization: overrides the family's TFLite quantisation mode.
   """
-  example_gen = _example_gen(data_dir)
+  example_gen = _example_gen(family, data_dir)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(

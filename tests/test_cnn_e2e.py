@@ -34,6 +34,14 @@ def test_blessed_model_is_pushed_in_tf_serving_layout(first_run):
   assert f"Pushed: {version_dir}" in result.stdout
 
 
+def test_tflite_model_is_exported_under_the_serving_version(first_run):
+  _, output_dir, result = first_run
+  version = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "cnn"))[-1]
+  tflite_dir = os.path.join(output_dir, "tflite", "cnn", version)
+  assert os.path.isfile(os.path.join(tflite_dir, "model.tflite"))
+  assert f"TFLite: {tflite_dir} (float32, " in result.stdout
+
+
 def test_pushed_model_serves_examples_and_raw_pixels_alike(first_run):
   data_dir, output_dir, _ = first_run
   serving_dir = os.path.join(output_dir, "serving", "cnn")

@@ -193,7 +193,7 @@ def metric_by_slice(feature: str, rows: Sequence[dict], metric: str,
                                     for r in rows], fontsize=8)
   axes.set_xlabel(f"{feature} (hatched: fewer than {small_slice_examples} examples)")
   axes.set_ylabel(metric)
-  axes.legend(loc="lower right")
+  axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
   axes.set_title(f"{metric} by {feature}")
   return _data_uri(figure)
 

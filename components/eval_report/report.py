@@ -36,11 +36,6 @@ def primary_metric(evaluation: Evaluation) -> Tuple[Optional[str], bool]:
   return None, True
 
 
-def _json_value(value):
-  """Slice values as JSON has them: numbers and strings stay, the rest as text."""
-  return value if isinstance(value, (int, float, str)) else str(value)
-
-
 def _slice_rows(evaluation: Evaluation, metric: Optional[str],
                 higher_is_better: bool) -> List[dict]:
   """Every slice but the overall one, grouped by feature, worst first."""
@@ -49,7 +44,7 @@ def _slice_rows(evaluation: Evaluation, metric: Optional[str],
     count = result.example_count
     rows.append({
         "slice": result.name,
-        "features": {name: _json_value(value) for name, value in result.key},
+        "features": dict(result.key),  # TFMA's slice values: str, int or float
         "example_count": count,
         "small": count is not None and count < SMALL_SLICE_EXAMPLES,
         "metrics": [dataclasses.asdict(m) for m in result.metrics],

@@ -8,6 +8,9 @@ adapter object, referenced by dotted name (`FamilyConfig.tflite_adapter`,
 e.g. `modules.cnn.tflite.ADAPTER`) so the exporter imports it inside the
 pipeline image like `run_fn`:
 
+- `load_model()`: the Trainer's SavedModel as the object `outputs()` uses
+  (a Keras model by default; a subclassed model such as the two-tower's may
+  rather use tf.saved_model.load and the tf.functions it saved);
 - `inputs`: the transformed features the TFLite model takes, per example;
 - `batch_size`: None for a dynamic batch, or a static one (LSTMs need it);
 - `outputs()`: the function converted, from the loaded Keras model;
@@ -25,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+import tf_keras
 
 Arrays = Dict[str, np.ndarray]
 Tensors = Dict[str, tf.Tensor]
@@ -42,6 +46,10 @@ class FamilyAdapter(abc.ABC):
   quality_metric: str
   # {"raw_input": ..., "rule": ...}: how an app turns raw input into `inputs`.
   preprocessing: Dict[str, str]
+
+  def load_model(self, saved_model_dir: str) -> Any:
+    """The model `outputs()` is given; the Keras model by default."""
+    return tf_keras.models.load_model(saved_model_dir, compile=False)
 
   @abc.abstractmethod
   def outputs(self, model: Any, features: Tensors) -> Tensors:

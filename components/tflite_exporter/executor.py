@@ -1,8 +1,9 @@
 """TFLiteExporter executor: gate on the push, convert, check parity, publish.
 
 Only a model the Evaluator blessed and the Pusher pushed is exported, under
-the pushed version number. The Keras model is loaded from the Trainer's
-SavedModel and wrapped in the family adapter's dense-input function.
+the pushed version number. The family adapter loads the Trainer's
+SavedModel (a Keras model by default) and supplies the dense-input function
+that is converted.
 
 Parity is measured against the SavedModel as TF Serving runs it, not against
 the adapter's own function (which would agree with its conversion even when
@@ -15,19 +16,18 @@ under the TFLite directory.
 """
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from absl import logging
 import tensorflow as tf
 import tensorflow_transform as tft
-import tf_keras
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.tflite_exporter import conversion, layout, parity
-from components.tflite_exporter.adapter import load_adapter
+from components.tflite_exporter.adapter import FamilyAdapter, load_adapter
 from modules.common import training
 
 # Input and output keys.
@@ -73,6 +73,30 @@ def _not_exportable_reason(blessing: types.Artifact, pushed: types.Artifact) -> 
   return ""
 
 
+def convert_with_parity(adapter: FamilyAdapter, model: Any, model_path: str,
+                        serialized: tf.Tensor, mode: str,
+                        representative_examples: int) -> Tuple[bytes, Dict[str, Any]]:
+  """Converts the adapter's function; returns the flatbuffer and parity figures.
+
+  The SavedModel's `transform_features` makes the TFLite inputs (and the
+  labels the quality metric reads) of the raw `serialized` examples; its
+  `serving_default` makes the reference outputs.
+  """
+  signatures = tf.saved_model.load(model_path).signatures
+  eval_batch = {name: value.numpy() for name, value in
+                signatures[training.TRANSFORM_SIGNATURE](examples=serialized).items()}
+  inputs = {spec.name: eval_batch[spec.name].astype(spec.dtype.as_numpy_dtype)
+            for spec in adapter.inputs}
+  representative = {name: value[:representative_examples] for name, value in inputs.items()}
+  function = conversion.serving_function(adapter, model)
+  model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
+  served = {name: value.numpy() for name, value in
+            signatures[training.SERVING_DEFAULT](examples=serialized).items()}
+  figures = parity.measure(adapter, mode, eval_batch, served=served,
+                           candidate=conversion.run_tflite(model_bytes, inputs))
+  return model_bytes, figures
+
+
 class Executor(base_executor.BaseExecutor):
   """Exports the pushed model to TFLite when it passes the parity gate."""
 
@@ -103,24 +127,12 @@ class Executor(base_executor.BaseExecutor):
     adapter = load_adapter(exec_properties[ADAPTER_KEY])
     model_path = path_utils.serving_model_path(
         artifact_utils.get_single_uri(input_dict[MODEL_KEY]))
-    model = tf_keras.models.load_model(model_path, compile=False)
-    signatures = tf.saved_model.load(model_path).signatures
+    model = adapter.load_model(model_path)
     serialized = read_eval_examples(artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
                                     exec_properties[PARITY_EXAMPLES_KEY])
-    eval_batch = {name: value.numpy() for name, value in
-                  signatures[training.TRANSFORM_SIGNATURE](examples=serialized).items()}
-    inputs = {spec.name: eval_batch[spec.name].astype(spec.dtype.as_numpy_dtype)
-              for spec in adapter.inputs}
-    representative = {name: value[:exec_properties[REPRESENTATIVE_EXAMPLES_KEY]]
-                      for name, value in inputs.items()}
-
-    function = conversion.serving_function(adapter, model)
-    model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
-    figures = parity.measure(
-        adapter, mode, eval_batch,
-        served={name: value.numpy() for name, value in
-                signatures[training.SERVING_DEFAULT](examples=serialized).items()},
-        candidate=conversion.run_tflite(model_bytes, inputs))
+    model_bytes, figures = convert_with_parity(
+        adapter, model, model_path, serialized, mode,
+        exec_properties[REPRESENTATIVE_EXAMPLES_KEY])
     parity.check(family, mode, figures)
     extra_files = adapter.extra_files(model, tft.TFTransformOutput(
         artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])))

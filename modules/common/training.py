@@ -78,14 +78,23 @@ def export_serving_model(
     raw_signature_factory: Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
                                     tf.types.experimental.GenericFunction],
     warmup_requests: Dict[str, Dict[str, np.ndarray]],
+    example_signature: str = SERVING_DEFAULT,
+    extra_signatures: Optional[Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
+                                        Dict[str, tf.types.experimental.GenericFunction]]] = None,
 ) -> None:
   """Saves `model` with the Transform graph attached and three signatures.
 
-  - `serving_default`: serialized tf.Example in (TF Serving, TFMA).
+  - `serving_default`: serialized tf.Example in (TF Serving, TFMA); saved
+    under `example_signature` instead when the family serves something else
+    as its default (FamilyConfig.eval_signature then names it for TFMA).
   - `serving_raw`: raw feature tensors in (REST `instances` requests);
     built by the family from the `predict_raw` function it is handed.
   - `transform_features`: serialized tf.Example in, transformed features out,
     so TFMA can slice on transformed features.
+
+  `extra_signatures`, given the `transform_raw` function (raw features in,
+  transformed features out, through the attached Transform graph), returns
+  the family's further signatures by name, e.g. its own `serving_default`.
 
   `warmup_requests` ({signature: {input: value}}) are written as TF Serving
   warmup records; the Pusher replays them before publishing a version.
@@ -106,9 +115,14 @@ def export_serving_model(
     return model.tft_layer(tf.io.parse_example(examples, raw_feature_spec))
 
   signatures = {
-      SERVING_DEFAULT: serve_tf_examples,
+      example_signature: serve_tf_examples,
       RAW_SIGNATURE: raw_signature_factory(predict_raw),
       TRANSFORM_SIGNATURE: transform_features,
   }
+  extra = extra_signatures(model.tft_layer) if extra_signatures else {}
+  if set(extra) & set(signatures) or SERVING_DEFAULT not in {*signatures, *extra}:
+    raise ValueError(f"signatures {sorted(extra)} must add to {sorted(signatures)} "
+                     f"without clashing, and one of them must be {SERVING_DEFAULT!r}")
+  signatures.update(extra)
   model.save(export_dir, save_format="tf", signatures=signatures)
   warmup.write_warmup_requests(export_dir, warmup_requests)
