@@ -20,7 +20,10 @@ ENV PYTHONPATH=/pipeline \
 WORKDIR /pipeline
 COPY . /pipeline
 
-RUN python -m pip install --no-cache-dir --no-deps -e /pipeline \
+# matplotlib draws the evaluation report's plots (components/eval_report);
+# the base image does not ship it, and it pulls nothing from the TF/Beam stack.
+RUN python -m pip install --no-cache-dir matplotlib==3.10.9 \
+ && python -m pip install --no-cache-dir --no-deps -e /pipeline \
  && python -c "import importlib, os; from pipeline import configs, pipeline; \
 fams = configs.FAMILIES.values(); \
 [importlib.import_module(fn.rsplit('.', 1)[0]) for f in fams for fn in (f.run_fn, f.preprocessing_fn)]; \
