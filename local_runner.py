@@ -28,7 +28,7 @@ def parse_args(argv):
   parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
                       help="model family to run")
   parser.add_argument("--output-dir", default="outputs")
-  parser.add_argument("--data-dir", help="folder with train/ and eval/ data "
+  parser.add_argument("--data-dir", help="folder with train/ and eval/ data, or MovieLens u.data + u.item "
                       "(default: the family's shipped data under data/)")
   parser.add_argument("--train-steps", type=int, help="override training steps")
   parser.add_argument("--min-metric", type=float,

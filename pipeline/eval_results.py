@@ -241,7 +241,7 @@ def _threshold_checks(config, baseline_name: Optional[str], slices: Tuple[SliceR
 
 def load_evaluation(uri: str) -> Evaluation:
   """Reads the Evaluator's `evaluation` artifact at `uri`."""
-  config = tfma.load_eval_result(uri).config
+  config, _, _, _ = tfma.writers.eval_config_writer.load_eval_run(uri)
   candidate_names = [s.name for s in config.model_specs if not s.is_baseline]
   baseline_names = [s.name for s in config.model_specs if s.is_baseline]
   candidate = tfma.load_eval_result(uri, model_name=candidate_names[0])

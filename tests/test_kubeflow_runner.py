@@ -170,7 +170,8 @@ def test_paths_are_the_images_and_the_clusters_only(compiled, family):
   schema = _param(spec, "ImportSchemaGen", "schema_file")
   assert schema == f"/pipeline/pipeline/schemas/{family}/schema.pbtxt"
   assert os.path.isfile(os.path.join(REPO_ROOT, os.path.relpath(schema, "/pipeline")))
-  assert _param(spec, "ImportExampleGen", "input_base") == f"{DATA_ROOT}/{config.data_subdir}"
+  (example_gen,) = [t for t in spec.root.dag.tasks if t.endswith("ExampleGen")]
+  assert _param(spec, example_gen, "input_base") == f"{DATA_ROOT}/{config.data_subdir}"
   destination = json.loads(_param(spec, "Pusher", "push_destination"))
   assert destination["filesystem"]["base_directory"] == f"{SERVING_ROOT}/{family}"
 

@@ -136,6 +136,7 @@ def render(report: dict, figures: List[Tuple[str, str]]) -> str:
   blessing = report["blessing"]
   verdict_css = "blessed" if blessing["blessed"] else "not-blessed"
   verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+  reason = html.escape(blessing["reason"])
   model = report["model"]
   baseline = report["baseline_model"]
   meta = [f"Evaluation: <code>{html.escape(report['evaluation_uri'])}</code>",
@@ -151,7 +152,7 @@ def render(report: dict, figures: List[Tuple[str, str]]) -> str:
 <body>
 <h1>Evaluation report</h1>
 <p class="meta">{"<br>".join(meta)}</p>
-<div class="verdict {verdict_css}"><strong>{verdict}</strong>: {html.escape(blessing["reason"])}</div>
+<div class="verdict {verdict_css}"><strong>{verdict}</strong>: {reason}</div>
 <h2>Overall metrics</h2>
 {_overall(report)}
 <h2>Thresholds</h2>

@@ -7,8 +7,8 @@ its EvalConfig produced:
   - TFMA's MultiClassConfusionMatrixPlot -> confusion matrix (e.g. CNN),
   - TFMA's ConfusionMatrixPlot -> ROC curve, CalibrationPlot -> calibration
     curve (e.g. LSTM), candidate and baseline overlaid,
-  - metrics named `<name>@<K>` (or top-k sub keys) for several K -> a
-    metric@K curve (e.g. recall@K of the two-tower model),
+  - metrics named `<name>@<K>` or `<name>_at_<K>` (or TFMA top-k sub keys)
+    for several K -> a metric@K curve (e.g. the two-tower's recall_at_<K>),
   - sliced metrics -> the primary metric by slice, one bar chart per feature.
 Every value drawn is TFMA's; calibration buckets are only merged (summed) into
 fewer, wider ones so they stay readable.
@@ -26,7 +26,7 @@ CONFUSION_MATRIX = "multiClassConfusionMatrixAtThresholds"
 BINARY_CONFUSION = "confusionMatrixAtThresholds"
 CALIBRATION = "calibrationHistogramBuckets"
 CALIBRATION_BINS = 20
-_AT_K = re.compile(r"(?P<name>.+)@(?P<k>\d+)")
+_AT_K = re.compile(r"(?P<name>.+?)(?:@|_at_)(?P<k>\d+)")
 _COLORS = {CANDIDATE: "#1f77b4", BASELINE: "#ff7f0e"}
 
 

@@ -7,7 +7,9 @@ the model's recall and the references are comparable. Parsing and the split
 rule are imported from that module, not re-implemented, and a malformed row
 fails the run with MovieLensFormatError naming the file and line.
 """
-from typing import Any, Dict, Iterator
+import os
+import tempfile
+from typing import Any, Dict, Iterator, List, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -41,9 +43,28 @@ def to_example(row: movielens.Interaction) -> tf.train.Example:
   }))
 
 
+def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, movielens.Item]]:
+  """movielens.load_movielens on any filesystem TensorFlow reads (gs://, ...).
+
+  The reader opens local files only, so remote files are copied to a local
+  temporary directory first; format errors still name the original file.
+  """
+  if "://" not in data_dir:
+    return movielens.load_movielens(data_dir)
+  remote = data_dir.rstrip("/")
+  with tempfile.TemporaryDirectory() as local_dir:
+    for name in (movielens.ITEMS_FILE, movielens.RATINGS_FILE):
+      tf.io.gfile.copy(f"{remote}/{name}", os.path.join(local_dir, name))
+    try:
+      return movielens.load_movielens(local_dir)
+    except movielens.MovieLensFormatError as error:
+      raise movielens.MovieLensFormatError(
+          f"{remote}/{os.path.basename(error.path)}", error.line_number, error.reason) from None
+
+
 def split_examples(data_dir: str, split_name: str) -> Iterator[tf.train.Example]:
   """The tf.Examples of one split of the MovieLens files in `data_dir`."""
-  interactions, _ = movielens.load_movielens(data_dir)
+  interactions, _ = _load(data_dir)
   train, evaluation = movielens.time_split(interactions)
   for row in train if split_name == TRAIN_SPLIT else evaluation:
     yield to_example(row)

@@ -1,0 +1,401 @@
+"""The evaluation report (components/eval_report) built from real TFMA output.
+
+The CNN tests run the pipeline twice on a small slice of the digits: a
+100-step model (blessed, no baseline), then a 1-step model compared with it
+(refused by the change threshold). Every value the reports show is checked
+against TFMA's own files, read here independently with tfma.load_eval_result,
+tfma.load_validation_result and MLMD. The other-families tests evaluate
+prediction tables with real TFMA (analyze_raw_data): one configured as the
+LSTM family will be (ROC, calibration, length buckets), one with the
+two-tower family's own EvalConfig and RecallAtK metric, one with TFMA's
+top-k Recall, to show the report picks its plots from what the evaluation
+holds.
+Pages are rendered in headless Chromium and must show their figures.
+"""
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_model_analysis as tfma
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from PIL import Image
+from tfx import v1 as tfx
+
+from components.eval_report import report
+from components.eval_report.component import EvaluationReport
+from pipeline import configs, evaluation
+from tests import e2e_helpers
+
+MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
+CHROMIUM = "/usr/bin/chromium"
+WINDOW = (1280, 4000)
+# A pixel is "coloured" when its channels differ this much: figure marks are;
+# text, table rules and the page's pale backgrounds are not.
+CHROMA = 60
+
+
+def _args(data_dir, output_dir, steps, min_metric):
+  return ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir,
+          "--train-steps", str(steps), "--min-metric", str(min_metric)]
+
+
+@pytest.fixture(scope="module")
+def cnn_runs(tmp_path_factory):
+  """Output dir of two runs: blessed 100-step model, then a worse 1-step one."""
+  data_dir = e2e_helpers.write_small_slice(
+      MNIST, str(tmp_path_factory.mktemp("digits")), 640, 200)
+  output_dir = str(tmp_path_factory.mktemp("outputs"))
+  first = e2e_helpers.run_pipeline(_args(data_dir, output_dir, 100, 0.5))
+  assert first.returncode == 0, first.stdout + first.stderr
+  second = e2e_helpers.run_pipeline(_args(data_dir, output_dir, 1, 0.0))
+  assert second.returncode == 0, second.stdout + second.stderr
+  return output_dir, first.stdout, second.stdout
+
+
+def _store(output_dir):
+  return metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      os.path.join(output_dir, "metadata.sqlite")))
+
+
+def _recorded_reports(output_dir):
+  """[(report artifact, {input key: artifact})] oldest first, read from MLMD."""
+  store = _store(output_dir)
+  recorded = []
+  for artifact in sorted(store.get_artifacts_by_type(EvaluationReport.TYPE_NAME),
+                         key=lambda a: a.id):
+    (producer,) = {e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT}
+    inputs = [e for e in store.get_events_by_execution_ids([producer])
+              if e.type == metadata_store_pb2.Event.INPUT]
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in inputs])}
+    recorded.append((artifact, {e.path.steps[0].key: by_id[e.artifact_id] for e in inputs}))
+  return recorded
+
+
+def _load_json(report_dir):
+  with open(os.path.join(report_dir, report.REPORT_JSON)) as f:
+    return json.load(f)
+
+
+def _tfma_overall(uri, model_name):
+  """{metric: value} of the overall slice as TFMA stored it (diffs as `<name>_diff`)."""
+  result = tfma.load_eval_result(uri, model_name=model_name)
+  (metrics,) = [m for key, m in result.slicing_metrics if key == ()]
+  return {name: value["doubleValue"] for name, value in metrics[""][""].items()
+          if "doubleValue" in value}
+
+
+def _tfma_counts(uri, model_name):
+  result = tfma.load_eval_result(uri, model_name=model_name)
+  return {tfma.slicer.stringify_slice_key(key): m[""][""]["example_count"]["doubleValue"]
+          for key, m in result.slicing_metrics if key != ()}
+
+
+def _screenshot(html_path, tmp_path):
+  """The page as headless Chromium draws it, as an RGB array."""
+  if not os.path.exists(CHROMIUM):
+    pytest.fail(f"{CHROMIUM} is missing: the report tests render pages in headless "
+                "Chromium. Install it with `make chromium` (apt-get install -y chromium).")
+  png = str(tmp_path / "page.png")
+  profile = tmp_path / "chromium-profile"
+  result = subprocess.run(
+      [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+       "--no-first-run", "--disable-background-networking", "--disable-component-update",
+       "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
+       f"--window-size={WINDOW[0]},{WINDOW[1]}", f"file://{html_path}"],
+      capture_output=True, text=True, timeout=180, check=False)
+  assert result.returncode == 0 and os.path.isfile(png), result.stderr
+  shutil.rmtree(profile, ignore_errors=True)
+  return np.asarray(Image.open(png).convert("RGB")).astype(int)
+
+
+def _coloured(pixels):
+  return int(((pixels.max(axis=2) - pixels.min(axis=2)) > CHROMA).sum())
+
+
+def _embedded_images(page):
+  return [np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).astype(int)
+          for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+
+
+def _check_page_renders(html_path, tmp_path, figures):
+  """The page is self-contained and Chromium draws it with all its figures."""
+  with open(html_path, encoding="utf-8") as f:
+    page = f.read()
+  assert not re.search(r"https?://", page)
+  assert "<script" not in page and "<link" not in page
+  sources = re.findall(r'src="([^"]*)"', page)
+  assert len(sources) == figures and all(s.startswith("data:image/png;base64,") for s in sources)
+  images = _embedded_images(page)
+  for image in images:  # Each figure holds a drawing, not an empty canvas.
+    assert image.std() > 10 and _coloured(image) > 500
+  shot = _screenshot(html_path, tmp_path)
+  assert shot.shape[:2] == (WINDOW[1], WINDOW[0])
+  non_white = (shot < 245).any(axis=2)
+  assert non_white.mean() > 0.01 and shot.std() > 5
+  assert not non_white[-100:].any(), "the page is taller than the screenshot window"
+  # Figures are shown at their own size, so the page must hold (nearly) all of
+  # their coloured pixels; a figure that failed to draw would take its share away.
+  assert _coloured(shot) >= 0.95 * sum(_coloured(image) for image in images)
+
+
+@pytest.mark.e2e
+def test_each_run_records_a_report_of_its_evaluation_in_mlmd(cnn_runs):
+  output_dir, first_stdout, second_stdout = cnn_runs
+  recorded = _recorded_reports(output_dir)
+  assert len(recorded) == 2
+  for (artifact, inputs), stdout in zip(recorded, (first_stdout, second_stdout)):
+    assert set(inputs) == {"evaluation", "blessing", "model"}
+    html_path = os.path.join(artifact.uri, report.REPORT_HTML)
+    assert os.path.isfile(html_path)
+    assert f"Report: {html_path}" in stdout
+    saved = _load_json(artifact.uri)
+    assert saved["evaluation_uri"] == inputs["evaluation"].uri
+    assert saved["model"] == {"uri": inputs["model"].uri, "id": inputs["model"].id,
+                              "evaluated_location": os.path.join(inputs["model"].uri,
+                                                                 "Format-Serving")}
+    blessed = inputs["blessing"].custom_properties["blessed"].int_value
+    assert artifact.custom_properties["blessed"].int_value == blessed
+
+
+@pytest.mark.e2e
+def test_report_shows_tfma_metrics_of_candidate_baseline_and_difference(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  artifact, inputs = _recorded_reports(output_dir)[-1]
+  uri = inputs["evaluation"].uri
+  saved = _load_json(artifact.uri)
+  with open(os.path.join(artifact.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    page = f.read()
+  candidate, baseline = _tfma_overall(uri, "candidate"), _tfma_overall(uri, "baseline")
+  names = {n for n in candidate if not n.endswith("_diff")}
+  assert {m["name"] for m in saved["overall"]} == names
+  for metric in saved["overall"]:
+    name = metric["name"]
+    assert metric["candidate"] == pytest.approx(candidate[name])
+    assert metric["baseline"] == pytest.approx(baseline[name])
+    assert metric["diff"] == pytest.approx(candidate[f"{name}_diff"])
+  accuracy = next(m for m in saved["overall"] if m["name"] == "sparse_categorical_accuracy")
+  for value in (accuracy["candidate"], accuracy["baseline"]):
+    assert f"<td>{value:.4f}</td>" in page
+  assert f"{accuracy['diff']:+.4f}" in page
+  # Per slice: TFMA's example counts, small slices flagged, worst slice first.
+  counts = _tfma_counts(uri, "candidate")
+  assert {row["slice"]: row["example_count"] for row in saved["slices"]} == counts
+  for row in saved["slices"]:
+    assert row["small"] == (counts[row["slice"]] < report.SMALL_SLICE_EXAMPLES)
+  assert page.count('class="flag"') == sum(row["small"] for row in saved["slices"]) > 0
+  accuracies = [next(m["candidate"] for m in row["metrics"]
+                     if m["name"] == "sparse_categorical_accuracy") for row in saved["slices"]]
+  assert accuracies == sorted(accuracies)
+
+
+@pytest.mark.e2e
+def test_thresholds_and_blessing_match_tfma_validation_and_the_blessing(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  (first, first_inputs), (second, second_inputs) = _recorded_reports(output_dir)
+  # First run: no baseline, only the absolute floor, blessed.
+  saved = _load_json(first.uri)
+  assert tfma.load_validation_result(first_inputs["evaluation"].uri).validation_ok
+  assert first_inputs["blessing"].custom_properties["blessed"].int_value == 1
+  assert saved["blessing"] == {"blessed": True, "reason": "every threshold passed"}
+  assert saved["baseline_model"] is None
+  assert [(t["kind"], t["bound"], t["passed"]) for t in saved["thresholds"]] == [
+      ("value", ">= 0.5", True)]
+  # Second run: above the floor (0) but far below the baseline, so not blessed.
+  uri = second_inputs["evaluation"].uri
+  saved = _load_json(second.uri)
+  validation = tfma.load_validation_result(uri)
+  assert not validation.validation_ok
+  assert second_inputs["blessing"].custom_properties["blessed"].int_value == 0
+  assert saved["blessing"]["blessed"] is False
+  (failure,) = [f for s in validation.metric_validations_per_slice for f in s.failures]
+  assert failure.metric_key.is_diff
+  assert f"= {failure.metric_value.double_value.value:.4f} fails change >= -0.01" in (
+      saved["blessing"]["reason"])
+  candidate = _tfma_overall(uri, "candidate")
+  by_kind = {t["kind"]: t for t in saved["thresholds"]}
+  assert by_kind["value"]["passed"] is True
+  assert by_kind["value"]["value"] == pytest.approx(candidate["sparse_categorical_accuracy"])
+  assert by_kind["change"]["passed"] is False
+  assert by_kind["change"]["value"] == pytest.approx(
+      candidate["sparse_categorical_accuracy_diff"])
+  with open(os.path.join(second.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    page = f.read()
+  assert "NOT BLESSED" in page and page.count(">PASS<") == 1 and page.count(">FAIL<") == 1
+
+
+@pytest.mark.e2e
+def test_cnn_reports_render_in_chromium_with_confusion_matrix_and_slices(cnn_runs, tmp_path):
+  output_dir, _, _ = cnn_runs
+  for artifact, inputs in _recorded_reports(output_dir):
+    saved = _load_json(artifact.uri)
+    kinds = {kind for key, plots in tfma.load_eval_result(
+        inputs["evaluation"].uri, model_name=("candidate" if saved["baseline_model"] else ""))
+        .plots if key == () for kind in plots[""][""]}
+    assert kinds == {"multiClassConfusionMatrixAtThresholds"}
+    assert saved["plots"] == ["Confusion matrix", "sparse_categorical_accuracy by label"]
+    _check_page_renders(os.path.join(artifact.uri, report.REPORT_HTML), tmp_path,
+                        len(saved["plots"]))
+
+
+def _review(output_dir):
+  return subprocess.run(
+      [sys.executable, "-m", "components.eval_report", "review", "--model", "cnn",
+       "--output-dir", output_dir],
+      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.e2e
+def test_review_prints_the_latest_report_and_its_summary(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  artifact, inputs = _recorded_reports(output_dir)[-1]
+  result = _review(output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  lines = result.stdout.splitlines()
+  assert f"Report: {os.path.join(artifact.uri, report.REPORT_HTML)}" in lines
+  assert f"Source: recorded by the pipeline (EvaluationReport artifact {artifact.id})" in lines
+  candidate = _tfma_overall(inputs["evaluation"].uri, "candidate")
+  baseline = _tfma_overall(inputs["evaluation"].uri, "baseline")
+  name = "sparse_categorical_accuracy"
+  assert any(line.split() == [name, f"{candidate[name]:.4f}", "baseline",
+                              f"{baseline[name]:.4f}", "diff", f"{candidate[name + '_diff']:+.4f}"]
+             for line in lines)
+  assert any(line.startswith("  PASS") and ": value " in line for line in lines)
+  assert any(line.startswith("  FAIL") and "change vs baseline" in line for line in lines)
+  assert any(line.startswith("Blessed: NO (") for line in lines)
+
+
+@pytest.mark.e2e
+def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path):
+  output_dir, _, _ = cnn_runs
+  artifact, inputs = _recorded_reports(output_dir)[-1]
+  # A copy of MLMD whose report artifacts are gone (as after garbage collection).
+  shutil.copy(os.path.join(output_dir, "metadata.sqlite"), tmp_path / "metadata.sqlite")
+  store = _store(str(tmp_path))
+  reports = store.get_artifacts_by_type(EvaluationReport.TYPE_NAME)
+  for gone in reports:
+    gone.state = metadata_store_pb2.Artifact.DELETED
+  store.put_artifacts(reports)
+  result = _review(str(tmp_path))
+  assert result.returncode == 0, result.stdout + result.stderr
+  regenerated = tmp_path / "reports" / "cnn" / f"evaluation-{inputs['evaluation'].id}"
+  assert f"Report: {regenerated / report.REPORT_HTML}" in result.stdout.splitlines()
+  assert "Source: regenerated from evaluation artifact" in result.stdout
+  assert _load_json(str(regenerated)) == _load_json(artifact.uri)
+
+
+def _binary_eval(output_path):
+  """Real TFMA evaluation configured like the LSTM family: AUC gate, binary
+  accuracy, ROC and calibration plots, length-bucket slices, a baseline."""
+  rng = np.random.default_rng(7)
+  n = 600
+  label = rng.integers(0, 2, n).astype(float)
+  frame = pd.DataFrame({
+      "label": label,
+      "candidate_score": np.clip(0.35 * label + 0.65 * rng.random(n), 0, 1),
+      "baseline_score": np.clip(0.15 * label + 0.85 * rng.random(n), 0, 1),
+      "length_bucket": rng.choice(["short", "medium", "long"], n, p=[0.5, 0.46, 0.04]),
+  })
+  config = tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
+          tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
+                         is_baseline=True)],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+              tfma.PerSliceMetricThreshold(
+                  slicing_specs=[tfma.SlicingSpec()],
+                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={"value": 0.6})))]),
+          tfma.MetricConfig(class_name="BinaryAccuracy"),
+          tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+          tfma.MetricConfig(class_name="CalibrationPlot"),
+          tfma.MetricConfig(class_name="ExampleCount")])],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])])
+  tfma.analyze_raw_data(frame, config, output_path=output_path)
+  return output_path
+
+
+def test_binary_classifier_report_has_roc_calibration_and_flagged_small_bucket(tmp_path):
+  uri = _binary_eval(str(tmp_path / "evaluation"))
+  html_path, _ = report.write(str(tmp_path / "report"), uri, True, "lstm-model", None)
+  saved = _load_json(str(tmp_path / "report"))
+  assert saved["plots"] == ["ROC curve", "Calibration", "auc by length_bucket"]
+  candidate, baseline = _tfma_overall(uri, "candidate"), _tfma_overall(uri, "baseline")
+  auc = next(m for m in saved["overall"] if m["name"] == "auc")
+  assert (auc["candidate"], auc["baseline"], auc["diff"]) == pytest.approx(
+      (candidate["auc"], baseline["auc"], candidate["auc_diff"]))
+  (threshold,) = saved["thresholds"]
+  assert threshold["passed"] is (candidate["auc"] >= 0.6)
+  counts = _tfma_counts(uri, "candidate")
+  assert {r["slice"] for r in saved["slices"] if r["small"]} == {
+      s for s, c in counts.items() if c < report.SMALL_SLICE_EXAMPLES} == {"length_bucket:long"}
+  _check_page_renders(html_path, tmp_path, len(saved["plots"]))
+
+
+def test_top_k_recall_metrics_give_a_recall_at_k_curve(tmp_path):
+  """Configured like the two-tower family: recall@K of ranked item scores."""
+  rng = np.random.default_rng(3)
+  n, items = 300, 20
+  label = rng.integers(0, items, n)
+  scores = rng.random((n, items))
+  scores[np.arange(n), label] += rng.random(n)
+  config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(label_key="label", prediction_key="scores")],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="Recall", config=json.dumps({"top_k": k,
+                                                                    "name": f"recall@{k}"}))
+          for k in (1, 5, 10)] + [tfma.MetricConfig(class_name="ExampleCount")])],
+      slicing_specs=[tfma.SlicingSpec()])
+  uri = str(tmp_path / "evaluation")
+  tfma.analyze_raw_data(pd.DataFrame({"label": label, "scores": list(scores)}), config,
+                        output_path=uri)
+  html_path, _ = report.write(str(tmp_path / "report"), uri, False, "two-tower-model", None)
+  saved = _load_json(str(tmp_path / "report"))
+  assert saved["plots"] == ["recall@K"]
+  recalls = {m["name"]: m["candidate"] for m in saved["overall"] if m["name"] != "example_count"}
+  assert set(recalls) == {"recall@1", "recall@5", "recall@10"}
+  assert recalls["recall@1"] < recalls["recall@5"] < recalls["recall@10"]
+  tfma_result = tfma.load_eval_result(uri)
+  (overall,) = [m for key, m in tfma_result.slicing_metrics if key == ()]
+  for k in (1, 5, 10):
+    assert recalls[f"recall@{k}"] == pytest.approx(
+        overall[""][f"topK:{k}"][f"recall@{k}"]["doubleValue"])
+  _check_page_renders(html_path, tmp_path, 1)
+
+
+def test_two_tower_family_recall_at_k_metrics_give_a_recall_curve(tmp_path):
+  """The two-tower family's own metrics (RecallAtK over the scoring
+  signature's `rank` output), on ranks TFMA reads from a table."""
+  config = evaluation.build_eval_config(configs.TWO_TOWER)
+  # A first run has no baseline: TFX then drops change thresholds, as here.
+  for spec in config.metrics_specs:
+    for metric in spec.metrics:
+      for per_slice in metric.per_slice_thresholds:
+        per_slice.threshold.ClearField("change_threshold")
+  del config.model_specs[:]
+  config.model_specs.add(label_key="label", prediction_key="rank")
+  ranks = np.random.default_rng(5).geometric(0.08, 400) - 1
+  uri = str(tmp_path / "evaluation")
+  tfma.analyze_raw_data(pd.DataFrame({"rank": ranks.astype(float), "label": 0.0}), config,
+                        output_path=uri)
+  html_path, _ = report.write(str(tmp_path / "report"), uri, True, "two-tower-model", None)
+  saved = _load_json(str(tmp_path / "report"))
+  assert saved["plots"] == ["recall@K"]
+  recalls = {m["name"]: m["candidate"] for m in saved["overall"]}
+  for k in (1, 5, 10, 20, 50):  # TFMA's value is the share of ranks below K.
+    assert recalls[f"recall_at_{k}"] == pytest.approx(float(np.mean(ranks < k)))
+  (gate,) = saved["thresholds"]
+  floor = configs.TWO_TOWER.gate.min_value
+  assert (gate["metric"], gate["bound"]) == ("recall_at_10", f">= {floor:g}")
+  assert gate["passed"] is (recalls["recall_at_10"] >= floor)
+  _check_page_renders(html_path, tmp_path, 1)

@@ -1,0 +1,79 @@
+"""End to end: the two-tower pipeline on a small generated MovieLens-format log."""
+import collections
+import os
+import re
+
+import pytest
+import tensorflow as tf
+
+from data.interactions import generate_interactions, movielens, reference_recall
+from modules.common import training
+from modules.two_tower import features, model
+from tests import e2e_helpers
+
+pytestmark = pytest.mark.e2e
+SMALL = generate_interactions.GeneratorConfig(
+    num_users=200, num_items=300, num_interactions=10000)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("interactions"))
+  generate_interactions.generate(SMALL, seed=11, output_dir=data_dir)
+  popular = reference_recall.compute(data_dir)["recall_at_10"]["most_popular"]
+  output_dir = str(tmp_path_factory.mktemp("outputs"))
+  # Blessing needs recall@10 above the most-popular reference on the same split.
+  result = e2e_helpers.run_pipeline([
+      "--model", "two_tower", "--train-steps", "100", "--min-metric", f"{popular:.4f}",
+      "--data-dir", data_dir, "--output-dir", output_dir])
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result, popular
+
+
+def test_model_beating_most_popular_is_blessed_and_pushed(run):
+  _, output_dir, result, popular = run
+  assert "Blessed: yes" in result.stdout, result.stdout
+  recall = float(re.search(r"^\s+recall_at_10\s+([0-9.]+)", result.stdout, re.M).group(1))
+  assert recall > popular
+  versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower"))
+  assert len(versions) == 1
+  assert f"Pushed: {os.path.join(output_dir, 'serving', 'two_tower', versions[0])}" in result.stdout
+
+
+def test_pushed_model_recommends_for_known_and_unknown_users(run):
+  data_dir, output_dir, _, _ = run
+  serving_dir = os.path.join(output_dir, "serving", "two_tower")
+  version = e2e_helpers.pushed_versions(serving_dir)[-1]
+  recommend = tf.saved_model.load(os.path.join(serving_dir, version)).signatures[
+      training.SERVING_DEFAULT]
+  interactions, _ = movielens.load_movielens(data_dir)
+  train, _ = movielens.time_split(interactions)
+  seen = collections.defaultdict(set)
+  for row in train:
+    seen[str(row.user_id)].add(str(row.item_id).encode())
+  known = sorted(seen)[:3]
+  out = recommend(user_id=tf.constant(known + ["unknown-user"]))
+  item_ids = out[features.TOP_ITEM_IDS].numpy()
+  assert item_ids.shape == (4, model.TOP_K)
+  for user, recommended in zip(known, item_ids):
+    assert not set(recommended) & seen[user]
+  counts = collections.Counter(str(row.item_id).encode() for row in train)
+  assert counts[item_ids[-1][0]] == max(counts.values())
+
+
+def test_malformed_row_fails_the_run_naming_file_and_line(run, tmp_path):
+  data_dir, output_dir, _, _ = run
+  bad_dir = tmp_path / "bad"
+  bad_dir.mkdir()
+  (bad_dir / movielens.ITEMS_FILE).write_bytes(
+      open(os.path.join(data_dir, movielens.ITEMS_FILE), "rb").read())
+  lines = open(os.path.join(data_dir, movielens.RATINGS_FILE), "rb").read().splitlines(True)
+  lines[6] = b"17\t3\tfive\t881250949\n"  # line 7
+  (bad_dir / movielens.RATINGS_FILE).write_bytes(b"".join(lines))
+  before = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower"))
+  result = e2e_helpers.run_pipeline(["--model", "two_tower", "--data-dir", str(bad_dir),
+                                     "--output-dir", output_dir])
+  assert result.returncode == 1, result.stdout + result.stderr
+  assert f"{bad_dir / movielens.RATINGS_FILE}:7: rating is not a non-negative integer" in (
+      result.stderr)
+  assert e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower")) == before

@@ -1,0 +1,219 @@
+"""Two-tower family: MovieLens ExampleGen, preprocessing through real tft_beam,
+and the trained export's top-K, scoring and raw signatures."""
+import collections
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components.movielens_example_gen import executor as example_gen_executor
+from components.movielens_example_gen.component import MovieLensExampleGen
+from data.interactions import generate_interactions, movielens
+from modules.common import training, warmup
+from modules.two_tower import features, model, preprocessing
+from pipeline import configs
+from tests import tft_testing
+
+SCHEMA = configs.TWO_TOWER.schema_path()
+SMALL = generate_interactions.GeneratorConfig(
+    num_users=60, num_items=120, num_interactions=3000, min_per_user=20)
+
+# Rows in the exact MovieLens-100k layout: a latin-1 accented title, an
+# "unknown"-only item with empty dates, a user with too few rows to split.
+ITEMS = (b"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%20Story"
+         b"|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+         b"267|unknown||||1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
+         b"1123|Mis\xe9rables, Les (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Mis"
+         b"|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n")
+RATINGS = (b"196\t1\t3\t881250949\n196\t267\t3\t881251955\n196\t1123\t5\t881250000\n"
+           b"22\t1123\t1\t878887116\n")
+
+
+def _run_example_gen(data_dir: str, output_dir: str):
+  """Runs the executor as the ExampleGen component configures it."""
+  component = MovieLensExampleGen(input_base=data_dir)
+  exec_properties = {
+      key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
+      for key, value in component.exec_properties.items()}
+  examples = standard_artifacts.Examples()
+  examples.uri = output_dir
+  example_gen_executor.Executor().Do({}, {"examples": [examples]}, exec_properties)
+  return examples
+
+
+def _read_split(output_dir: str, split: str):
+  files = glob.glob(os.path.join(output_dir, f"Split-{split}", "*.gz"))
+  return [tf.train.Example.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _row(example: tf.train.Example):
+  feature = example.features.feature
+  return (feature[features.USER_ID].bytes_list.value[0].decode(),
+          feature[features.ITEM_ID].bytes_list.value[0].decode(),
+          tuple(v.decode() for v in feature[features.GENRES_KEY].bytes_list.value),
+          feature[features.RATING].int64_list.value[0],
+          feature[features.TIMESTAMP].int64_list.value[0])
+
+
+def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path):
+  (tmp_path / "data").mkdir()
+  (tmp_path / "data" / "u.item").write_bytes(ITEMS)
+  (tmp_path / "data" / "u.data").write_bytes(RATINGS)
+  artifact = _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+  assert sorted(eval(artifact.split_names)) == ["eval", "train"]
+  train = sorted(_row(e) for e in _read_split(str(tmp_path / "out"), "train"))
+  evaluation = [_row(e) for e in _read_split(str(tmp_path / "out"), "eval")]
+  # User 196's two latest (by timestamp, not file order) are held out;
+  # user 22 has too few rows to split and stays in train.
+  assert sorted(evaluation) == [
+      ("196", "1", ("Animation", "Children's", "Comedy"), 3, 881250949),
+      ("196", "267", ("unknown",), 3, 881251955)]
+  assert train == [("196", "1123", ("Drama", "War"), 5, 881250000),
+                   ("22", "1123", ("Drama", "War"), 1, 878887116)]
+
+
+def test_example_gen_matches_the_reference_split_of_generated_data(tmp_path):
+  generate_interactions.generate(SMALL, seed=3, output_dir=str(tmp_path / "data"))
+  _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+  interactions, _ = movielens.load_movielens(str(tmp_path / "data"))
+  train, evaluation = movielens.time_split(interactions)
+  for split, rows in (("train", train), ("eval", evaluation)):
+    got = collections.Counter(_row(e)[:2] for e in _read_split(str(tmp_path / "out"), split))
+    assert got == collections.Counter((str(r.user_id), str(r.item_id)) for r in rows)
+
+
+def test_example_gen_names_file_and_line_of_a_bad_row(tmp_path):
+  (tmp_path / "data").mkdir()
+  (tmp_path / "data" / "u.item").write_bytes(ITEMS)
+  (tmp_path / "data" / "u.data").write_bytes(RATINGS.replace(b"22\t1123\t1", b"22\t1123\tx"))
+  with pytest.raises(Exception, match=r"u\.data:4: rating is not a non-negative integer"):
+    _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+
+
+def _write_remote(remote: str, ratings: bytes) -> str:
+  for name, content in (("u.item", ITEMS), ("u.data", ratings)):
+    with tf.io.gfile.GFile(f"{remote}/{name}", "wb") as f:
+      f.write(content)
+  return remote
+
+
+def test_example_gen_reads_remote_filesystems_and_names_their_bad_lines():
+  good = _write_remote("ram://movielens-good", RATINGS)
+  rows = [_row(e) for e in example_gen_executor.split_examples(good, "eval")]
+  assert sorted(r[1] for r in rows) == ["1", "267"]
+  bad = _write_remote("ram://movielens-bad", RATINGS + b"7\t9999\t3\t881250000\n")
+  with pytest.raises(movielens.MovieLensFormatError,
+                     match=r"^ram://movielens-bad/u\.data:5: item_id 9999 is not in u\.item"):
+    list(example_gen_executor.split_examples(bad, "train"))
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp("interactions"))
+  generate_interactions.generate(SMALL, seed=5, output_dir=data_dir)
+  return {split: [e.SerializeToString() for e in example_gen_executor.split_examples(
+      data_dir, split)] for split in ("train", "eval")}
+
+
+def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(tmp_path, small_split):
+  schema = tft_testing.load_schema(SCHEMA)
+  instances = tft_testing.decode(small_split["train"], schema)
+  path = str(tmp_path / "transformed.gz")
+  tft_output = tft_testing.analyze_and_transform(
+      preprocessing.preprocessing_fn, instances, schema, str(tmp_path / "tft"), path)
+  item_counts = collections.Counter(row[features.ITEM_ID][0] for row in instances)
+  item_vocab = tft_output.vocabulary_by_name(features.ITEM_VOCAB)
+  assert sorted(item_vocab) == sorted(item_counts)
+  assert [item_counts[i] for i in item_vocab] == sorted(item_counts.values(), reverse=True)
+  transformed = tft_testing.read_transformed(path, tft_output)
+  genres = transformed[features.transformed_name(features.GENRES_KEY)]
+  assert genres.shape == (len(instances), len(features.GENRE_NAMES))
+  by_item = {row[features.ITEM_ID][0]: {g.decode() for g in row[features.GENRES_KEY]}
+             for row in instances}
+  for index, multi_hot in zip(transformed[features.transformed_name(features.ITEM_ID)], genres):
+    expected = by_item[item_vocab[index]]
+    assert {features.GENRE_NAMES[g] for g in np.flatnonzero(multi_hot)} == expected
+  users = tft_output.transform_features_layer()(
+      {features.USER_ID: tf.constant([[b"no-such-user"]])})
+  num_users = len(tft_output.vocabulary_by_name(features.USER_VOCAB))
+  assert users[features.transformed_name(features.USER_ID)].numpy().tolist() == [num_users]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, small_split):
+  work_dir = str(tmp_path_factory.mktemp("two_tower_train"))
+  export_dir = tft_testing.train_family_model(
+      model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
+      small_split["train"], small_split["eval"], work_dir, train_steps=40)
+  return export_dir, tf.saved_model.load(export_dir).signatures
+
+
+def _train_items_by_user(serialized):
+  seen = collections.defaultdict(set)
+  for record in serialized:
+    user, item = _row(tf.train.Example.FromString(record))[:2]
+    seen[user].add(item.encode())
+  return seen
+
+
+def test_signatures_and_warmup_requests(exported):
+  export_dir, signatures = exported
+  assert set(signatures) == {training.SERVING_DEFAULT, model.SCORING_SIGNATURE,
+                             training.RAW_SIGNATURE, training.TRANSFORM_SIGNATURE}
+  assert configs.TWO_TOWER.eval_signature == model.SCORING_SIGNATURE
+  assert warmup.replay(export_dir) == 3
+
+
+def test_top_k_excludes_train_items_and_unknown_users_get_popular_items(exported, small_split):
+  _, signatures = exported
+  seen = _train_items_by_user(small_split["train"])
+  users = sorted(seen)[:5]
+  out = signatures[training.SERVING_DEFAULT](
+      user_id=tf.constant(users + ["no-such-user"]))
+  item_ids, scores = out[features.TOP_ITEM_IDS].numpy(), out[features.TOP_SCORES].numpy()
+  assert item_ids.shape == scores.shape == (6, model.TOP_K)
+  assert np.all(np.diff(scores, axis=1) <= 0)
+  for user, recommended in zip(users, item_ids):
+    assert len(set(recommended)) == model.TOP_K
+    assert not set(recommended) & seen[user]
+  counts = collections.Counter(item for items in seen.values() for item in items)
+  popular = sorted(counts, key=lambda item: -counts[item])
+  threshold = counts[popular[model.TOP_K - 1]]
+  assert {counts[item] for item in item_ids[-1]} <= {c for c in counts.values() if c >= threshold}
+  assert counts[item_ids[-1][0]] == counts[popular[0]]
+
+
+def _example(user: str, item: bytes) -> bytes:
+  """A complete raw tf.Example, as TFMA sends it to the scoring signature."""
+  def strings(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.USER_ID: strings(user.encode()), features.ITEM_ID: strings(item),
+      features.GENRES_KEY: strings(b"Drama"),
+      features.RATING: tf.train.Feature(int64_list=tf.train.Int64List(value=[4])),
+      features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+  })).SerializeToString()
+
+
+def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
+  _, signatures = exported
+  seen = _train_items_by_user(small_split["train"])
+  user = sorted(seen)[0]
+  top = signatures[training.SERVING_DEFAULT](user_id=tf.constant([user]))[
+      features.TOP_ITEM_IDS].numpy()[0]
+  seen_item = sorted(seen[user])[0]
+  candidates = list(top) + [seen_item]
+  examples = [_example(user, item) for item in candidates]
+  ranks = signatures[model.SCORING_SIGNATURE](examples=tf.constant(examples))[
+      features.RANK].numpy()
+  np.testing.assert_array_equal(ranks[:model.TOP_K], np.arange(model.TOP_K))
+  catalogue = {item for items in seen.values() for item in items}
+  assert ranks[-1] == len(catalogue)  # an item seen in train: a certain miss
+  raw = signatures[training.RAW_SIGNATURE](
+      user_id=tf.constant([user] * len(candidates)), item_id=tf.constant(candidates))
+  np.testing.assert_array_equal(raw[features.RANK].numpy(), ranks)
