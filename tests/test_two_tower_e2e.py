@@ -6,7 +6,8 @@ import re
 import pytest
 import tensorflow as tf
 
-from data.interactions import generate_interactions, movielens, reference_recall
+from components.movielens_example_gen import movielens
+from data.interactions import generate_interactions, reference_recall
 from modules.common import training
 from modules.two_tower import features, model
 from tests import e2e_helpers

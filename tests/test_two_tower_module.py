@@ -12,7 +12,8 @@ from tfx.utils import proto_utils
 
 from components.movielens_example_gen import executor as example_gen_executor
 from components.movielens_example_gen.component import MovieLensExampleGen
-from data.interactions import generate_interactions, movielens
+from components.movielens_example_gen import movielens
+from data.interactions import generate_interactions
 from modules.common import training, warmup
 from modules.two_tower import features, model, preprocessing
 from pipeline import configs

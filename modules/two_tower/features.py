@@ -1,6 +1,6 @@
 """Feature and output names of the two-tower family, shared by ExampleGen,
 Transform, Trainer and the TFMA metric so they cannot drift apart."""
-from data.interactions.movielens import GENRES
+from components.movielens_example_gen.movielens import GENRES
 
 USER_ID = "user_id"
 ITEM_ID = "item_id"
