@@ -45,7 +45,7 @@ def parse_args(argv):
     parser.error(f"--data-dir {args.data_dir} is not a readable directory")
   from pipeline import preflight
   try:
-    preflight.check_input(getattr(family, "example_gen", "tfrecord"), args.data_dir)
+    preflight.check_input(family.example_gen, args.data_dir)
   except preflight.InputDataError as error:
     print(f"error: bad input data: {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)

@@ -141,6 +141,7 @@ LSTM = FamilyConfig(
                       ReportedMetric("CalibrationPlot"),
                       ReportedMetric("ConfusionMatrixPlot")),
     slice_features=("length_bucket",),  # a transformed feature (transform_features)
+    tflite_adapter="modules.lstm.tflite.ADAPTER",
 )
 
 FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN, TWO_TOWER, LSTM)}

@@ -21,7 +21,7 @@ from components.tflite_exporter import conversion, executor, layout, parity
 from components.tflite_exporter.component import TFLiteExport
 from modules.cnn import features, model as cnn_model, preprocessing, tflite as cnn_tflite
 from modules.common import training
-from pipeline import configs
+from pipeline import configs, pipeline
 from tests import e2e_helpers, tft_testing
 
 DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -280,3 +280,28 @@ def test_cli_prepares_raw_pixels_and_predicts_like_the_savedmodel(trained, expor
   predicted = np.array([row[cnn_model.PROBABILITIES] for row in json.loads(result.stdout)])
   expected = _savedmodel(trained)[training.RAW_SIGNATURE](image=pixels)[cnn_model.PROBABILITIES]
   np.testing.assert_allclose(predicted, expected.numpy(), atol=1e-4)
+
+
+def _cnn_pipeline(**kwargs):
+  return pipeline.create_pipeline(
+      family=configs.CNN, pipeline_root="/root", data_dir="/data", schema_path=SCHEMA,
+      serving_model_dir="/serving/cnn", beam_pipeline_args=[], **kwargs)
+
+
+def test_pipeline_exports_after_the_pusher_only_when_given_a_tflite_dir():
+  assert "TFLiteExporter" not in [c.id for c in _cnn_pipeline().components]
+  components = {c.id: c for c in _cnn_pipeline(
+      tflite_dir="/out/tflite/cnn", tflite_quantization=conversion.INT8).components}
+  exporter = components["TFLiteExporter"]
+  producers = {key: channel.producer_component_id for key, channel in exporter.inputs.items()}
+  assert producers == {executor.MODEL_KEY: "Trainer", executor.BLESSING_KEY: "Evaluator",
+                       executor.PUSHED_MODEL_KEY: "Pusher",
+                       executor.TRANSFORM_GRAPH_KEY: "Transform",
+                       executor.EXAMPLES_KEY: "ImportExampleGen"}
+  assert exporter.exec_properties[executor.QUANTIZATION_KEY] == conversion.INT8
+  assert exporter.exec_properties[executor.ADAPTER_KEY] == configs.CNN.tflite_adapter
+  default = {c.id: c for c in _cnn_pipeline(tflite_dir="/out/tflite/cnn").components}
+  assert (default["TFLiteExporter"].exec_properties[executor.QUANTIZATION_KEY]
+          == configs.CNN.tflite_quantization)
+  with pytest.raises(ValueError, match="unknown TFLite quantization 'int4'"):
+    _cnn_pipeline(tflite_dir="/out/tflite/cnn", tflite_quantization="int4")

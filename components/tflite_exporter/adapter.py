@@ -13,7 +13,8 @@ pipeline image like `run_fn`:
   rather use tf.saved_model.load and the tf.functions it saved);
 - `inputs`: the transformed features the TFLite model takes, per example;
 - `batch_size`: None for a dynamic batch, or a static one (LSTMs need it);
-- `outputs()`: the function converted, from the loaded Keras model;
+- `quantization_modes`: the modes the model converts in, when not all;
+- `outputs()`: the function converted, over the loaded model;
 - `quality()`: the metric the quantised parity gate compares (accuracy for
   the CNN, AUC for the LSTM, recall@K of a top-K model for the two-tower);
 - `preprocessing` and `prepare()`: the documented raw-input rule and its
@@ -42,6 +43,8 @@ class FamilyAdapter(abc.ABC):
   inputs: Tuple[tf.TensorSpec, ...]
   # None: any batch size; an int: converted with that static batch size.
   batch_size: Optional[int] = None
+  # None: every quantisation mode; else the modes the family's model survives.
+  quantization_modes: Optional[Tuple[str, ...]] = None
   # Name of the metric `quality` computes, as reported in parity figures.
   quality_metric: str
   # {"raw_input": ..., "rule": ...}: how an app turns raw input into `inputs`.
@@ -53,7 +56,8 @@ class FamilyAdapter(abc.ABC):
 
   @abc.abstractmethod
   def outputs(self, model: Any, features: Tensors) -> Tensors:
-    """The TFLite model's named outputs, from the loaded Keras model."""
+    """The TFLite model's named outputs (each named as a `serving_default`
+    output, which parity compares it with), from what load_model() gave."""
 
   @abc.abstractmethod
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:

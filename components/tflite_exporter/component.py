@@ -15,6 +15,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.tflite_exporter import conversion, executor
+from components.tflite_exporter.adapter import load_adapter
 
 DEFAULT_PARITY_EXAMPLES = 200
 DEFAULT_REPRESENTATIVE_EXAMPLES = 100
@@ -73,7 +74,7 @@ class TFLiteExporter(base_component.BaseComponent):
         model=model, model_blessing=model_blessing, pushed_model=pushed_model,
         transform_graph=transform_graph, examples=examples,
         family=family, adapter=adapter, tflite_dir=tflite_dir,
-        quantization=conversion.check_mode(quantization),
+        quantization=conversion.check_mode(quantization, load_adapter(adapter)),
         parity_examples=parity_examples,
         representative_examples=representative_examples,
         tflite_export=types.Channel(type=TFLiteExport)))

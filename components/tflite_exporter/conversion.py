@@ -26,11 +26,15 @@ INT8 = "int8"
 QUANTIZATION_MODES = (FLOAT32, DYNAMIC_RANGE, INT8)
 
 
-def check_mode(mode: str) -> str:
-  """Returns `mode` when it is a known quantisation mode, else raises."""
+def check_mode(mode: str, adapter: FamilyAdapter) -> str:
+  """Returns `mode` when it is known and `adapter`'s model supports it, else raises."""
   if mode not in QUANTIZATION_MODES:
     raise ValueError(f"unknown TFLite quantization {mode!r}; "
                      f"choose one of {', '.join(QUANTIZATION_MODES)}")
+  if adapter.quantization_modes is not None and mode not in adapter.quantization_modes:
+    raise ValueError(f"TFLite quantization {mode!r} is not supported by "
+                     f"{type(adapter).__name__}; it supports "
+                     f"{', '.join(adapter.quantization_modes)}")
   return mode
 
 
@@ -66,9 +70,10 @@ def _concatenate(parts: List[Arrays]) -> Arrays:
 
 def convert(function, model: Any, mode: str, representative: Arrays,
             batch_size: Optional[int]) -> bytes:
-  """The TFLite flatbuffer of `function`; `representative` calibrates int8."""
+  """The TFLite flatbuffer of `function` (`mode` checked by check_mode);
+  `representative` calibrates int8."""
   converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-  if check_mode(mode) != FLOAT32:
+  if mode != FLOAT32:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   if mode == INT8:
     names = [spec.name for spec in function.structured_input_signature[0]]

@@ -115,7 +115,8 @@ class Executor(base_executor.BaseExecutor):
       return
 
     family = exec_properties[FAMILY_KEY]
-    mode = conversion.check_mode(exec_properties[QUANTIZATION_KEY])
+    adapter = load_adapter(exec_properties[ADAPTER_KEY])
+    mode = conversion.check_mode(exec_properties[QUANTIZATION_KEY], adapter)
     tflite_dir = exec_properties[TFLITE_DIR_KEY]
     version = pushed.get_string_custom_property("pushed_version")
     if not version.isdigit():
@@ -124,7 +125,6 @@ class Executor(base_executor.BaseExecutor):
     if os.path.exists(os.path.join(tflite_dir, version)):  # Fail before converting.
       raise FileExistsError(f"TFLite version {os.path.join(tflite_dir, version)} "
                             "already exists; versions are never replaced")
-    adapter = load_adapter(exec_properties[ADAPTER_KEY])
     model_path = path_utils.serving_model_path(
         artifact_utils.get_single_uri(input_dict[MODEL_KEY]))
     model = adapter.load_model(model_path)
