@@ -43,7 +43,7 @@ def numeric_versions(base_dir: str) -> List[int]:
   return sorted(int(name) for name in os.listdir(base_dir) if name.isdigit())
 
 
-def _remove_stale_staging(base_dir: str, now: float) -> None:
+def remove_stale_staging(base_dir: str, now: float) -> None:
   for name in os.listdir(base_dir):
     path = os.path.join(base_dir, name)
     if name.startswith(STAGING_PREFIX) and now - os.path.getmtime(path) > STALE_STAGING_SECONDS:
@@ -51,7 +51,7 @@ def _remove_stale_staging(base_dir: str, now: float) -> None:
       shutil.rmtree(path, ignore_errors=True)
 
 
-def _publish(staging: str, base_dir: str, version: int) -> bool:
+def publish_staged(staging: str, base_dir: str, version: int) -> bool:
   """Renames `staging` to `<base_dir>/<version>` unless that version is taken.
 
   An exclusive claim file serialises pushers racing for the same number, and
@@ -83,7 +83,7 @@ def push_atomically(model_path: str, base_dir: str,
                     clock: Callable[[], float] = time.time) -> Tuple[str, str]:
   """Stages, verifies and publishes `model_path`; returns (version, path)."""
   os.makedirs(base_dir, exist_ok=True)
-  _remove_stale_staging(base_dir, clock())
+  remove_stale_staging(base_dir, clock())
   staging = os.path.join(base_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
   try:
     shutil.copytree(model_path, staging)
@@ -91,7 +91,7 @@ def push_atomically(model_path: str, base_dir: str,
     while True:
       existing = numeric_versions(base_dir)
       version = max(int(clock()), existing[-1] + 1 if existing else 0)
-      if _publish(staging, base_dir, version):
+      if publish_staged(staging, base_dir, version):
         return str(version), os.path.join(base_dir, str(version))
   finally:
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,32 +1,26 @@
 """TFLiteExporter's executor on a real, briefly trained CNN.
 
-The CNN is trained through real tft_beam (tests/tft_testing.py) and laid out
-as the Trainer, Transform and ExampleGen artifacts hold it; the executor
-then runs exactly as TFX calls it. Broken conversions are real alternative adapters
-(the CNN computed layer by layer with one layer changed), named by dotted
-name like any family's adapter.
+The CNN is trained through real tft_beam and run through the executor as
+TFX calls it (tests/tflite_testing.py). Broken conversions are real
+alternative adapters (the CNN computed layer by layer with one layer
+changed), named by dotted name like any family's adapter.
 """
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import artifact_utils, standard_artifacts
 
 from components.tflite_exporter import conversion, executor, layout, parity
-from components.tflite_exporter.component import TFLiteExport
 from modules.cnn import features, model as cnn_model, preprocessing, tflite as cnn_tflite
 from modules.common import training
 from pipeline import configs, pipeline
-from tests import e2e_helpers, tft_testing
+from tests import tflite_testing, tft_testing
 
 DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 SCHEMA = configs.CNN.schema_path()
-VERSION = "1700000000"
+VERSION = tflite_testing.VERSION
 CNN_ADAPTER = configs.CNN.tflite_adapter
 PARITY_EXAMPLES = 200
 
@@ -95,56 +89,13 @@ def trained(tmp_path_factory):
       cnn_model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
       tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 300),
       eval_serialized, work_dir, train_steps=60)
-  model_uri = os.path.join(work_dir, "model")
-  os.makedirs(model_uri)
-  os.rename(export_dir, os.path.join(model_uri, "Format-Serving"))
-  examples_uri = os.path.join(work_dir, "examples")
-  os.makedirs(os.path.join(examples_uri, "Split-eval"))
-  with tf.io.TFRecordWriter(os.path.join(examples_uri, "Split-eval", "data_tfrecord-00000.gz"),
-                            "GZIP") as writer:
-    for record in eval_serialized:
-      writer.write(record)
-  return {"model": model_uri, "examples": examples_uri, "eval_serialized": eval_serialized,
-          # train_family_model writes the transform graph where TFX's would be.
-          "transform": os.path.join(work_dir, "transform")}
+  return {**tflite_testing.as_artifacts(work_dir, export_dir, eval_serialized),
+          "eval_serialized": eval_serialized}
 
 
-def _artifact(kind, uri, **properties):
-  artifact = kind()
-  artifact.uri = uri
-  for key, value in properties.items():
-    if isinstance(value, int):
-      artifact.set_int_custom_property(key, value)
-    else:
-      artifact.set_string_custom_property(key, value)
-  return artifact
-
-
-def run_exporter(trained, tflite_dir, mode=conversion.FLOAT32, adapter=CNN_ADAPTER,
-                 blessed=1, pushed=1, parity_examples=PARITY_EXAMPLES):
-  """Runs the executor as TFX would; returns the output TFLiteExport artifact."""
-  export = _artifact(TFLiteExport, tempfile.mkdtemp(prefix="artifact-",
-                                                    dir=os.path.dirname(tflite_dir)))
-  examples = _artifact(standard_artifacts.Examples, trained["examples"])
-  examples.split_names = artifact_utils.encode_split_names(["eval"])
-  pushed_model = _artifact(standard_artifacts.PushedModel, "/unused", pushed=pushed)
-  if pushed:
-    pushed_model.set_string_custom_property("pushed_version", VERSION)
-    pushed_model.set_string_custom_property("pushed_destination", f"/serving/cnn/{VERSION}")
-  executor.Executor().Do(
-      {executor.MODEL_KEY: [_artifact(standard_artifacts.Model, trained["model"])],
-       executor.BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing, "/unused",
-                                         blessed=blessed)],
-       executor.PUSHED_MODEL_KEY: [pushed_model],
-       executor.TRANSFORM_GRAPH_KEY: [_artifact(standard_artifacts.TransformGraph,
-                                                trained["transform"])],
-       executor.EXAMPLES_KEY: [examples]},
-      {executor.EXPORT_KEY: [export]},
-      {executor.FAMILY_KEY: "cnn", executor.ADAPTER_KEY: adapter,
-       executor.TFLITE_DIR_KEY: str(tflite_dir), executor.QUANTIZATION_KEY: mode,
-       executor.PARITY_EXAMPLES_KEY: parity_examples,
-       executor.REPRESENTATIVE_EXAMPLES_KEY: 100})
-  return export
+def run_exporter(trained, tflite_dir, mode=conversion.FLOAT32, adapter=CNN_ADAPTER, **kwargs):
+  kwargs.setdefault("parity_examples", PARITY_EXAMPLES)
+  return tflite_testing.run_exporter(trained, tflite_dir, "cnn", adapter, mode, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -269,15 +220,10 @@ def test_cli_prepares_raw_pixels_and_predicts_like_the_savedmodel(trained, expor
   tflite_dir, _ = exports[conversion.FLOAT32]
   serialized = trained["eval_serialized"][:5]
   pixels = tft_testing.parse(serialized, tft_testing.load_schema(SCHEMA))[features.IMAGE_KEY]
-  input_file = tmp_path / "digits.json"
-  input_file.write_text(json.dumps([{"image": row} for row in pixels.numpy().tolist()]))
-  result = subprocess.run(
-      [sys.executable, "-m", "components.tflite_exporter.predict",
-       "--model-dir", os.path.join(tflite_dir, VERSION), "--input", str(input_file)],
-      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, check=False,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert result.returncode == 0, result.stderr
-  predicted = np.array([row[cnn_model.PROBABILITIES] for row in json.loads(result.stdout)])
+  rows = tflite_testing.run_cli(os.path.join(tflite_dir, VERSION),
+                                [{"image": row} for row in pixels.numpy().tolist()],
+                                str(tmp_path / "digits.json"))
+  predicted = np.array([row[cnn_model.PROBABILITIES] for row in rows])
   expected = _savedmodel(trained)[training.RAW_SIGNATURE](image=pixels)[cnn_model.PROBABILITIES]
   np.testing.assert_allclose(predicted, expected.numpy(), atol=1e-4)
 

@@ -9,9 +9,9 @@ its outputs whatever the adapter's `outputs()` returns. Three modes:
 - `int8`: int8 weights and activations, calibrated on a representative
   dataset; every op must have an int8 kernel (TFLITE_BUILTINS_INT8), so a
   model that cannot be fully quantised fails to convert instead of silently
-  keeping float ops. Input and output tensors stay float32 (the converter
-  quantises and dequantises at the edges), so apps feed the same tensors in
-  every mode.
+  keeping float ops. Input and output tensors keep their types (float ones
+  are quantised and dequantised at the edges), so apps feed the same tensors
+  in every mode.
 """
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -50,7 +50,7 @@ def serving_function(adapter: FamilyAdapter, model: Any):
   return serve.get_concrete_function()
 
 
-def batches(inputs: Arrays, size: Optional[int]) -> Iterator[Tuple[Arrays, int]]:
+def _batches(inputs: Arrays, size: Optional[int]) -> Iterator[Tuple[Arrays, int]]:
   """(batch, real rows) pairs: all rows at once for a dynamic batch, else
   chunks of `size` with the last one padded by repeating its final row."""
   count = len(next(iter(inputs.values())))
@@ -79,7 +79,7 @@ def convert(function, model: Any, mode: str, representative: Arrays,
     names = [spec.name for spec in function.structured_input_signature[0]]
 
     def representative_dataset():
-      for batch, _ in batches(representative, batch_size or 1):
+      for batch, _ in _batches(representative, batch_size or 1):
         yield [batch[name] for name in names]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -96,7 +96,7 @@ def run_tflite(model_bytes: bytes, inputs: Arrays) -> Arrays:
   details = runner.get_input_details()
   static = {int(d["shape_signature"][0]) for d in details.values()} - {-1}
   parts = []
-  for batch, rows in batches(inputs, static.pop() if static else None):
+  for batch, rows in _batches(inputs, static.pop() if static else None):
     outputs = runner(**{name: batch[name].astype(details[name]["dtype"]) for name in details})
     parts.append({key: value[:rows] for key, value in outputs.items()})
   return _concatenate(parts)

@@ -16,8 +16,8 @@ import uuid
 from typing import Any, Dict
 
 from components.atomic_pusher import STAGING_PREFIX
-from components.atomic_pusher import _publish as publish_staged
-from components.atomic_pusher import _remove_stale_staging as remove_stale_staging
+from components.atomic_pusher import publish_staged
+from components.atomic_pusher import remove_stale_staging
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors
 from modules.cnn import features
-from modules.cnn.model import PROBABILITIES
+from modules.cnn.model import PROBABILITIES, serve_transformed
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
@@ -31,7 +31,7 @@ class CnnAdapter(FamilyAdapter):
   }
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
-    return {PROBABILITIES: model({IMAGE_XF: transformed[IMAGE_XF]}, training=False)}
+    return {PROBABILITIES: serve_transformed(model, transformed)[PROBABILITIES]}
 
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     labels = eval_batch[features.LABEL_KEY].reshape(-1)
