@@ -1,0 +1,261 @@
+"""Benchmarks: pipeline wall time, caching, Trainer overhead, serving latency,
+Beam runner modes and the two-tower pipeline at scale.
+
+    .venv/bin/python bench/run_bench.py [--families cnn lstm two_tower]
+        [--repeats 3] [--scale 10] [--skip scale beam]
+
+Writes bench/results/<family>.json (and scale.json) and the table in
+BENCHMARKS.md. Every figure is measured here, on this machine; medians over
+--repeats where a measurement is cheap (latencies, re-runs).
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402
+
+from pipeline import configs, run_summary  # noqa: E402
+
+RESULTS = os.path.join(REPO, "bench", "results")
+DIRECT = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
+MULTI = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=multi_processing",
+         "--beam-arg=--direct_num_workers=2"]
+
+
+def run_pipeline(args: List[str]) -> Dict[str, float]:
+  """Runs local_runner.py; returns wall seconds and the child's peak RSS."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  started = time.monotonic()
+  result = subprocess.run([sys.executable, os.path.join(REPO, "local_runner.py"), *args],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+  wall = time.monotonic() - started
+  if result.returncode != 0:
+    raise RuntimeError(f"pipeline failed: {' '.join(args)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+  peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  return {"wall_s": wall, "peak_rss_gb": (peak_kb if peak_kb > before else before) / 2**20}
+
+
+def node_runs(output_dir: str, family: configs.FamilyConfig, since_ms: int):
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      os.path.join(output_dir, "metadata.sqlite"))
+  node_ids = ["ImportExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
+              "ExampleValidator", "AnomaliesGate", "Transform", "Trainer", "Evaluator",
+              "Pusher", "TFLiteExporter", "EvalReport"]
+  runs = run_summary.read_node_runs(connection, family.pipeline_name, node_ids, since_ms)
+  return {k: v for k, v in runs.items() if v.state != "not run"}
+
+
+def serving_latency(model_dir: str, serialized: List[bytes], repeats: int) -> Dict[str, float]:
+  """p50/p95 milliseconds of serving_default for 1 example and a batch of 32."""
+  signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+  input_name = list(signature.structured_input_signature[1])[0]
+  figures = {}
+  for batch in (1, 32):
+    request = tf.constant((serialized * 32)[:batch])
+    signature(**{input_name: request})  # warm-up
+    times = []
+    for _ in range(repeats):
+      started = time.perf_counter()
+      signature(**{input_name: request})
+      times.append((time.perf_counter() - started) * 1000)
+    figures[f"batch{batch}_p50_ms"] = float(np.percentile(times, 50))
+    figures[f"batch{batch}_p95_ms"] = float(np.percentile(times, 95))
+  return figures
+
+
+def tflite_latency(model_bytes: bytes, inputs: Dict[str, np.ndarray], repeats: int) -> Dict[str, float]:
+  """p50/p95 milliseconds of one TFLite invocation on one example."""
+  runner = tf.lite.Interpreter(model_content=model_bytes).get_signature_runner()
+  details = runner.get_input_details()
+  feed = {name: inputs[name][:1].astype(details[name]["dtype"]) for name in details}
+  runner(**feed)
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    runner(**feed)
+    times.append((time.perf_counter() - started) * 1000)
+  return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
+          "size_bytes": len(model_bytes)}
+
+
+def saved_model_bytes(path: str) -> int:
+  return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "**"), recursive=True)
+             if os.path.isfile(f))
+
+
+def tflite_figures(family, trainer_model_dir: str, serialized: List[bytes], repeats: int):
+  """Float and int8 conversions of the trained model, with parity and latency."""
+  from components.tflite_exporter import executor as tflite_executor
+  from components.tflite_exporter.adapter import load_adapter
+  adapter = load_adapter(family.tflite_adapter)
+  model = adapter.load_model(trainer_model_dir)
+  signatures = tf.saved_model.load(trainer_model_dir).signatures
+  transformed = signatures["transform_features"](examples=tf.constant(serialized))
+  inputs = {spec.name: transformed[spec.name].numpy() for spec in adapter.inputs}
+  figures = {}
+  for mode in ("float32", "int8"):
+    model_bytes, parity = tflite_executor.convert_with_parity(
+        adapter, model, trainer_model_dir, tf.constant(serialized), mode, 100)
+    figures[mode] = {**tflite_latency(model_bytes, inputs, repeats), "parity": parity}
+  return figures
+
+
+def bench_family(family, repeats: int, skip: List[str]) -> Dict:
+  out = tempfile.mkdtemp(prefix=f"bench-{family.name}-")
+  result = {"family": family.name}
+  since = int(time.time() * 1000)
+  result["fresh"] = run_pipeline(["--model", family.name, "--output-dir", out, *DIRECT])
+  fresh_runs = node_runs(out, family, since)
+  result["fresh"]["component_s"] = {k: v.seconds for k, v in fresh_runs.items()}
+  reruns = []
+  for _ in range(repeats):
+    since = int(time.time() * 1000)
+    wall = run_pipeline(["--model", family.name, "--output-dir", out, *DIRECT])["wall_s"]
+    executed = [k for k, v in node_runs(out, family, since).items() if v.state == "executed"]
+    reruns.append((wall, executed))
+  result["rerun"] = {"wall_s_median": statistics.median(w for w, _ in reruns),
+                     "components_executed": sorted({c for _, e in reruns for c in e})}
+
+  trainer = fresh_runs["Trainer"]
+  model_dir = os.path.join(trainer.outputs["model"][0].uri, "Format-Serving")
+  examples_uri = fresh_runs["Transform"].outputs["transformed_examples"][0].uri
+  transform_uri = fresh_runs["Transform"].outputs["transform_graph"][0].uri
+  result["trainer"] = plain_vs_tfx_trainer(family, trainer.seconds, transform_uri, examples_uri)
+
+  gen = next(v for k, v in fresh_runs.items() if k.endswith("ExampleGen"))
+  eval_files = glob.glob(os.path.join(gen.outputs["examples"][0].uri, "Split-eval", "*"))
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(eval_files, "GZIP").take(200)]
+  result["serving"] = {"saved_model": serving_latency(model_dir, serialized, repeats * 100),
+                       "saved_model_bytes": saved_model_bytes(model_dir)}
+  if family.tflite_adapter:
+    result["serving"]["tflite"] = tflite_figures(family, model_dir, serialized, repeats * 100)
+
+  if "beam" not in skip:
+    result["beam"] = {}
+    for mode, args in (("in_process", DIRECT), ("multi_processing_2", MULTI)):
+      beam_out = tempfile.mkdtemp(prefix=f"bench-beam-{family.name}-")
+      since = int(time.time() * 1000)
+      run_pipeline(["--model", family.name, "--output-dir", beam_out, "--train-steps", "1",
+                    "--min-metric", "0", *args])
+      runs = node_runs(beam_out, family, since)
+      result["beam"][mode] = {k: runs[k].seconds for k in ("StatisticsGen", "Transform")}
+  return result
+
+
+def plain_vs_tfx_trainer(family, tfx_seconds: float, transform_uri: str, examples_uri: str):
+  """The family's run_fn on the same transformed data, called directly (no
+  TFX launcher, MLMD or artifact handling), in a fresh process like TFX's."""
+  code = (
+      "import os,sys,time,glob; os.environ['TF_USE_LEGACY_KERAS']='1'; sys.path.insert(0, %r)\n"
+      "import importlib, tempfile\n"
+      "from tests.tft_testing import make_fn_args\n"
+      "run_fn = %r.rsplit('.', 1); run_fn = getattr(importlib.import_module(run_fn[0]), run_fn[1])\n"
+      "args = make_fn_args(tempfile.mkdtemp(), os.path.join(%r, ''), "
+      "glob.glob(os.path.join(%r, 'Split-train', '*')), glob.glob(os.path.join(%r, 'Split-eval', '*')), %d, %d)\n"
+      "t = time.monotonic(); run_fn(args); print('SECONDS', time.monotonic() - t)\n"
+  ) % (REPO, family.run_fn, transform_uri, examples_uri, examples_uri, family.train_steps,
+       family.eval_steps)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  plain = float(out.stdout.rsplit("SECONDS", 1)[1])
+  return {"tfx_trainer_s": tfx_seconds, "plain_run_fn_s": plain,
+          "throughput_ratio_tfx_over_plain": plain / tfx_seconds}
+
+
+def bench_scale(scale: int) -> Dict:
+  """The two-tower pipeline on the generator's log scaled by `scale` (10: 1M rows)."""
+  data = tempfile.mkdtemp(prefix="bench-scale-data-")
+  subprocess.run([sys.executable, os.path.join(REPO, "data", "interactions", "generate_interactions.py"),
+                  "--scale", str(scale), "--output-dir", data], check=True, capture_output=True)
+  with open(os.path.join(data, "u.data")) as stream:
+    interactions = sum(1 for _ in stream)
+  out = tempfile.mkdtemp(prefix="bench-scale-")
+  family = configs.get_family("two_tower")
+  since = int(time.time() * 1000)
+  figures = run_pipeline(["--model", "two_tower", "--data-dir", data, "--output-dir", out,
+                          "--min-metric", "0", *DIRECT])
+  figures["component_s"] = {k: v.seconds for k, v in node_runs(out, family, since).items()}
+  figures["interactions"] = interactions
+  return figures
+
+
+def machine() -> Dict:
+  import tfx as tfx_package
+  mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+  return {"cores": os.cpu_count(), "ram_gb": round(mem_gb, 1), "python": platform.python_version(),
+          "tensorflow": tf.__version__, "tfx": tfx_package.__version__,
+          "platform": platform.platform()}
+
+
+def write_markdown(results: Dict) -> None:
+  m = results["machine"]
+  lines = ["# Benchmarks", "", f"Machine: {m['cores']} cores, {m['ram_gb']} GB RAM, "
+           f"Python {m['python']}, TensorFlow {m['tensorflow']}, TFX {m['tfx']} ({m['platform']}).",
+           "Written by `make bench` (bench/run_bench.py); raw figures in bench/results/.", "",
+           "| family | fresh run (s) | re-run (s) | re-run executed | Trainer TFX/plain throughput "
+           "| serving_default p50 1 / 32 (ms) | TFLite float / int8 p50 (ms) | SavedModel / TFLite float / int8 size (KB) "
+           "| Stats+Transform in-process / multi-proc (s) |", "|" + "---|" * 9]
+  for name, r in results["families"].items():
+    s = r["serving"]
+    tfl = s.get("tflite", {})
+    beam = r.get("beam", {})
+    def stats_transform(mode):
+      return f"{sum(beam[mode].values()):.1f}" if mode in beam else "-"
+    lines.append(
+        f"| {name} | {r['fresh']['wall_s']:.0f} | {r['rerun']['wall_s_median']:.0f} | "
+        f"{len(r['rerun']['components_executed'])} | {r['trainer']['throughput_ratio_tfx_over_plain']:.2f} | "
+        f"{s['saved_model']['batch1_p50_ms']:.2f} / {s['saved_model']['batch32_p50_ms']:.2f} | "
+        + (f"{tfl['float32']['p50_ms']:.3f} / {tfl['int8']['p50_ms']:.3f} | " if tfl else "- | ")
+        + f"{s['saved_model_bytes'] // 1024} / "
+        + (f"{tfl['float32']['size_bytes'] // 1024} / {tfl['int8']['size_bytes'] // 1024} | " if tfl else "- | ")
+        + f"{stats_transform('in_process')} / {stats_transform('multi_processing_2')} |")
+  if "scale" in results:
+    sc = results["scale"]
+    lines += ["", f"Scale: two-tower on {sc['interactions']:,} generated interactions: "
+              f"{sc['wall_s']:.0f} s wall, peak RSS {sc['peak_rss_gb']:.2f} GB.", "",
+              "| component | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in sc["component_s"].items()]
+  with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as stream:
+    stream.write("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--families", nargs="+", default=sorted(configs.FAMILIES))
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--scale", type=int, default=10,
+                      help="two-tower data scale factor for the scale run (10: 1M interactions)")
+  parser.add_argument("--skip", nargs="*", default=[], choices=["scale", "beam"])
+  args = parser.parse_args(argv)
+  os.makedirs(RESULTS, exist_ok=True)
+  results = {"machine": machine(), "families": {}}
+  for name in args.families:
+    results["families"][name] = bench_family(configs.get_family(name), args.repeats, args.skip)
+    with open(os.path.join(RESULTS, f"{name}.json"), "w") as stream:
+      json.dump({"machine": results["machine"], **results["families"][name]}, stream, indent=2)
+    print(json.dumps(results["families"][name], indent=2), flush=True)
+  if "scale" not in args.skip and "two_tower" in configs.FAMILIES:
+    results["scale"] = bench_scale(args.scale)
+    with open(os.path.join(RESULTS, "scale.json"), "w") as stream:
+      json.dump({"machine": results["machine"], **results["scale"]}, stream, indent=2)
+  write_markdown(results)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

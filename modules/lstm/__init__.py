@@ -1,0 +1,1 @@
+"""LSTM sentiment classifier on Chinese product reviews, tokenised by character."""

@@ -1,0 +1,82 @@
+"""TFLite adapter of the LSTM family (referenced as `modules.lstm.tflite.ADAPTER`).
+
+The TFLite model takes the character ids Transform makes ([SEQUENCE_LENGTH]
+int64, 0 = padding) and returns the positive-review probability; the
+character vocabulary ships next to it as vocab.txt so an app can make the
+ids itself (rule in PREPROCESSING, implemented by `prepare`). The n-gram
+hashing happens inside the model, so the ids are the only input.
+"""
+import os
+from typing import Any, Dict, List
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from sklearn import metrics
+
+from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors
+from components.tflite_exporter.conversion import DYNAMIC_RANGE, FLOAT32
+from modules.lstm import features
+from modules.lstm.model import PROBABILITY, serve_transformed
+
+IDS_XF = features.transformed_name(features.TEXT_KEY)
+VOCABULARY_FILE = "vocab.txt"
+
+
+def read_vocabulary(path: str) -> Dict[str, int]:
+  """{character: line index} of a tf.Transform text vocabulary file.
+
+  Lines are split on b"\\n" only, as TensorFlow's lookup tables do (Python's
+  splitlines would also split on characters such as U+2028 that are
+  vocabulary entries).
+  """
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")
+  if lines and not lines[-1]:
+    lines.pop()
+  return {line.decode("utf-8"): index for index, line in enumerate(lines)}
+
+
+class LstmAdapter(FamilyAdapter):
+  """Character ids in, probability out; quantised parity measured as AUC."""
+  inputs = (tf.TensorSpec([features.SEQUENCE_LENGTH], tf.int64, name=IDS_XF),)
+  # The LSTM's while loop lowers to TFLite builtins only with static tensor
+  # list shapes, batch included; an app classifies one review at a time.
+  batch_size = 1
+  # int8 calibration of the LSTM's while loop crashes the converter
+  # (segmentation fault, TF 2.16): refused before it can take a run down.
+  quantization_modes = (FLOAT32, DYNAMIC_RANGE)
+  quality_metric = "auc"
+  preprocessing = {
+      "raw_input": f"'{features.TEXT_KEY}': a review as a UTF-8 string (any length, "
+                   "may be empty)",
+      "rule": (f"decode UTF-8 replacing invalid bytes with U+FFFD; split into Unicode "
+               f"characters; keep the first {features.SEQUENCE_LENGTH}; a character "
+               f"on line i (0-based) of {VOCABULARY_FILE} gets id i + 1, any other "
+               f"character id len(vocabulary) + 1; pad with "
+               f"{features.PADDING_ID} to {features.SEQUENCE_LENGTH} ids ({IDS_XF}, int64)"),
+  }
+
+  def outputs(self, model: Any, transformed: Tensors) -> Tensors:
+    return {PROBABILITY: serve_transformed(model, transformed)[PROBABILITY]}
+
+  def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
+    return float(metrics.roc_auc_score(eval_batch[features.LABEL_KEY].reshape(-1),
+                                       outputs[PROBABILITY].reshape(-1)))
+
+  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
+    """Text (a JSON string, so already decoded) -> padded character ids."""
+    vocabulary = read_vocabulary(os.path.join(model_dir, VOCABULARY_FILE))
+    oov_id = len(vocabulary) + 1
+    ids = np.full([len(instances), features.SEQUENCE_LENGTH], features.PADDING_ID, np.int64)
+    for row, instance in enumerate(instances):
+      chars = instance[features.TEXT_KEY][:features.SEQUENCE_LENGTH]
+      ids[row, :len(chars)] = [vocabulary[c] + 1 if c in vocabulary else oov_id for c in chars]
+    return {IDS_XF: ids}
+
+  def extra_files(self, model: Any, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
+    del model
+    return {VOCABULARY_FILE: tft_output.vocabulary_file_by_name(features.CHAR_VOCABULARY)}
+
+
+ADAPTER = LstmAdapter()

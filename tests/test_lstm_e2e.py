@@ -1,0 +1,88 @@
+"""End to end: the LSTM pipeline on a small slice of the shipped reviews."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from modules.common import training
+from modules.lstm import features, model
+from pipeline import configs
+from tests import e2e_helpers
+
+pytestmark = pytest.mark.e2e
+REVIEWS = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
+N_TRAIN, N_EVAL = 2000, 500
+RUN_ARGS = ["--model", "lstm", "--train-steps", "100", "--min-metric", "0.7"]
+
+
+def _eval_texts(data_dir):
+  records = tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(data_dir, "eval", "*")), compression_type="GZIP")
+  return [tf.train.Example.FromString(r.numpy()).features.feature[features.TEXT_KEY]
+          .bytes_list.value[0] for r in records]
+
+
+def _length_bucket(text: bytes) -> str:
+  length = len(text.decode("utf-8"))
+  return features.LENGTH_BUCKET_NAMES[
+      sum(length >= bound for bound in features.LENGTH_BUCKET_BOUNDARIES)]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  data_dir = e2e_helpers.write_small_slice(
+      REVIEWS, str(tmp_path_factory.mktemp("reviews")), N_TRAIN, N_EVAL)
+  output_dir = str(tmp_path_factory.mktemp("outputs"))
+  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result
+
+
+def test_blessed_model_is_pushed_in_tf_serving_layout(run):
+  _, output_dir, result = run
+  assert "Blessed: yes" in result.stdout, result.stdout
+  versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "lstm"))
+  assert len(versions) == 1
+  version_dir = os.path.join(output_dir, "serving", "lstm", versions[0])
+  assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+  assert f"Pushed: {version_dir}" in result.stdout
+
+
+def test_pushed_model_serves_examples_and_raw_text_alike(run):
+  data_dir, output_dir, _ = run
+  serving_dir = os.path.join(output_dir, "serving", "lstm")
+  version = e2e_helpers.pushed_versions(serving_dir)[-1]
+  loaded = tf.saved_model.load(os.path.join(serving_dir, version))
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(data_dir, "eval", "*")), compression_type="GZIP").take(16)]
+  by_example = loaded.signatures[training.SERVING_DEFAULT](examples=tf.constant(records))
+  texts = [tf.train.Example.FromString(r).features.feature[features.TEXT_KEY].bytes_list.value[0]
+           for r in records]
+  by_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.constant(texts))
+  np.testing.assert_allclose(by_example[model.PROBABILITY].numpy(),
+                             by_raw[model.PROBABILITY].numpy(), atol=1e-6)
+  np.testing.assert_array_equal(by_example[model.CLASS_ID].numpy(),
+                                by_raw[model.CLASS_ID].numpy())
+
+
+def test_evaluator_slices_on_the_transformed_length_bucket(run):
+  """`length_bucket` exists only as an output of `transform_features`: slices
+  on it prove TFMA ran the Transform graph and sliced on what it returned."""
+  data_dir, output_dir, _ = run
+  uris = glob.glob(os.path.join(output_dir, "pipeline_root", "Evaluator", "evaluation", "*"))
+  assert len(uris) == 1, uris
+  result = tfma.load_eval_result(uris[0])
+  by_slice = dict(result.slicing_metrics)
+  overall = by_slice[()][""][""]
+  assert overall["auc"]["doubleValue"] > 0.7
+  assert "binary_accuracy" in overall
+  counts = {key[0][1]: metrics[""][""]["example_count"]["doubleValue"]
+            for key, metrics in by_slice.items()
+            if len(key) == 1 and key[0][0] == features.LENGTH_BUCKET_KEY}
+  expected = {}
+  for text in _eval_texts(data_dir):
+    expected[_length_bucket(text)] = expected.get(_length_bucket(text), 0) + 1
+  assert counts == expected

@@ -1,0 +1,173 @@
+"""LSTM family: preprocessing through real tft_beam, and the trained export."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from modules.common import training
+from modules.lstm import features, model, preprocessing
+from pipeline import configs
+from tests import tft_testing
+
+DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
+SCHEMA = configs.LSTM.schema_path()
+IDS_KEY = features.transformed_name(features.TEXT_KEY)
+SEQ = features.SEQUENCE_LENGTH
+# Requests the raw signature must answer: empty, 10,000 characters, only
+# characters no review contains, invalid UTF-8.
+EDGE_TEXTS = ["".encode(), ("好" * 10_000).encode(), "🦄🦖𓀀".encode(), b"\xff\xfe\xfd"]
+
+
+def serialize(text: bytes, label: int) -> bytes:
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text])),
+      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+  })).SerializeToString()
+
+
+def expected_bucket(text: bytes) -> bytes:
+  length = len(text.decode("utf-8", errors="replace"))
+  index = sum(length >= bound for bound in features.LENGTH_BUCKET_BOUNDARIES)
+  return features.LENGTH_BUCKET_NAMES[index].encode()
+
+
+@pytest.fixture(scope="module")
+def raw_examples():
+  return {
+      "train": tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 1200),
+      "eval": tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 300),
+  }
+
+
+@pytest.fixture(scope="module")
+def transformed_reviews(tmp_path_factory, raw_examples):
+  """300 real reviews plus crafted ones, analysed and transformed by tft_beam.
+
+  The emoji 😀 occurs twice (enough for the vocabulary), 🦄 once (not enough).
+  """
+  tmp = tmp_path_factory.mktemp("lstm_tft")
+  crafted = [serialize("😀很好😀".encode(), 1), serialize("🦄".encode(), 0),
+             serialize(b"", 0), serialize(("差" * 450).encode(), 0)]
+  serialized = raw_examples["train"][:300] + crafted
+  schema = tft_testing.load_schema(SCHEMA)
+  transformed_path = str(tmp / "transformed.gz")
+  tft_output = tft_testing.analyze_and_transform(
+      preprocessing.preprocessing_fn, tft_testing.decode(serialized, schema), schema,
+      str(tmp / "tft"), transformed_path)
+  return serialized, tft_output, tft_testing.read_transformed(transformed_path, tft_output)
+
+
+def test_beam_output_is_padded_char_ids_with_length_buckets(transformed_reviews):
+  serialized, _, transformed = transformed_reviews
+  assert set(transformed) == {IDS_KEY, features.LENGTH_BUCKET_KEY, features.LABEL_KEY}
+  ids = transformed[IDS_KEY]
+  assert ids.shape == (len(serialized), SEQ) and ids.dtype == np.int64
+  texts = [tf.train.Example.FromString(s).features.feature["text"].bytes_list.value[0]
+           for s in serialized]
+  # Padding (0) only after the characters: each row is a run of ids, then zeros.
+  used = (ids != features.PADDING_ID).sum(axis=1)
+  for row, count in zip(ids, used):
+    assert np.all(row[:count] > 0) and np.all(row[count:] == 0)
+  # Beam may reorder rows: compare as multisets against lengths in characters.
+  lengths = [len(t.decode("utf-8")) for t in texts]
+  assert sorted(used) == sorted(min(n, SEQ) for n in lengths)
+  assert sorted(transformed[features.LENGTH_BUCKET_KEY]) == sorted(
+      expected_bucket(t) for t in texts)
+
+
+def test_vocabulary_keeps_characters_seen_twice(transformed_reviews):
+  _, tft_output, _ = transformed_reviews
+  vocabulary = tft_output.vocabulary_by_name(features.CHAR_VOCABULARY)
+  assert "😀".encode() in vocabulary
+  assert "🦄".encode() not in vocabulary
+  assert "好".encode() in vocabulary and "差".encode() in vocabulary
+  # A few thousand characters at most: 300 reviews use far fewer.
+  assert 200 < len(vocabulary) < 5000
+
+
+def test_transform_graph_maps_any_string_to_fixed_length_ids(transformed_reviews):
+  _, tft_output, _ = transformed_reviews
+  vocabulary = tft_output.vocabulary_by_name(features.CHAR_VOCABULARY)
+  oov = len(vocabulary) + 1
+  char_id = {c.decode(): i + 1 for i, c in enumerate(vocabulary)}
+  texts = ["很好".encode()] + EDGE_TEXTS + ["😀".encode() * 2]
+  out = tft_output.transform_raw_features(
+      {features.TEXT_KEY: tf.constant([[t] for t in texts]),
+       features.LABEL_KEY: tf.constant([[1]] * len(texts), tf.int64)})
+  ids = out[IDS_KEY].numpy()
+  assert ids.shape == (len(texts), SEQ)
+  very_good, empty, long_text, unseen, invalid, emoji = ids
+  assert list(very_good[:3]) == [char_id["很"], char_id["好"], 0]
+  assert not empty.any()
+  assert np.all(long_text == char_id["好"])
+  assert list(unseen[:4]) == [oov, oov, oov, 0]
+  assert np.all(invalid[:3] == oov) and invalid[3] == 0  # Three U+FFFD.
+  assert list(emoji[:3]) == [char_id["😀"], char_id["😀"], 0]
+  assert [b.decode() for b in out[features.LENGTH_BUCKET_KEY].numpy()] == [
+      "000-019", "000-019", "200+", "000-019", "000-019", "000-019"]
+  np.testing.assert_array_equal(out[features.LABEL_KEY].numpy(), [[1]] * len(texts))
+
+
+@pytest.mark.parametrize("length, bucket", [
+    (19, "000-019"), (20, "020-049"), (99, "050-099"), (100, "100-199"),
+    (199, "100-199"), (200, "200+")])
+def test_length_buckets_count_characters_not_bytes(transformed_reviews, length, bucket):
+  _, tft_output, _ = transformed_reviews
+  out = tft_output.transform_raw_features(
+      {features.TEXT_KEY: tf.constant([[("好" * length).encode()]])})
+  assert out[features.LENGTH_BUCKET_KEY].numpy()[0].decode() == bucket
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, raw_examples):
+  """A model trained 40 steps on 1,200 real reviews, loaded with TF alone."""
+  work_dir = str(tmp_path_factory.mktemp("lstm_train"))
+  export_dir = tft_testing.train_family_model(
+      model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
+      raw_examples["train"], raw_examples["eval"], work_dir, train_steps=40)
+  return tf.saved_model.load(export_dir)
+
+
+def test_model_learns_from_real_reviews(loaded, raw_examples):
+  outputs = loaded.signatures[training.SERVING_DEFAULT](
+      examples=tf.constant(raw_examples["eval"]))
+  labels = tft_testing.parse(raw_examples["eval"], tft_testing.load_schema(SCHEMA))["label"]
+  auc = tf_keras.metrics.AUC()
+  auc.update_state(labels, outputs[model.PROBABILITY])
+  assert auc.result().numpy() > 0.75, f"eval AUC {auc.result().numpy():.3f} after 40 steps"
+
+
+def test_signatures_agree_and_expose_transformed_features(loaded, raw_examples):
+  assert set(loaded.signatures) == {training.SERVING_DEFAULT, training.RAW_SIGNATURE,
+                                    training.TRANSFORM_SIGNATURE}
+  serialized = tf.constant(raw_examples["eval"][:8])
+  from_examples = loaded.signatures[training.SERVING_DEFAULT](examples=serialized)
+  texts = tft_testing.parse(raw_examples["eval"][:8],
+                            tft_testing.load_schema(SCHEMA))["text"]
+  from_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.reshape(texts, [-1]))
+  probability = from_examples[model.PROBABILITY].numpy()
+  assert probability.shape == (8,)
+  np.testing.assert_allclose(from_raw[model.PROBABILITY].numpy(), probability, atol=1e-6)
+  np.testing.assert_array_equal(from_examples[model.CLASS_ID].numpy(),
+                                (probability >= 0.5).astype(np.int64))
+  transformed = loaded.signatures[training.TRANSFORM_SIGNATURE](examples=serialized)
+  assert transformed[IDS_KEY].shape == (8, SEQ)
+  assert list(transformed[features.LENGTH_BUCKET_KEY].numpy()) == [
+      expected_bucket(t) for t in texts.numpy().reshape(-1)]
+
+
+def test_raw_signature_answers_empty_long_unseen_and_invalid_text(loaded):
+  from_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.constant(EDGE_TEXTS))
+  probability = from_raw[model.PROBABILITY].numpy()
+  assert probability.shape == (len(EDGE_TEXTS),)
+  assert np.all(np.isfinite(probability))
+  # 10,000 x "好" (good) may saturate to exactly 1.0: still a probability.
+  assert np.all((probability >= 0.0) & (probability <= 1.0))
+  # Three unseen characters and three invalid bytes (three U+FFFD) are the
+  # same three OOV ids to the model.
+  assert probability[2] == probability[3]
+  from_examples = loaded.signatures[training.SERVING_DEFAULT](
+      examples=tf.constant([serialize(t, 0) for t in EDGE_TEXTS]))
+  np.testing.assert_allclose(from_examples[model.PROBABILITY].numpy(), probability, atol=1e-6)

@@ -1,0 +1,104 @@
+"""LSTM TFLite adapter: character ids in, probability out, vocabulary shipped.
+
+A small LSTM is trained on real reviews through real tft_beam and exported
+by the real executor (tests/tflite_testing.py). The app-side tokenisation
+(`prepare`, used by the CLI) is checked against the SavedModel's own
+Transform graph on real and edge-case texts.
+"""
+import filecmp
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.tflite_exporter import conversion, layout, parity
+from modules.common import training
+from modules.lstm import features, model as lstm_model, preprocessing, tflite as lstm_tflite
+from pipeline import configs
+from tests import tflite_testing, tft_testing
+
+DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
+PARITY_EXAMPLES = 100  # One interpreter call per review (static batch of 1).
+# An empty review, characters no review contains, one cut at SEQUENCE_LENGTH,
+# and characters TFT keeps out of text vocabularies (newline, CR).
+EDGE_TEXTS = ["", "🦄🦖𓀀", "好" * 300, "质量\n很好\r"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """An LSTM trained 20 steps on 600 reviews, exported as float32."""
+  work_dir = str(tmp_path_factory.mktemp("lstm_tflite"))
+  eval_serialized = tft_testing.read_serialized(os.path.join(DATA, "eval", "*"),
+                                                PARITY_EXAMPLES)
+  export_dir = tft_testing.train_family_model(
+      lstm_model.run_fn, preprocessing.preprocessing_fn, configs.LSTM.schema_path(),
+      tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 600),
+      eval_serialized, work_dir, train_steps=20)
+  artifacts = tflite_testing.as_artifacts(work_dir, export_dir, eval_serialized)
+  tflite_dir = tmp_path_factory.mktemp("tflite") / "lstm"
+  tflite_testing.run_exporter(artifacts, tflite_dir, "lstm", configs.LSTM.tflite_adapter,
+                              parity_examples=PARITY_EXAMPLES)
+  signatures = tf.saved_model.load(os.path.join(artifacts["model"], "Format-Serving")).signatures
+  return artifacts, os.path.join(tflite_dir, tflite_testing.VERSION), signatures
+
+
+def _texts(serialized):
+  return [tf.train.Example.FromString(record).features.feature[features.TEXT_KEY]
+          .bytes_list.value[0].decode("utf-8") for record in serialized]
+
+
+def _examples(texts):
+  return tf.constant([tf.train.Example(features=tf.train.Features(feature={
+      features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[text.encode("utf-8")])),
+      features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+  })).SerializeToString() for text in texts])
+
+
+def test_float32_export_ships_the_vocabulary_and_matches_the_savedmodel(exported):
+  artifacts, version_dir, _ = exported
+  assert sorted(os.listdir(version_dir)) == sorted(
+      [layout.METADATA_FILE, layout.MODEL_FILE, lstm_tflite.VOCABULARY_FILE])
+  vocabulary = tft.TFTransformOutput(artifacts["transform"]).vocabulary_file_by_name(
+      features.CHAR_VOCABULARY)
+  assert filecmp.cmp(vocabulary, os.path.join(version_dir, lstm_tflite.VOCABULARY_FILE),
+                     shallow=False)
+  metadata = layout.read_metadata(version_dir)
+  assert metadata["inputs"] == [{"name": "text_xf", "shape": [1, features.SEQUENCE_LENGTH],
+                                 "dtype": "int64"}]
+  assert metadata["outputs"] == [{"name": "probability", "shape": [1], "dtype": "float32"}]
+  assert metadata["extra_files"] == [lstm_tflite.VOCABULARY_FILE]
+  assert lstm_tflite.VOCABULARY_FILE in metadata["preprocessing"]["rule"]
+  figures = metadata["parity"]
+  assert figures["metric"] == "auc" and figures["examples"] == PARITY_EXAMPLES
+  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+
+
+def test_prepare_gives_the_ids_of_the_savedmodels_transform_graph(exported):
+  artifacts, version_dir, signatures = exported
+  texts = _texts(tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 20)) + EDGE_TEXTS
+  expected = signatures[training.TRANSFORM_SIGNATURE](examples=_examples(texts))
+  prepared = lstm_tflite.ADAPTER.prepare([{"text": t} for t in texts], version_dir)
+  np.testing.assert_array_equal(prepared[lstm_tflite.IDS_XF],
+                                expected[lstm_tflite.IDS_XF].numpy())
+
+
+def test_cli_predicts_text_like_the_savedmodel(exported, tmp_path):
+  _, version_dir, signatures = exported
+  texts = _texts(tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 3)) + EDGE_TEXTS
+  rows = tflite_testing.run_cli(version_dir, [{"text": t} for t in texts],
+                                str(tmp_path / "reviews.json"))
+  expected = signatures[training.RAW_SIGNATURE](
+      text=tf.constant([t.encode("utf-8") for t in texts]))[lstm_model.PROBABILITY]
+  np.testing.assert_allclose([row[lstm_model.PROBABILITY] for row in rows],
+                             expected.numpy(), atol=1e-4)
+
+
+def test_int8_is_refused_before_anything_is_converted(exported, tmp_path):
+  artifacts, _, _ = exported
+  with pytest.raises(ValueError, match="'int8' is not supported by LstmAdapter"):
+    tflite_testing.run_exporter(artifacts, tmp_path / "lstm", "lstm",
+                                configs.LSTM.tflite_adapter, mode=conversion.INT8)
+  assert not os.path.exists(tmp_path / "lstm")
