@@ -64,7 +64,9 @@ def _route_logs(log_path: str, progress: logging.Handler) -> None:
   root.addHandler(file_handler)
   root.addHandler(progress)
   root.setLevel(logging.INFO)
-  logging.getLogger("absl").setLevel(logging.INFO)
+  # Through absl's verbosity flag, not the logger: TensorFlow's SavedModel
+  # code saves and restores that flag, which would reset a logger-only level.
+  absl_logging.set_verbosity(absl_logging.INFO)
   tf_logger = logging.getLogger("tensorflow")  # TF logs through its own handler.
   for handler in list(tf_logger.handlers):
     tf_logger.removeHandler(handler)
