@@ -66,6 +66,7 @@ def compile_pipeline(args) -> dict:
       pipeline_root=args.pipeline_root,
       data_dir=posixpath.join(args.data_root, family.data_subdir),
       schema_path=family.schema_path(IMAGE_SCHEMA_ROOT),
+      reference_statistics_path=family.reference_statistics_path(IMAGE_SCHEMA_ROOT),
       serving_model_dir=posixpath.join(args.serving_root, family.name),
       beam_pipeline_args=args.beam_args,
       # The KFP v2 compiler takes only TFX's own strategies; unlike the local

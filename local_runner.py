@@ -1,7 +1,8 @@
 """Runs one model family's pipeline locally with TFX's LocalDagRunner.
 
     python local_runner.py --model cnn [--output-dir ./outputs] [--data-dir DIR]
-        [--train-steps N] [--min-metric X] [--no-cache] [--beam-arg=--flag=value ...]
+        [--train-steps N] [--min-metric X] [--no-cache] [--no-drift-check]
+        [--beam-arg=--flag=value ...]
 
 MLMD is a sqlite file under the output directory; Beam components run on the
 in-process DirectRunner unless --beam-arg says otherwise. Exit status: 0 when
@@ -10,6 +11,7 @@ validation, 1 on any other failure, 2 on bad arguments.
 """
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -23,6 +25,14 @@ DEFAULT_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 EXIT_DATA_ANOMALIES = 3
 
 
+def _can_create_directory(path: str) -> bool:
+  """Whether `path` is, or can be made, a writable directory (checked before
+  anything is written, so bad arguments leave nothing behind)."""
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
@@ -34,6 +44,9 @@ def parse_args(argv):
   parser.add_argument("--min-metric", type=float,
                       help="override the minimum value of the gated metric")
   parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+  parser.add_argument("--no-drift-check", action="store_true",
+                      help="do not compare the train split with the shipped reference "
+                      "statistics (for data of your own; train/eval skew is still checked)")
   parser.add_argument("--beam-arg", action="append", default=[],
                       help="Beam pipeline option, e.g. --beam-arg=--runner=FlinkRunner; "
                       "replaces the in-process DirectRunner defaults")
@@ -43,6 +56,14 @@ def parse_args(argv):
       args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
   if not os.path.isdir(args.data_dir):
     parser.error(f"--data-dir {args.data_dir} is not a readable directory")
+  args.output_dir = os.path.abspath(args.output_dir)
+  if not _can_create_directory(args.output_dir):
+    parser.error(f"--output-dir {args.output_dir} cannot be created or written "
+                 "(a file is in the way, or no write permission)")
+  if args.train_steps is not None and args.train_steps < 1:
+    parser.error("--train-steps must be at least 1")
+  if args.min_metric is not None and not math.isfinite(args.min_metric):
+    parser.error("--min-metric must be a finite number")
   from pipeline import preflight
   try:
     preflight.check_input(family.example_gen, args.data_dir)
@@ -79,7 +100,7 @@ def main(argv=None) -> int:
   from components.anomalies_gate import DataAnomaliesError
   from pipeline import pipeline, run_summary
 
-  output_dir = os.path.abspath(args.output_dir)
+  output_dir = args.output_dir
   os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
   log_path = os.path.join(output_dir, "logs", f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}.log")
   metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -95,7 +116,9 @@ def main(argv=None) -> int:
       enable_cache=not args.no_cache,
       train_steps=args.train_steps,
       gate_min_value=args.min_metric,
-      tflite_dir=os.path.join(output_dir, "tflite", family.name))
+      tflite_dir=os.path.join(output_dir, "tflite", family.name),
+      reference_statistics_path=None if args.no_drift_check
+      else family.reference_statistics_path())
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, tfx.dsl.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))

@@ -1,23 +1,47 @@
-"""AnomaliesGate: stops the pipeline when ExampleValidator found anomalies.
+"""AnomaliesGate: stops the pipeline when the examples are not fit to train on.
 
 ExampleValidator only records anomalies; on its own it lets Transform, Trainer
-and Pusher go on with bad data. This component reads the anomalies of every
-split and fails (so the orchestrator stops every downstream component) with a
-message naming each split, feature and anomaly.
+and Pusher go on with bad data. This component fails (so the orchestrator
+stops every downstream component) with a message naming each split, feature
+and problem, for three kinds of problem:
+
+- schema anomalies ExampleValidator found in any split;
+- string values that are not valid UTF-8 (TFDV counts them but raises no
+  anomaly): every BYTES feature of our schemas is text or an id, binary data
+  would carry an image_domain;
+- skew: the eval split's distribution differs from the train split's beyond
+  the curated schema's `skew_comparator` thresholds (the model would be
+  judged on data unlike what it learnt from);
+- drift: the train split's distribution differs from the curated reference
+  statistics beyond the schema's `drift_comparator` thresholds (the data
+  changed since the schema was curated; rebuild the reference with
+  `python -m pipeline.reference_statistics` once the change is understood).
+
+Skew and drift are TFDV's own comparators (tfdv.validate_statistics with
+serving or previous statistics), which ExampleValidator does not run.
 """
 import os
 from typing import List
 
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import anomalies_pb2
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 
 ANOMALIES_FILE = "SchemaDiff.pb"
+SCHEMA_FILE = "schema.pbtxt"
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
 
 
 class DataAnomaliesError(RuntimeError):
   """Raised when the examples do not conform to the curated schema."""
+
+
+def _describe(reasons) -> str:
+  return "; ".join(r.description or r.short_description for r in reasons)
 
 
 def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
@@ -27,23 +51,89 @@ def describe_anomalies(anomalies_uri: str, split_names: List[str]) -> List[str]:
     path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
     anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
     for feature, info in sorted(anomalies.anomaly_info.items()):
-      reasons = "; ".join(r.description or r.short_description for r in info.reason)
-      problems.append(f"split '{split}', feature '{feature}': {reasons}")
+      problems.append(f"split '{split}', feature '{feature}': {_describe(info.reason)}")
     if anomalies.HasField("dataset_anomaly_info"):
-      reasons = "; ".join(r.description or r.short_description
-                          for r in anomalies.dataset_anomaly_info.reason)
-      problems.append(f"split '{split}', whole dataset: {reasons}")
+      problems.append(f"split '{split}', whole dataset: "
+                      f"{_describe(anomalies.dataset_anomaly_info.reason)}")
   return problems
+
+
+def describe_invalid_utf8(schema, statistics_by_split) -> List[str]:
+  """One line per split and text feature holding values that are not UTF-8."""
+  text_features = {feature.name for feature in schema.feature
+                   if feature.type == schema_pb2.BYTES and not feature.HasField("image_domain")}
+  problems = []
+  for split, statistics in statistics_by_split.items():
+    for feature in statistics.datasets[0].features:
+      name = feature.path.step[0] if feature.path.step else feature.name
+      count = feature.string_stats.invalid_utf8_count
+      if name in text_features and count:
+        problems.append(f"split '{split}', feature '{name}': {count} value(s) are not valid "
+                        "UTF-8 (decode the source with its real encoding, or drop them)")
+  return problems
+
+
+def _comparator_problems(anomalies: anomalies_pb2.Anomalies, what: str) -> List[str]:
+  """Lines for the comparator anomalies only (schema conformance is
+  ExampleValidator's report, already checked)."""
+  problems = []
+  for feature, info in sorted(anomalies.anomaly_info.items()):
+    reasons = [r for r in info.reason
+               if anomalies_pb2.AnomalyInfo.Type.Name(r.type).startswith("COMPARATOR_")]
+    if reasons:
+      problems.append(f"{what}, feature '{feature}': {_describe(reasons)}")
+  return problems
+
+
+def describe_distribution_changes(
+    schema, train: statistics_pb2.DatasetFeatureStatisticsList,
+    eval_: statistics_pb2.DatasetFeatureStatisticsList,
+    reference: statistics_pb2.DatasetFeatureStatisticsList = None) -> List[str]:
+  """One line per skew (eval vs train) or drift (train vs reference) beyond
+  the schema's comparator thresholds."""
+  problems = _comparator_problems(
+      tfdv.validate_statistics(train, schema, serving_statistics=eval_),
+      "skew of the eval split against the train split")
+  if reference is not None:
+    problems += _comparator_problems(
+        tfdv.validate_statistics(train, schema, previous_statistics=reference),
+        "drift of the train split against the reference statistics")
+  return problems
+
+
+def _split_statistics(statistics: tfx.types.standard_artifacts.ExampleStatistics,
+                      split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+  return stats_artifact_utils.load_statistics(statistics, split).proto()
+
+
+def load_reference_statistics(path: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+  """The curated reference statistics (text proto), naming the file if it is missing."""
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path}: reference statistics not found; build them with "
+                            "`python -m pipeline.reference_statistics`")
+  return tfdv.load_stats_text(path)
 
 
 @tfx.dsl.components.component
 def AnomaliesGate(  # pylint: disable=invalid-name
     anomalies: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleAnomalies]) -> None:
-  """Fails the run when any split has anomalies against the schema."""
-  splits = artifact_utils.decode_split_names(anomalies.split_names)
-  problems = describe_anomalies(anomalies.uri, splits)
+        tfx.types.standard_artifacts.ExampleAnomalies],
+    statistics: tfx.dsl.components.InputArtifact[
+        tfx.types.standard_artifacts.ExampleStatistics],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    reference_statistics: tfx.dsl.components.Parameter[str] = "") -> None:
+  """Fails the run on schema anomalies, train/eval skew or drift from the
+  reference statistics (`reference_statistics`: a path; empty: no drift check)."""
+  schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
+  by_split = {split: _split_statistics(statistics, split) for split in (TRAIN_SPLIT, EVAL_SPLIT)}
+  problems = describe_anomalies(anomalies.uri,
+                                artifact_utils.decode_split_names(anomalies.split_names))
+  problems += describe_invalid_utf8(schema_proto, by_split)
+  if not problems:  # Distributions of malformed data say nothing more.
+    problems = describe_distribution_changes(
+        schema_proto, by_split[TRAIN_SPLIT], by_split[EVAL_SPLIT],
+        load_reference_statistics(reference_statistics) if reference_statistics else None)
   if problems:
     raise DataAnomaliesError(
-        "ExampleValidator found data anomalies; nothing downstream was run:\n  "
+        "the examples are not fit to train on; nothing downstream was run:\n  "
         + "\n  ".join(problems))

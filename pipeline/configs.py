@@ -83,6 +83,12 @@ class FamilyConfig:
   def schema_path(self, schema_root: str = SCHEMA_ROOT) -> str:
     return os.path.join(schema_root, self.name, "schema.pbtxt")
 
+  def reference_statistics_path(self, schema_root: str = SCHEMA_ROOT) -> str:
+    """Statistics of the shipped train split, which the schema's drift
+    comparators compare every run's train split with (rebuilt by
+    `python -m pipeline.reference_statistics`)."""
+    return os.path.join(schema_root, self.name, "reference_statistics.pbtxt")
+
 
 CNN = FamilyConfig(
     name="cnn",
@@ -122,6 +128,7 @@ TWO_TOWER = FamilyConfig(
     + (ReportedMetric("ExampleCount"),),
     example_gen="movielens",
     eval_signature="score_examples",
+    tflite_adapter="modules.two_tower.tflite.ADAPTER",
 )
 
 LSTM = FamilyConfig(

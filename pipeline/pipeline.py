@@ -62,6 +62,7 @@ def create_pipeline(
         LatestBlessedBaselineStrategy),
     tflite_dir: Optional[str] = None,
     tflite_quantization: Optional[str] = None,
+    reference_statistics_path: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -84,6 +85,8 @@ def create_pipeline(
     tflite_dir: local directory the pushed model's TFLite versions go to;
       None: no TFLite export.
     tflite_quantization: overrides the family's TFLite quantisation mode.
+    reference_statistics_path: statistics the train split must not drift from
+      (the schema's drift comparators); None: no drift check.
   """
   example_gen = _example_gen(family, data_dir)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -91,7 +94,11 @@ def create_pipeline(
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
-  anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+  anomalies_gate = AnomaliesGate(
+      anomalies=example_validator.outputs["anomalies"],
+      statistics=statistics_gen.outputs["statistics"],
+      schema=schema_gen.outputs["schema"],
+      reference_statistics=reference_statistics_path or "")
 
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"],

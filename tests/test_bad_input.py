@@ -76,6 +76,7 @@ BAD_CASES = {
     "missing column": (_example(GOOD_IMAGE, None), "label"),
     "extra unknown column": (_example(GOOD_IMAGE, 1, source=_pixels([1])), "source"),
     "wrong image size": (_example(_pixels([0] * 100), 1), "image"),
+    "single huge row": (_example(_pixels([0] * 784 * 1000), 1), "image"),
 }
 
 

@@ -1,5 +1,6 @@
 """End to end: the CNN pipeline on a small slice of the shipped digits."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -87,4 +88,28 @@ def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(first_run,
   assert "split 'train'" in result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert "Transform" not in states and "Trainer" not in states and "Pusher" not in states
+  assert e2e_helpers.pushed_versions(serving_dir) == before
+
+
+def test_train_labels_drifting_from_the_reference_stop_at_the_gate(first_run, tmp_path):
+  _, output_dir, _ = first_run
+
+  def mostly_sevens(example, index):
+    if index % 5:  # Four digits in five become 7s: valid values, drifted shares.
+      example.features.feature["label"].int64_list.value[:] = [7]
+
+  drifted = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "drifted"), 640, 200,
+                                          mostly_sevens)
+  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", drifted, "--output-dir", output_dir])
+  assert result.returncode == 3, result.stdout + result.stderr
+  # The train split drifted from the reference, and the eval split (left
+  # alone) is skewed against it.
+  assert "drift of the train split against the reference statistics, feature 'label'" \
+      in result.stderr
+  assert "skew of the eval split against the train split, feature 'label'" in result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert re.search(r"^\s+AnomaliesGate\s+failed", result.stdout, re.M), result.stdout
+  assert "Transform" not in states and "Trainer" not in states
   assert e2e_helpers.pushed_versions(serving_dir) == before

@@ -1,5 +1,6 @@
 """Pipeline pieces that need no training: family lookup, runner arguments,
 the baseline strategy, the anomalies gate and the TFMA gate configuration."""
+import dataclasses
 import os
 
 import pytest
@@ -23,6 +24,37 @@ def test_runner_rejects_unknown_family_and_missing_data_dir(tmp_path):
   result = e2e_helpers.run_pipeline(["--model", "cnn", "--data-dir", missing,
                                      "--output-dir", str(tmp_path)])
   assert result.returncode == 2 and f"{missing} is not a readable directory" in result.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train-steps", "0"], "--train-steps must be at least 1"),
+    (["--min-metric", "nan"], "--min-metric must be a finite number"),
+])
+def test_runner_rejects_settings_that_could_never_train_or_bless(tmp_path, extra, message):
+  output_dir = tmp_path / "out"
+  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", str(output_dir), *extra])
+  assert result.returncode == 2 and message in result.stderr
+  assert not output_dir.exists()
+
+
+def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
+  blocker = tmp_path / "a-file"
+  blocker.write_text("not a directory")
+  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", str(blocker / "out")])
+  assert result.returncode == 2
+  assert f"--output-dir {blocker / 'out'} cannot be created or written" in result.stderr
+
+
+@pytest.mark.parametrize("gate, message", [
+    (None, "a Gate with a metric is required"),
+    (configs.Gate(metric="", min_value=0.5, max_regression=0.01), "a Gate with a metric"),
+    (configs.Gate(metric="AUC", min_value=float("nan"), max_regression=0.01), "finite min_value"),
+    (configs.Gate(metric="AUC", min_value=0.5, max_regression=-0.1), "max_regression >= 0"),
+])
+def test_family_without_a_usable_gate_is_refused_when_declared(gate, message):
+  """A family that could never bless (so never push) fails at import time."""
+  with pytest.raises(ValueError, match=message):
+    dataclasses.replace(configs.CNN, name="ungated", gate=gate)
 
 
 def _artifact(kind, artifact_id, **int_properties):

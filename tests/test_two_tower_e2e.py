@@ -39,6 +39,9 @@ def test_model_beating_most_popular_is_blessed_and_pushed(run):
   versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower"))
   assert len(versions) == 1
   assert f"Pushed: {os.path.join(output_dir, 'serving', 'two_tower', versions[0])}" in result.stdout
+  tflite_version = os.path.join(output_dir, "tflite", "two_tower", versions[0])
+  assert os.path.isfile(os.path.join(tflite_version, "model.tflite"))
+  assert f"TFLite: {tflite_version}" in result.stdout
 
 
 def test_pushed_model_recommends_for_known_and_unknown_users(run):

@@ -17,6 +17,10 @@ pipeline image like `run_fn`:
 - `outputs()`: the function converted, over the loaded model;
 - `quality()`: the metric the quantised parity gate compares (accuracy for
   the CNN, AUC for the LSTM, recall@K of a top-K model for the two-tower);
+- `parity_request()`: what the SavedModel's `serving_default` is sent for the
+  reference outputs (the serialized examples by default; raw user ids for a
+  family whose default signature takes those) and any raw columns `quality`
+  needs beside the transformed features;
 - `preprocessing` and `prepare()`: the documented raw-input rule and its
   implementation, used by the prediction CLI exactly as an app would;
 - `extra_files()`: files shipped next to model.tflite (vocabularies, an item
@@ -30,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
+
+from modules.common import training
 
 Arrays = Dict[str, np.ndarray]
 Tensors = Dict[str, tf.Tensor]
@@ -71,10 +77,28 @@ class FamilyAdapter(abc.ABC):
     `extra_files` (a vocabulary, say) the rule needs.
     """
 
+  def parity_request(self, serialized: tf.Tensor) -> Tuple[Tensors, Arrays]:
+    """(`serving_default` inputs, raw columns for `quality`) of raw examples."""
+    return {training.EXAMPLES_INPUT: serialized}, {}
+
   def extra_files(self, model: Any, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
     """{file name: source path} shipped next to model.tflite; none by default."""
     del model, tft_output
     return {}
+
+
+def read_vocabulary(path: str) -> Dict[str, int]:
+  """{entry: line index} of a tf.Transform vocabulary file, as apps read it.
+
+  Lines are split on b"\\n" only, as TensorFlow's lookup tables do (Python's
+  splitlines would also split on characters such as U+2028 that are
+  vocabulary entries).
+  """
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")
+  if lines and not lines[-1]:
+    lines.pop()
+  return {line.decode("utf-8"): index for index, line in enumerate(lines)}
 
 
 def load_adapter(dotted_name: str) -> FamilyAdapter:

@@ -102,13 +102,18 @@ def run_tflite(model_bytes: bytes, inputs: Arrays) -> Arrays:
   return _concatenate(parts)
 
 
+def _dtype_name(dtype: np.dtype) -> str:
+  """numpy's name, except "string" for TFLite string tensors (numpy: bytes)."""
+  return "string" if dtype.kind in "SO" else dtype.name
+
+
 def describe(model_bytes: bytes) -> Dict[str, List[Dict[str, Any]]]:
   """Names, shapes (-1: any size) and dtypes of the model's inputs and outputs."""
   runner = _runner(model_bytes)
 
   def tensors(details):
     return [{"name": name, "shape": [int(d) for d in detail["shape_signature"]],
-             "dtype": np.dtype(detail["dtype"]).name}
+             "dtype": _dtype_name(np.dtype(detail["dtype"]))}
             for name, detail in sorted(details.items())]
   return {"inputs": tensors(runner.get_input_details()),
           "outputs": tensors(runner.get_output_details())}

@@ -85,13 +85,15 @@ def convert_with_parity(adapter: FamilyAdapter, model: Any, model_path: str,
   signatures = tf.saved_model.load(model_path).signatures
   eval_batch = {name: value.numpy() for name, value in
                 signatures[training.TRANSFORM_SIGNATURE](examples=serialized).items()}
+  request, raw_columns = adapter.parity_request(serialized)
+  eval_batch.update(raw_columns)
   inputs = {spec.name: eval_batch[spec.name].astype(spec.dtype.as_numpy_dtype)
             for spec in adapter.inputs}
   representative = {name: value[:representative_examples] for name, value in inputs.items()}
   function = conversion.serving_function(adapter, model)
   model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
   served = {name: value.numpy() for name, value in
-            signatures[training.SERVING_DEFAULT](examples=serialized).items()}
+            signatures[training.SERVING_DEFAULT](**request).items()}
   figures = parity.measure(adapter, mode, eval_batch, served=served,
                            candidate=conversion.run_tflite(model_bytes, inputs))
   return model_bytes, figures

@@ -4,8 +4,10 @@ Both run on the same raw eval examples: the SavedModel through its
 `serving_default` signature (what TF Serving returns), the TFLite model on
 the features the SavedModel's own Transform layer makes of them. Every TFLite
 output must be a serving output of the same name. A float32 conversion must
-reproduce every output to within FLOAT_MAX_ABS_DIFF (anything larger is a
-conversion bug, not rounding). Quantisation changes outputs by design, so a
+reproduce every numeric output to within FLOAT_MAX_ABS_DIFF (anything larger is a
+conversion bug, not rounding) and string outputs (the item ids of a top-K
+model) may differ in at most FLOAT_MAX_LABEL_MISMATCH of entries, where
+float noise reorders near-tied scores. Quantisation changes outputs by design, so a
 quantised model is held to the family's quality metric instead: within
 QUANTIZED_MAX_QUALITY_DELTA (one point) of the SavedModel's.
 """
@@ -18,10 +20,15 @@ from components.tflite_exporter.conversion import FLOAT32
 
 FLOAT_MAX_ABS_DIFF = 1e-4
 QUANTIZED_MAX_QUALITY_DELTA = 0.01
+FLOAT_MAX_LABEL_MISMATCH = 0.01
 
 
 class ParityError(RuntimeError):
   """Raised when the TFLite model disagrees with the SavedModel."""
+
+
+def _is_numeric(values: np.ndarray) -> bool:
+  return np.issubdtype(values.dtype, np.number)
 
 
 def measure(adapter: FamilyAdapter, mode: str, eval_batch: Arrays,
@@ -35,9 +42,16 @@ def measure(adapter: FamilyAdapter, mode: str, eval_batch: Arrays,
     raise ParityError(f"TFLite outputs {sorted(set(candidate) - set(served))} are not "
                       f"outputs of the serving signature ({sorted(served)})")
   reference = {name: served[name] for name in candidate}
-  max_abs_diff = max(float(np.max(np.abs(candidate[name].astype(np.float64)
-                                          - reference[name].astype(np.float64))))
-                     for name in reference)
+  numeric = [name for name in reference if _is_numeric(reference[name])]
+  labels = [name for name in reference if name not in numeric]
+  max_abs_diff = max((float(np.max(np.abs(candidate[name].astype(np.float64)
+                                           - reference[name].astype(np.float64))))
+                      for name in numeric), default=0.0)
+  # String outputs (item ids of a top-K model) are labels of numeric ones
+  # (their scores): equal scores up to float noise may swap the labels of
+  # near-ties, so they are held to a share, not to exact equality.
+  mismatches = sum(int(np.sum(candidate[name] != reference[name])) for name in labels)
+  total = sum(reference[name].size for name in labels)
   reference_quality = adapter.quality(eval_batch, reference)
   tflite_quality = adapter.quality(eval_batch, candidate)
   figures = {
@@ -48,9 +62,14 @@ def measure(adapter: FamilyAdapter, mode: str, eval_batch: Arrays,
       "tflite_" + adapter.quality_metric: tflite_quality,
       "quality_delta": tflite_quality - reference_quality,
   }
+  if labels:
+    figures["label_mismatch_share"] = mismatches / total
   if mode == FLOAT32:
     figures["criterion"] = f"max_abs_diff <= {FLOAT_MAX_ABS_DIFF}"
     figures["passed"] = max_abs_diff <= FLOAT_MAX_ABS_DIFF
+    if labels:
+      figures["criterion"] += f" and label_mismatch_share <= {FLOAT_MAX_LABEL_MISMATCH}"
+      figures["passed"] &= mismatches / total <= FLOAT_MAX_LABEL_MISMATCH
   else:
     figures["criterion"] = f"|quality_delta| <= {QUANTIZED_MAX_QUALITY_DELTA}"
     figures["passed"] = abs(tflite_quality - reference_quality) <= QUANTIZED_MAX_QUALITY_DELTA

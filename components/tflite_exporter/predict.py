@@ -4,7 +4,8 @@
         --model-dir OUTPUT/tflite/<family>/<version> --input FILE.json
 
 FILE.json holds one raw instance or a list of them, in the form metadata.json
-documents under preprocessing.raw_input (CNN: {"image": [784 ints 0..255]}).
+documents under preprocessing.raw_input (CNN: {"image": [784 ints 0..255]},
+LSTM: {"text": "..."}, two-tower: {"user_id": "..."}).
 The family adapter named in metadata.json applies the documented rule (and
 any shipped file, such as a vocabulary) to build the model's inputs; the
 outputs are printed as JSON, one object per instance.
@@ -30,6 +31,16 @@ def predict(model_dir: str, instances):
   return conversion.run_tflite(model_bytes, adapter.prepare(instances, model_dir))
 
 
+def _jsonable(value):
+  """A row of an output as JSON: numbers as they are, strings (item ids, say)
+  decoded from the bytes TFLite returns."""
+  if isinstance(value, bytes):
+    return value.decode("utf-8")
+  if value.dtype.kind in "SO":
+    return [_jsonable(v) for v in value]
+  return value.tolist()
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model-dir", required=True,
@@ -41,7 +52,7 @@ def main(argv=None) -> int:
   if isinstance(instances, dict):
     instances = [instances]
   outputs = predict(args.model_dir, instances)
-  rows = [{name: value[i].tolist() for name, value in outputs.items()}
+  rows = [{name: _jsonable(value[i]) for name, value in outputs.items()}
           for i in range(len(instances))]
   json.dump(rows, sys.stdout)
   sys.stdout.write("\n")

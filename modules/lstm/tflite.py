@@ -14,27 +14,13 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn import metrics
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors
+from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors, read_vocabulary
 from components.tflite_exporter.conversion import DYNAMIC_RANGE, FLOAT32
 from modules.lstm import features
 from modules.lstm.model import PROBABILITY, serve_transformed
 
 IDS_XF = features.transformed_name(features.TEXT_KEY)
 VOCABULARY_FILE = "vocab.txt"
-
-
-def read_vocabulary(path: str) -> Dict[str, int]:
-  """{character: line index} of a tf.Transform text vocabulary file.
-
-  Lines are split on b"\\n" only, as TensorFlow's lookup tables do (Python's
-  splitlines would also split on characters such as U+2028 that are
-  vocabulary entries).
-  """
-  with open(path, "rb") as f:
-    lines = f.read().split(b"\n")
-  if lines and not lines[-1]:
-    lines.pop()
-  return {line.decode("utf-8"): index for index, line in enumerate(lines)}
 
 
 class LstmAdapter(FamilyAdapter):

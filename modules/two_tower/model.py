@@ -49,6 +49,15 @@ HPARAMS = Hyperparameters()
 SETTINGS = training.TrainingSettings(batch_size=1024, steps_per_epoch=95)
 
 
+def query_vectors(model, user_index: tf.Tensor, temperature: float) -> tf.Tensor:
+  """The query tower of `model`: a TwoTowerModel, or the Keras object loaded
+  back from its SavedModel (same layers, none of the Python methods), which
+  the TFLite exporter converts."""
+  embedding = model.user_embedding(tf.reshape(user_index, [-1]))
+  vector = (embedding + model.query_mlp(embedding)) / temperature
+  return tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+
+
 class TwoTowerModel(tf_keras.Model):
   """Both towers and the in-batch softmax loss (train_step / test_step)."""
 
@@ -75,9 +84,7 @@ class TwoTowerModel(tf_keras.Model):
 
   def query(self, user_index: tf.Tensor) -> tf.Tensor:
     """[batch, dim + 1] query vectors, last coordinate 1 (meets the item bias)."""
-    embedding = self.user_embedding(tf.reshape(user_index, [-1]))
-    vector = (embedding + self.query_mlp(embedding)) / self.hparams.temperature
-    return tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+    return query_vectors(self, user_index, self.hparams.temperature)
 
   def candidate(self, item_index: tf.Tensor, genres: tf.Tensor) -> tf.Tensor:
     """[batch, dim + 1] candidate vectors, last coordinate the item bias."""

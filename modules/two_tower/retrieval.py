@@ -36,25 +36,14 @@ class RetrievalIndex(tf.Module):
     self.popularity = tf.Variable(popularity.astype(np.float32), trainable=False)
     self.seen_row_splits = tf.Variable(catalog.seen_row_splits, trainable=False)
     self.seen_items = tf.Variable(catalog.seen_items, trainable=False)
-    self.num_users = catalog.num_users
 
   def scores(self, user_index: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
     """[batch, num_items] scores; seen items masked, unknown users by popularity."""
-    user_index = tf.reshape(user_index, [-1])
-    personal = tf.matmul(queries, self.candidates, transpose_b=True)
-    known = user_index < self.num_users
-    scores = tf.where(known[:, tf.newaxis], personal,
-                      tf.broadcast_to(self.popularity[tf.newaxis, :], tf.shape(personal)))
-    seen = tf.gather(tf.RaggedTensor.from_row_splits(self.seen_items, self.seen_row_splits),
-                     user_index)
-    positions = tf.stack([seen.value_rowids(), seen.values], axis=1)
-    return tf.tensor_scatter_nd_update(
-        scores, positions, tf.fill(tf.shape(seen.values), tf.constant(MASKED_SCORE)))
+    return masked_scores(self, user_index, queries)
 
   def top_k(self, scores: tf.Tensor, k: int):
     """(item ids [batch, k] strings, scores [batch, k]) of the best items."""
-    top = tf.math.top_k(scores, k=k)
-    return tf.gather(self.item_ids, top.indices), top.values
+    return top_k(self, scores, k)
 
   def rank(self, scores: tf.Tensor, item_index: tf.Tensor) -> tf.Tensor:
     """0-based rank of each true item among the user's unseen items, float32.
@@ -69,3 +58,37 @@ class RetrievalIndex(tf.Module):
     above = tf.reduce_sum(tf.cast(scores > true_scores[:, tf.newaxis], tf.int64), axis=1)
     recommendable = in_vocab & (true_scores > MASKED_SCORE)
     return tf.cast(tf.where(recommendable, above, num_items), tf.float32)
+
+
+def masked_scores(index, user_index: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+  """[batch, num_items] scores of `queries`; seen items masked, unknown users
+  scored by popularity.
+
+  `index` is a RetrievalIndex or the object tf.saved_model restores from one
+  (same variables, none of the Python attributes), so the TFLite exporter
+  converts this very function. It uses only ops TFLite has as builtins: the
+  seen items are gathered from the CSR arrays with plain index arithmetic
+  (no RaggedTensor) and masked with scatter_nd (no tensor_scatter_nd_update).
+  """
+  user_index = tf.reshape(user_index, [-1])
+  personal = tf.matmul(queries, index.candidates, transpose_b=True)
+  # Catalog rows: every vocabulary user, then the out-of-vocabulary one.
+  num_users = tf.shape(index.seen_row_splits, out_type=tf.int64)[0] - 2
+  known = user_index < num_users
+  scores = tf.where(known[:, tf.newaxis], personal,
+                    tf.broadcast_to(index.popularity[tf.newaxis, :], tf.shape(personal)))
+  starts = tf.gather(index.seen_row_splits, user_index)
+  lengths = tf.gather(index.seen_row_splits, user_index + 1) - starts
+  rows = tf.repeat(tf.range(tf.shape(user_index, out_type=tf.int64)[0]), lengths)
+  within_row = tf.range(tf.reduce_sum(lengths)) - tf.gather(
+      tf.cumsum(lengths, exclusive=True), rows)
+  seen = tf.gather(index.seen_items, tf.gather(starts, rows) + within_row)
+  mask = tf.scatter_nd(tf.stack([rows, seen], axis=1), tf.ones_like(seen, tf.float32),
+                       tf.shape(scores, out_type=tf.int64))
+  return tf.where(mask > 0, tf.constant(MASKED_SCORE), scores)
+
+
+def top_k(index, scores: tf.Tensor, k: int):
+  """(item ids [batch, k] strings, scores [batch, k]) of the best items."""
+  top = tf.math.top_k(scores, k=k)
+  return tf.gather(index.item_ids, top.indices), top.values

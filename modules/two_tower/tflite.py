@@ -1,0 +1,73 @@
+"""TFLite adapter of the two-tower family (`modules.two_tower.tflite.ADAPTER`).
+
+The TFLite model is the whole top-K recommender, not the query tower alone:
+user vocabulary index in, the K best unseen item ids and their scores out,
+exactly what `serving_default` returns for the raw user id. The candidate
+embeddings, popularity fallback and each user's seen items are constants
+inside the model, so an app needs no item table or nearest-neighbour code of
+its own; it only maps its user id to the index through user_vocab.txt, which
+ships next to the model (rule in PREPROCESSING, implemented by `prepare`).
+The catalogue is frozen at training time, as it is in the SavedModel.
+"""
+import os
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors, read_vocabulary
+from components.tflite_exporter.conversion import DYNAMIC_RANGE, FLOAT32
+from modules.two_tower import catalog, features, retrieval
+from modules.two_tower.model import HPARAMS, TOP_K, query_vectors
+
+VOCABULARY_FILE = "user_vocab.txt"
+
+
+class TwoTowerAdapter(FamilyAdapter):
+  """User index in, top-K item ids and scores out; parity as recall@K."""
+  inputs = (tf.TensorSpec([], tf.int64, name=catalog.USER_XF),)
+  # Full int8 has no kernel for string gathers (the item ids), so only float
+  # activations: float32 and dynamic-range (int8 weights) conversions.
+  quantization_modes = (FLOAT32, DYNAMIC_RANGE)
+  quality_metric = f"recall_at_{TOP_K}"
+  preprocessing = {
+      "raw_input": f"'{features.USER_ID}': a user id string",
+      "rule": (f"{catalog.USER_XF} = the line index (0-based) of the id in "
+               f"{VOCABULARY_FILE}, or the number of lines there for an unknown user "
+               "(answered with the most popular items); int64, one per request row"),
+  }
+
+  def outputs(self, model: Any, transformed: Tensors) -> Tensors:
+    users = transformed[catalog.USER_XF]
+    scores = retrieval.masked_scores(model.index, users,
+                                     query_vectors(model, users, HPARAMS.temperature))
+    item_ids, top_scores = retrieval.top_k(model.index, scores, TOP_K)
+    return {features.TOP_ITEM_IDS: item_ids, features.TOP_SCORES: top_scores}
+
+  def parity_request(self, serialized: tf.Tensor) -> Tuple[Tensors, Arrays]:
+    """`serving_default` takes raw user ids; recall needs the raw true item."""
+    raw = tf.io.parse_example(serialized, {
+        key: tf.io.FixedLenFeature([], tf.string)
+        for key in (features.USER_ID, features.ITEM_ID)})
+    return ({features.USER_ID: raw[features.USER_ID]},
+            {features.ITEM_ID: raw[features.ITEM_ID].numpy()})
+
+  def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
+    """Share of eval examples whose true item is among the K returned."""
+    hits = outputs[features.TOP_ITEM_IDS] == eval_batch[features.ITEM_ID][:, np.newaxis]
+    return float(np.mean(np.any(hits, axis=1)))
+
+  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
+    vocabulary = read_vocabulary(os.path.join(model_dir, VOCABULARY_FILE))
+    unknown = len(vocabulary)
+    return {catalog.USER_XF: np.array(
+        [vocabulary.get(str(instance[features.USER_ID]), unknown) for instance in instances],
+        dtype=np.int64)}
+
+  def extra_files(self, model: Any, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
+    del model
+    return {VOCABULARY_FILE: tft_output.vocabulary_file_by_name(features.USER_VOCAB)}
+
+
+ADAPTER = TwoTowerAdapter()

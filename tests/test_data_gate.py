@@ -1,0 +1,86 @@
+"""AnomaliesGate's checks beyond ExampleValidator: text that is not UTF-8,
+train/eval skew and drift from the curated reference statistics, on real
+TFDV statistics of the shipped data (pipeline/reference_statistics.py)."""
+import itertools
+import os
+
+import pytest
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+
+from components import anomalies_gate
+from pipeline import configs, reference_statistics
+
+
+def _records(family, split, count=None):
+  data_dir = os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir)
+  return list(itertools.islice(reference_statistics.split_records(family, data_dir, split),
+                               count))
+
+
+def _with_label(records, label, share):
+  """`records` with the label of the first `share` of them set to `label`."""
+  edited = []
+  for index, record in enumerate(records):
+    example = tf.train.Example.FromString(record)
+    if index < share * len(records):
+      example.features.feature["label"].int64_list.value[:] = [label]
+    edited.append(example.SerializeToString())
+  return edited
+
+
+@pytest.mark.parametrize("name", sorted(configs.FAMILIES))
+def test_shipped_data_has_no_skew_and_no_drift_from_its_reference(name):
+  family = configs.get_family(name)
+  reference = anomalies_gate.load_reference_statistics(family.reference_statistics_path())
+  train = reference_statistics.compute(_records(family, "train"))
+  assert train.datasets[0].num_examples == reference.datasets[0].num_examples
+  problems = anomalies_gate.describe_distribution_changes(
+      tfdv.load_schema_text(family.schema_path()), train,
+      reference_statistics.compute(_records(family, "eval")), reference)
+  assert problems == []
+
+
+def test_eval_split_unlike_the_train_split_is_named_as_skew():
+  schema = tfdv.load_schema_text(configs.LSTM.schema_path())
+  train = reference_statistics.compute(_records(configs.LSTM, "train", 1000))
+  # Nine in ten eval reviews negative, where train is balanced.
+  eval_ = reference_statistics.compute(_with_label(_records(configs.LSTM, "eval", 500), 0, 0.9))
+  problems = anomalies_gate.describe_distribution_changes(schema, train, eval_)
+  assert len(problems) == 1, problems
+  assert problems[0].startswith(
+      "skew of the eval split against the train split, feature 'label': ")
+  assert "Jensen-Shannon divergence" in problems[0]
+
+
+def test_train_split_unlike_the_reference_is_named_as_drift():
+  schema = tfdv.load_schema_text(configs.CNN.schema_path())
+  reference = anomalies_gate.load_reference_statistics(configs.CNN.reference_statistics_path())
+  # Train and eval alike (no skew), both mostly 7s: drift only.
+  train = reference_statistics.compute(_with_label(_records(configs.CNN, "train", 600), 7, 0.8))
+  eval_ = reference_statistics.compute(_with_label(_records(configs.CNN, "eval", 200), 7, 0.8))
+  problems = anomalies_gate.describe_distribution_changes(schema, train, eval_, reference)
+  assert len(problems) == 1, problems
+  assert problems[0].startswith(
+      "drift of the train split against the reference statistics, feature 'label': ")
+
+
+def test_missing_reference_statistics_name_the_file_and_the_rebuild(tmp_path):
+  missing = str(tmp_path / "reference_statistics.pbtxt")
+  with pytest.raises(FileNotFoundError, match=rf"^{missing}: .*pipeline\.reference_statistics"):
+    anomalies_gate.load_reference_statistics(missing)
+
+
+def test_text_that_is_not_utf8_is_named_with_split_feature_and_count():
+  schema = tfdv.load_schema_text(configs.LSTM.schema_path())
+  records = []
+  for index, record in enumerate(_records(configs.LSTM, "train", 200)):
+    example = tf.train.Example.FromString(record)
+    if index in (3, 50):  # GBK bytes of a review read as if they were UTF-8.
+      example.features.feature["text"].bytes_list.value[:] = ["质量很好".encode("gbk")]
+    records.append(example.SerializeToString())
+  problems = anomalies_gate.describe_invalid_utf8(schema, {
+      "train": reference_statistics.compute(records),
+      "eval": reference_statistics.compute(_records(configs.LSTM, "eval", 100))})
+  assert problems == ["split 'train', feature 'text': 2 value(s) are not valid UTF-8 "
+                      "(decode the source with its real encoding, or drop them)"]

@@ -1,0 +1,107 @@
+"""Two-tower TFLite adapter: the whole top-K recommender in one TFLite model.
+
+A small two-tower model is trained on generated interactions through real
+tft_beam and exported by the real executor (tests/tflite_testing.py); its
+recommendations are compared with the SavedModel's `serving_default`, which
+is what TF Serving returns for the same raw user ids.
+"""
+import filecmp
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.movielens_example_gen import executor as example_gen_executor
+from components.tflite_exporter import conversion, layout, parity
+from data.interactions import generate_interactions
+from modules.common import training
+from modules.two_tower import features, model as two_tower_model, preprocessing
+from modules.two_tower import tflite as two_tower_tflite
+from pipeline import configs
+from tests import tflite_testing, tft_testing
+
+SMALL = generate_interactions.GeneratorConfig(
+    num_users=80, num_items=150, num_interactions=4000, min_per_user=20)
+K = two_tower_model.TOP_K
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  """A two-tower model trained 40 steps, exported as float32."""
+  data_dir = str(tmp_path_factory.mktemp("interactions"))
+  generate_interactions.generate(SMALL, seed=11, output_dir=data_dir)
+  split = {name: [e.SerializeToString() for e in example_gen_executor.split_examples(
+      data_dir, name)] for name in ("train", "eval")}
+  work_dir = str(tmp_path_factory.mktemp("two_tower_tflite"))
+  export_dir = tft_testing.train_family_model(
+      two_tower_model.run_fn, preprocessing.preprocessing_fn, configs.TWO_TOWER.schema_path(),
+      split["train"], split["eval"], work_dir, train_steps=40)
+  artifacts = tflite_testing.as_artifacts(work_dir, export_dir, split["eval"])
+  tflite_dir = tmp_path_factory.mktemp("tflite") / "two_tower"
+  tflite_testing.run_exporter(artifacts, tflite_dir, "two_tower",
+                              configs.TWO_TOWER.tflite_adapter)
+  signatures = tf.saved_model.load(os.path.join(artifacts["model"], "Format-Serving")).signatures
+  users = [user.decode() for user in tft.TFTransformOutput(
+      artifacts["transform"]).vocabulary_by_name(features.USER_VOCAB)]
+  return artifacts, os.path.join(tflite_dir, tflite_testing.VERSION), signatures, users
+
+
+def test_float32_export_ships_the_user_vocabulary_and_matches_the_savedmodel(exported):
+  artifacts, version_dir, _, _ = exported
+  assert sorted(os.listdir(version_dir)) == sorted(
+      [layout.METADATA_FILE, layout.MODEL_FILE, two_tower_tflite.VOCABULARY_FILE])
+  vocabulary = tft.TFTransformOutput(artifacts["transform"]).vocabulary_file_by_name(
+      features.USER_VOCAB)
+  assert filecmp.cmp(vocabulary, os.path.join(version_dir, two_tower_tflite.VOCABULARY_FILE),
+                     shallow=False)
+  metadata = layout.read_metadata(version_dir)
+  assert metadata["inputs"] == [{"name": "user_id_xf", "shape": [-1], "dtype": "int64"}]
+  assert metadata["outputs"] == [
+      {"name": features.TOP_ITEM_IDS, "shape": [-1, K], "dtype": "string"},
+      {"name": features.TOP_SCORES, "shape": [-1, K], "dtype": "float32"}]
+  figures = metadata["parity"]
+  assert figures["metric"] == f"recall_at_{K}" and figures["passed"]
+  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+  assert figures["label_mismatch_share"] <= parity.FLOAT_MAX_LABEL_MISMATCH
+  # Recall of a trained model, measured independently of the TFLite model.
+  assert figures["savedmodel_" + figures["metric"]] > 0
+
+
+def test_cli_recommends_what_tf_serving_returns_for_known_and_unknown_users(
+    exported, tmp_path):
+  _, version_dir, signatures, users = exported
+  requested = [users[0], users[1], users[-1], "no-such-user"]
+  rows = tflite_testing.run_cli(version_dir, [{"user_id": u} for u in requested],
+                                str(tmp_path / "users.json"))
+  served = signatures[training.SERVING_DEFAULT](
+      user_id=tf.constant([u.encode() for u in requested]))
+  expected_ids = [[i.decode() for i in row] for row in served[features.TOP_ITEM_IDS].numpy()]
+  assert [row[features.TOP_ITEM_IDS] for row in rows] == expected_ids
+  np.testing.assert_allclose([row[features.TOP_SCORES] for row in rows],
+                             served[features.TOP_SCORES].numpy(), atol=1e-4)
+
+
+def test_parity_gate_refuses_top_k_item_ids_that_disagree(exported):
+  """Scores that agree do not excuse item ids that do not."""
+  _, _, signatures, users = exported
+  served = {name: value.numpy() for name, value in signatures[training.SERVING_DEFAULT](
+      user_id=tf.constant([u.encode() for u in users[:20]])).items()}
+  shifted = dict(served, **{features.TOP_ITEM_IDS: np.roll(served[features.TOP_ITEM_IDS], 1,
+                                                           axis=1)})
+  eval_batch = {features.ITEM_ID: served[features.TOP_ITEM_IDS][:, 0]}
+  figures = parity.measure(two_tower_tflite.ADAPTER, conversion.FLOAT32, eval_batch,
+                           served=served, candidate=shifted)
+  assert figures["max_abs_diff"] == 0 and figures["label_mismatch_share"] == 1.0
+  assert not figures["passed"]
+  with pytest.raises(parity.ParityError, match="label_mismatch_share"):
+    parity.check("two_tower", conversion.FLOAT32, figures)
+
+
+def test_int8_is_refused_before_anything_is_converted(exported, tmp_path):
+  artifacts, _, _, _ = exported
+  with pytest.raises(ValueError, match="'int8' is not supported by TwoTowerAdapter"):
+    tflite_testing.run_exporter(artifacts, tmp_path / "two_tower", "two_tower",
+                                configs.TWO_TOWER.tflite_adapter, mode=conversion.INT8)
+  assert not os.path.exists(tmp_path / "two_tower")
