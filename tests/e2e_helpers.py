@@ -80,6 +80,23 @@ def pushed_versions(serving_dir: str) -> List[str]:
   return sorted((d for d in os.listdir(serving_dir) if d.isdigit()), key=int)
 
 
+def assert_single_blessed_push(output_dir: str, family: str, stdout: str) -> str:
+  """Checks a first run blessed its model and published it once, to TF
+  Serving and to TFLite under the same version, as its summary says;
+  returns that version."""
+  assert "Blessed: yes" in stdout, stdout
+  serving_dir = os.path.join(output_dir, "serving", family)
+  versions = pushed_versions(serving_dir)
+  assert len(versions) == 1, versions
+  version_dir = os.path.join(serving_dir, versions[0])
+  assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+  assert f"Pushed: {version_dir}" in stdout
+  tflite_dir = os.path.join(output_dir, "tflite", family, versions[0])
+  assert os.path.isfile(os.path.join(tflite_dir, "model.tflite"))
+  assert f"TFLite: {tflite_dir} (float32, " in stdout
+  return versions[0]
+
+
 def component_states(stdout: str) -> dict:
   """{component: 'executed'|'cached'} from the runner's progress lines."""
   states = {}

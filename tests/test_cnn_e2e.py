@@ -25,22 +25,9 @@ def first_run(tmp_path_factory):
   return data_dir, output_dir, result
 
 
-def test_blessed_model_is_pushed_in_tf_serving_layout(first_run):
+def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(first_run):
   _, output_dir, result = first_run
-  assert "Blessed: yes" in result.stdout
-  versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "cnn"))
-  assert len(versions) == 1
-  version_dir = os.path.join(output_dir, "serving", "cnn", versions[0])
-  assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
-  assert f"Pushed: {version_dir}" in result.stdout
-
-
-def test_tflite_model_is_exported_under_the_serving_version(first_run):
-  _, output_dir, result = first_run
-  version = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "cnn"))[-1]
-  tflite_dir = os.path.join(output_dir, "tflite", "cnn", version)
-  assert os.path.isfile(os.path.join(tflite_dir, "model.tflite"))
-  assert f"TFLite: {tflite_dir} (float32, " in result.stdout
+  e2e_helpers.assert_single_blessed_push(output_dir, "cnn", result.stdout)
 
 
 def test_pushed_model_serves_examples_and_raw_pixels_alike(first_run):

@@ -41,14 +41,9 @@ def run(tmp_path_factory):
   return data_dir, output_dir, result
 
 
-def test_blessed_model_is_pushed_in_tf_serving_layout(run):
+def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(run):
   _, output_dir, result = run
-  assert "Blessed: yes" in result.stdout, result.stdout
-  versions = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "lstm"))
-  assert len(versions) == 1
-  version_dir = os.path.join(output_dir, "serving", "lstm", versions[0])
-  assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
-  assert f"Pushed: {version_dir}" in result.stdout
+  e2e_helpers.assert_single_blessed_push(output_dir, "lstm", result.stdout)
 
 
 def test_pushed_model_serves_examples_and_raw_text_alike(run):

@@ -124,5 +124,7 @@ def export_serving_model(
     raise ValueError(f"signatures {sorted(extra)} must add to {sorted(signatures)} "
                      f"without clashing, and one of them must be {SERVING_DEFAULT!r}")
   signatures.update(extra)
-  model.save(export_dir, save_format="tf", signatures=signatures)
+  # Serving never resumes training: without the optimizer's slot variables
+  # the SavedModel TF Serving loads (and the Pusher copies) is far smaller.
+  model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
   warmup.write_warmup_requests(export_dir, warmup_requests)
