@@ -231,17 +231,32 @@ def write_markdown(results: Dict) -> None:
     beam = r.get("beam", {})
     def stats_transform(mode):
       return f"{sum(beam[mode].values()):.1f}" if mode in beam else "-"
-    def tflite(key, fmt):
-      return " / ".join(fmt(tfl[mode][key]) if mode in tfl else "-"
+    def tflite(key, fmt, mark_failures=False):
+      # "(gate fails)": the conversion would not pass the exporter's parity gate.
+      def cell(mode):
+        failed = mark_failures and not tfl[mode]["parity"]["passed"]
+        return fmt(tfl[mode][key]) + (" (gate fails)" if failed else "")
+      return " / ".join(cell(mode) if mode in tfl else "-"
                         for mode in ("float32", "dynamic_range", "int8"))
     lines.append(
         f"| {name} | {r['fresh']['wall_s']:.0f} | {r['rerun']['wall_s_median']:.0f} | "
         f"{len(r['rerun']['components_executed'])} | "
         f"{r['trainer']['throughput_ratio_tfx_over_plain']:.2f} | "
         f"{s['saved_model']['batch1_p50_ms']:.2f} / {s['saved_model']['batch32_p50_ms']:.2f} | "
-        f"{tflite('p50_ms', lambda v: f'{v:.3f}')} | {s['saved_model_bytes'] // 1024} / "
+        f"{tflite('p50_ms', lambda v: f'{v:.3f}', mark_failures=True)} | {s['saved_model_bytes'] // 1024} / "
         f"{tflite('size_bytes', lambda v: str(v // 1024))} | "
         f"{stats_transform('in_process')} / {stats_transform('multi_processing_2')} |")
+  lines += ["", "TFLite parity on eval examples, as the exporter's gate measures it:", "",
+            "| family | mode | max abs diff | metric: SavedModel / TFLite | gate |",
+            "|---|---|---|---|---|"]
+  for name, r in results["families"].items():
+    for mode, figures in r["serving"].get("tflite", {}).items():
+      parity = figures["parity"]
+      metric = parity["metric"]
+      lines.append(f"| {name} | {mode} | {parity['max_abs_diff']:.2g} | {metric}: "
+                   f"{parity['savedmodel_' + metric]:.4f} / {parity['tflite_' + metric]:.4f} | "
+                   f"{'passes' if parity['passed'] else 'fails'} "
+                   f"({parity['criterion'].replace('|', chr(92) + '|')}) |")
   if "scale" in results:
     sc = results["scale"]
     lines += ["", f"Scale: two-tower on {sc['interactions']:,} generated interactions: "
@@ -259,6 +274,21 @@ def write_markdown(results: Dict) -> None:
     stream.write("\n".join(lines) + "\n")
 
 
+def _load_results() -> Dict:
+  """The figures of the last run, as main() holds them, from bench/results/."""
+  results = {"families": {}}
+  for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+    with open(path) as stream:
+      figures = json.load(stream)
+    results["machine"] = figures.pop("machine")
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name == "scale":
+      results["scale"] = figures
+    else:
+      results["families"][figures.pop("family")] = {"family": name, **figures}
+  return results
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--families", nargs="+", default=sorted(configs.FAMILIES))
@@ -266,7 +296,12 @@ def main(argv=None) -> int:
   parser.add_argument("--scale", type=int, default=10,
                       help="two-tower data scale factor for the scale run (10: 1M interactions)")
   parser.add_argument("--skip", nargs="*", default=[], choices=["scale", "beam"])
+  parser.add_argument("--markdown-only", action="store_true",
+                      help="rewrite BENCHMARKS.md from bench/results/*.json, measuring nothing")
   args = parser.parse_args(argv)
+  if args.markdown_only:
+    write_markdown(_load_results())
+    return 0
   os.makedirs(RESULTS, exist_ok=True)
   results = {"machine": machine(), "families": {}}
   for name in args.families:
