@@ -44,6 +44,19 @@ def run_pipeline(args: List[str], timeout: int = 1200) -> subprocess.CompletedPr
                         timeout=timeout, check=False)
 
 
+def run_on_small_slice(tmp_path_factory, src_data_dir: str, n_train: int, n_eval: int,
+                       args: List[str]):
+  """Runs local_runner.py with `args` on a fresh small slice of shipped data
+  into a fresh output dir; checks it succeeded. Returns (data_dir,
+  output_dir, result)."""
+  data_dir = write_small_slice(src_data_dir, str(tmp_path_factory.mktemp("data")),
+                               n_train, n_eval)
+  output_dir = str(tmp_path_factory.mktemp("outputs"))
+  result = run_pipeline([*args, "--data-dir", data_dir, "--output-dir", output_dir])
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result
+
+
 def run_pipeline_killed_at(args: List[str], component: str, delay_s: float,
                            timeout: int = 900) -> str:
   """Starts local_runner.py, SIGKILLs it `delay_s` after `component` starts.

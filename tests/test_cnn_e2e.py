@@ -18,11 +18,7 @@ RUN_ARGS = ["--model", "cnn", "--train-steps", "150", "--min-metric", "0.7"]
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")), 640, 200)
-  output_dir = str(tmp_path_factory.mktemp("outputs"))
-  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
-  assert result.returncode == 0, result.stdout + result.stderr
-  return data_dir, output_dir, result
+  return e2e_helpers.run_on_small_slice(tmp_path_factory, MNIST, 640, 200, RUN_ARGS)
 
 
 def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(first_run):

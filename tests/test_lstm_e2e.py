@@ -33,12 +33,7 @@ def _length_bucket(text: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  data_dir = e2e_helpers.write_small_slice(
-      REVIEWS, str(tmp_path_factory.mktemp("reviews")), N_TRAIN, N_EVAL)
-  output_dir = str(tmp_path_factory.mktemp("outputs"))
-  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
-  assert result.returncode == 0, result.stdout + result.stderr
-  return data_dir, output_dir, result
+  return e2e_helpers.run_on_small_slice(tmp_path_factory, REVIEWS, N_TRAIN, N_EVAL, RUN_ARGS)
 
 
 def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(run):

@@ -50,8 +50,9 @@ def measure(adapter: FamilyAdapter, mode: str, eval_batch: Arrays,
   # String outputs (item ids of a top-K model) are labels of numeric ones
   # (their scores): equal scores up to float noise may swap the labels of
   # near-ties, so they are held to a share, not to exact equality.
-  mismatches = sum(int(np.sum(candidate[name] != reference[name])) for name in labels)
-  total = sum(reference[name].size for name in labels)
+  label_mismatch_share = (
+      sum(int(np.sum(candidate[name] != reference[name])) for name in labels)
+      / sum(reference[name].size for name in labels)) if labels else None
   reference_quality = adapter.quality(eval_batch, reference)
   tflite_quality = adapter.quality(eval_batch, candidate)
   figures = {
@@ -63,13 +64,13 @@ def measure(adapter: FamilyAdapter, mode: str, eval_batch: Arrays,
       "quality_delta": tflite_quality - reference_quality,
   }
   if labels:
-    figures["label_mismatch_share"] = mismatches / total
+    figures["label_mismatch_share"] = label_mismatch_share
   if mode == FLOAT32:
     figures["criterion"] = f"max_abs_diff <= {FLOAT_MAX_ABS_DIFF}"
     figures["passed"] = max_abs_diff <= FLOAT_MAX_ABS_DIFF
     if labels:
       figures["criterion"] += f" and label_mismatch_share <= {FLOAT_MAX_LABEL_MISMATCH}"
-      figures["passed"] &= mismatches / total <= FLOAT_MAX_LABEL_MISMATCH
+      figures["passed"] &= label_mismatch_share <= FLOAT_MAX_LABEL_MISMATCH
   else:
     figures["criterion"] = f"|quality_delta| <= {QUANTIZED_MAX_QUALITY_DELTA}"
     figures["passed"] = abs(tflite_quality - reference_quality) <= QUANTIZED_MAX_QUALITY_DELTA
