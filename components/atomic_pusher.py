@@ -46,7 +46,13 @@ def numeric_versions(base_dir: str) -> List[int]:
 def remove_stale_staging(base_dir: str, now: float) -> None:
   for name in os.listdir(base_dir):
     path = os.path.join(base_dir, name)
-    if name.startswith(STAGING_PREFIX) and now - os.path.getmtime(path) > STALE_STAGING_SECONDS:
+    if not name.startswith(STAGING_PREFIX):
+      continue
+    try:
+      modified = os.path.getmtime(path)
+    except FileNotFoundError:  # A concurrent push published it since listdir.
+      continue
+    if now - modified > STALE_STAGING_SECONDS:
       logging.warning("Removing staging directory of an interrupted push: %s", path)
       shutil.rmtree(path, ignore_errors=True)
 
