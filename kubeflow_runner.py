@@ -8,7 +8,9 @@ Every task runs in IMAGE (see Dockerfile), which holds this project under
 /pipeline: module functions are named by dotted name and the curated schema by
 its in-image path, so nothing of the compiling machine ends up in the spec.
 Data is read from <data-root>/<data subdir>, blessed models are pushed to
-<serving-root>/<family>. Exit status: 0 written, 2 bad arguments.
+<serving-root>/<family> (runners/roots.py, as for a local run). The spec has
+no TFLite export yet: the exporter publishes to a local directory only.
+Exit status: 0 written, 2 bad arguments.
 """
 import argparse
 import os
@@ -19,7 +21,9 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import beam_presets, configs  # noqa: E402  (after the Keras switch above)
+# After the Keras switch above.
+from pipeline import configs  # noqa: E402
+from runners import beam_presets, roots  # noqa: E402
 
 # Where the Dockerfile copies the project inside the image.
 IMAGE_PROJECT_ROOT = "/pipeline"
@@ -57,21 +61,20 @@ def compile_pipeline(args) -> dict:
   from the file needs no pipeline_root of its own (it may still override it);
   TFX's runner would put it only into the PipelineJob it writes as JSON.
   """
-  from tfx import v1 as tfx
-  from pipeline import pipeline
+  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from pipeline import pipeline  # pylint: disable=import-outside-toplevel
 
   family = configs.get_family(args.model)
-  tfx_pipeline = pipeline.create_pipeline(
-      family=family,
-      pipeline_root=args.pipeline_root,
-      data_dir=posixpath.join(args.data_root, family.data_subdir),
-      schema_path=family.schema_path(IMAGE_SCHEMA_ROOT),
-      reference_statistics_path=family.reference_statistics_path(IMAGE_SCHEMA_ROOT),
-      serving_model_dir=posixpath.join(args.serving_root, family.name),
-      beam_pipeline_args=args.beam_args,
+  cluster_roots = roots.Roots(
+      pipeline_root=args.pipeline_root, data_root=args.data_root,
+      serving_root=args.serving_root, schema_root=IMAGE_SCHEMA_ROOT,
+      # The TFLiteExporter publishes with local file operations only.
+      tflite_root=None)
+  tfx_pipeline = pipeline.create_pipeline(**roots.pipeline_arguments(
+      family, cluster_roots, beam_pipeline_args=args.beam_args,
       # The KFP v2 compiler takes only TFX's own strategies; unlike the local
       # one it may return the candidate itself (components/baseline_strategy.py).
-      baseline_strategy=tfx.dsl.experimental.LatestBlessedModelStrategy)
+      baseline_strategy=tfx.dsl.experimental.LatestBlessedModelStrategy))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=args.image))

@@ -2,10 +2,11 @@
 
     python local_runner.py --model cnn [--output-dir ./outputs] [--data-dir DIR]
         [--train-steps N] [--min-metric X] [--no-cache] [--no-drift-check]
-        [--beam-arg=--flag=value ...]
+        [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...]
 
-MLMD is a sqlite file under the output directory; Beam components run on the
-in-process DirectRunner unless --beam-arg says otherwise. Exit status: 0 when
+Everything goes under the output directory (runners/layout.py); MLMD is a
+sqlite file there. Beam components run on the in-process DirectRunner unless
+--beam-preset or --beam-arg say otherwise. Exit status: 0 when
 the run completed (blessed or not, the summary says), 3 when the data failed
 validation, 1 on any other failure, 2 on bad arguments.
 """
@@ -19,18 +20,12 @@ import time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import configs  # noqa: E402  (after the Keras switch above)
+# After the Keras switch above.
+from pipeline import configs  # noqa: E402
+from runners import beam_presets, preflight  # noqa: E402
+from runners.layout import OutputLayout  # noqa: E402
 
-DEFAULT_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 EXIT_DATA_ANOMALIES = 3
-
-
-def _can_create_directory(path: str) -> bool:
-  """Whether `path` is, or can be made, a writable directory (checked before
-  anything is written, so bad arguments leave nothing behind)."""
-  while not os.path.exists(path):
-    path = os.path.dirname(path)
-  return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
 def parse_args(argv):
@@ -47,9 +42,7 @@ def parse_args(argv):
   parser.add_argument("--no-drift-check", action="store_true",
                       help="do not compare the train split with the shipped reference "
                       "statistics (for data of your own; train/eval skew is still checked)")
-  parser.add_argument("--beam-arg", action="append", default=[],
-                      help="Beam pipeline option, e.g. --beam-arg=--runner=FlinkRunner; "
-                      "replaces the in-process DirectRunner defaults")
+  beam_presets.add_arguments(parser)
   args = parser.parse_args(argv)
   family = configs.get_family(args.model)
   args.data_dir = os.path.abspath(
@@ -57,16 +50,19 @@ def parse_args(argv):
   if not os.path.isdir(args.data_dir):
     parser.error(f"--data-dir {args.data_dir} is not a readable directory")
   args.output_dir = os.path.abspath(args.output_dir)
-  if not _can_create_directory(args.output_dir):
+  if not preflight.can_create_directory(args.output_dir):
     parser.error(f"--output-dir {args.output_dir} cannot be created or written "
                  "(a file is in the way, or no write permission)")
   if args.train_steps is not None and args.train_steps < 1:
     parser.error("--train-steps must be at least 1")
   if args.min_metric is not None and not math.isfinite(args.min_metric):
     parser.error("--min-metric must be a finite number")
-  from pipeline import preflight
   try:
-    preflight.check_input(family.example_gen, args.data_dir)
+    args.beam_args = beam_presets.beam_pipeline_args(args)
+  except beam_presets.BeamPresetError as error:
+    parser.error(str(error))
+  try:
+    preflight.check_input(family, args.data_dir)
   except preflight.InputDataError as error:
     print(f"error: bad input data: {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)
@@ -96,29 +92,21 @@ def _route_logs(log_path: str, progress: logging.Handler) -> None:
 
 def main(argv=None) -> int:
   args, family = parse_args(argv)
-  from tfx import v1 as tfx
-  from components.anomalies_gate import DataAnomaliesError
-  from pipeline import pipeline, run_summary
+  # Heavy imports, after the arguments are checked.
+  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
+  from pipeline import pipeline  # pylint: disable=import-outside-toplevel
+  from runners import roots, run_summary  # pylint: disable=import-outside-toplevel
 
-  output_dir = args.output_dir
-  os.makedirs(os.path.join(output_dir, "logs"), exist_ok=True)
-  log_path = os.path.join(output_dir, "logs", f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}.log")
-  metadata_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(output_dir, "metadata.sqlite"))
-  tfx_pipeline = pipeline.create_pipeline(
-      family=family,
-      pipeline_root=os.path.join(output_dir, "pipeline_root"),
-      data_dir=args.data_dir,
-      schema_path=family.schema_path(),
-      serving_model_dir=os.path.join(output_dir, "serving", family.name),
-      beam_pipeline_args=args.beam_arg or DEFAULT_BEAM_ARGS,
-      metadata_connection_config=metadata_config,
-      enable_cache=not args.no_cache,
-      train_steps=args.train_steps,
-      gate_min_value=args.min_metric,
-      tflite_dir=os.path.join(output_dir, "tflite", family.name),
-      reference_statistics_path=None if args.no_drift_check
-      else family.reference_statistics_path())
+  layout = OutputLayout(args.output_dir)
+  os.makedirs(layout.logs_dir, exist_ok=True)
+  log_path = os.path.join(layout.logs_dir, f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+  arguments = roots.pipeline_arguments(
+      family, roots.local_roots(layout), data_dir=args.data_dir,
+      beam_pipeline_args=args.beam_args, drift_check=not args.no_drift_check,
+      enable_cache=not args.no_cache, train_steps=args.train_steps,
+      gate_min_value=args.min_metric)
+  tfx_pipeline = pipeline.create_pipeline(**arguments)
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, tfx.dsl.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
@@ -131,8 +119,8 @@ def main(argv=None) -> int:
     failure = error
     status = EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
   node_ids = [c.id for c in tfx_pipeline.components]
-  runs = run_summary.read_node_runs(metadata_config, family.pipeline_name, node_ids,
-                                     started_ms, resolver_ids)
+  runs = run_summary.read_node_runs(arguments["metadata_connection_config"],
+                                     family.pipeline_name, node_ids, started_ms, resolver_ids)
   print(run_summary.format_summary(runs))
   if failure is not None:
     print(f"\nFAILED: {failure}", file=sys.stderr)

@@ -29,14 +29,18 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
-from pipeline import configs, run_summary  # noqa: E402
+from pipeline import configs  # noqa: E402
+from runners import beam_presets, run_summary  # noqa: E402
+from runners.layout import OutputLayout  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "results")
 # Components that run as Beam pipelines (the ones a Beam runner can scale out).
 _BEAM_COMPONENTS = ("MovieLensExampleGen", "ImportExampleGen", "StatisticsGen", "Transform",
                     "Evaluator")
-DIRECT = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
-MULTI = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=multi_processing",
+# The runner's default preset (runners/beam_presets.py): in-process DirectRunner.
+DIRECT = ["--beam-preset", beam_presets.DIRECT]
+# Appended after the preset's flags, these win (Beam keeps a flag's last value).
+MULTI = [*DIRECT, "--beam-arg=--direct_running_mode=multi_processing",
          "--beam-arg=--direct_num_workers=2"]
 
 
@@ -66,7 +70,7 @@ def run_pipeline(args: List[str]) -> Dict[str, float]:
 
 def node_runs(output_dir: str, family: configs.FamilyConfig, since_ms: int):
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(output_dir, "metadata.sqlite"))
+      OutputLayout(output_dir).metadata_path)
   node_ids = ["ImportExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
               "ExampleValidator", "AnomaliesGate", "Transform", "Trainer", "Evaluator",
               "Pusher", "TFLiteExporter", "EvalReport"]
@@ -114,16 +118,15 @@ def saved_model_bytes(path: str) -> int:
 
 def tflite_figures(family, trainer_model_dir: str, serialized: List[bytes], repeats: int):
   """Each conversion the family's adapter supports, with parity and latency."""
-  from components.tflite_exporter import conversion
   from components.tflite_exporter import executor as tflite_executor
-  from components.tflite_exporter.adapter import load_adapter
+  from modules.common.contract import QUANTIZATION_MODES, load_adapter
   adapter = load_adapter(family.tflite_adapter)
   model = adapter.load_model(trainer_model_dir)
   signatures = tf.saved_model.load(trainer_model_dir).signatures
   transformed = signatures["transform_features"](examples=tf.constant(serialized))
   inputs = {spec.name: transformed[spec.name].numpy() for spec in adapter.inputs}
   figures = {}
-  for mode in adapter.quantization_modes or conversion.QUANTIZATION_MODES:
+  for mode in adapter.quantization_modes or QUANTIZATION_MODES:
     model_bytes, parity = tflite_executor.convert_with_parity(
         adapter, model, trainer_model_dir, tf.constant(serialized), mode, 100)
     figures[mode] = {**tflite_latency(model_bytes, inputs, repeats), "parity": parity}

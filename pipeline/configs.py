@@ -8,6 +8,12 @@ import math
 import os
 from typing import Dict, Optional, Tuple
 
+from components.example_sources import MOVIELENS, TFRECORD, ExampleSource
+from modules.cnn import features as cnn_features
+from modules.common import contract
+from modules.lstm import features as lstm_features
+from modules.two_tower import features as two_tower_features
+
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(PACKAGE_DIR)
 DEFAULT_DATA_ROOT = os.path.join(REPO_ROOT, "data")
@@ -43,26 +49,30 @@ class ReportedMetric:
 class FamilyConfig:
   """Everything that makes one model family's run of the shared pipeline."""
   name: str
-  data_subdir: str          # folder under the data root holding train/ and eval/
+  # Folder under the data root holding the family's data, in the form its
+  # example_source reads (train/ and eval/ TFRecords, or MovieLens files).
+  data_subdir: str
   label_key: str
   preprocessing_fn: str     # dotted name, importable inside the pipeline image
   run_fn: str               # dotted name of the Trainer entry point
   train_steps: int
   eval_steps: int
   gate: Gate
-  prediction_key: str = ""  # serving_default output that TFMA scores
+  # The output of `eval_signature` that TFMA scores (class probabilities, a
+  # probability, or the two-tower's rank of the true item).
+  prediction_key: str = ""
   reported_metrics: Tuple[ReportedMetric, ...] = ()
   slice_features: Tuple[str, ...] = ()  # TFMA slices besides the overall one
-  # Dotted name of the family's TFLite adapter (components/tflite_exporter/
-  # adapter.py); empty: the family has no TFLite export.
+  # Dotted name of the family's TFLite adapter (a contract.FamilyAdapter);
+  # empty: the family has no TFLite export.
   tflite_adapter: str = ""
-  tflite_quantization: str = "float32"  # float32 | dynamic_range | int8
-  # How ExampleGen reads data_subdir: "tfrecord" (train/ and eval/ tf.Example
-  # files) or "movielens" (u.data + u.item, split per user by time).
-  example_gen: str = "tfrecord"
+  tflite_quantization: str = contract.FLOAT32  # one of contract.QUANTIZATION_MODES
+  # What ExampleGen reads data_subdir as: TFRECORD (train/ and eval/
+  # tf.Example files) or MOVIELENS (u.data + u.item, split per user by time).
+  example_source: ExampleSource = TFRECORD
   # The serialized-tf.Example signature TFMA scores; a family whose
   # serving_default takes something else exports it under another name.
-  eval_signature: str = "serving_default"
+  eval_signature: str = contract.SERVING_DEFAULT
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -93,18 +103,19 @@ class FamilyConfig:
 CNN = FamilyConfig(
     name="cnn",
     data_subdir="mnist",
-    label_key="label",
+    label_key=cnn_features.LABEL_KEY,
     preprocessing_fn="modules.cnn.preprocessing.preprocessing_fn",
     run_fn="modules.cnn.model.run_fn",
     train_steps=2000,
     eval_steps=16,
     gate=Gate(metric="SparseCategoricalAccuracy", min_value=0.95, max_regression=0.01),
-    prediction_key="probabilities",
+    prediction_key=cnn_features.PROBABILITIES,
     reported_metrics=(ReportedMetric("MultiClassConfusionMatrixPlot"),
                       ReportedMetric("ExampleCount")),
-    slice_features=("label",),
+    slice_features=(cnn_features.LABEL_KEY,),
     tflite_adapter="modules.cnn.tflite.ADAPTER",
 )
+
 
 def _recall_at(k: int) -> str:
   return f'{{"k": {k}}}'
@@ -122,19 +133,19 @@ TWO_TOWER = FamilyConfig(
     # (data/interactions/reference_results.json) and far above most-popular.
     gate=Gate(metric="RecallAtK", module="modules.two_tower.metrics",
               config_json=_recall_at(10), min_value=0.3, max_regression=0.01),
-    prediction_key="rank",
+    prediction_key=two_tower_features.RANK,
     reported_metrics=tuple(ReportedMetric("RecallAtK", "modules.two_tower.metrics",
                                           _recall_at(k)) for k in (1, 5, 20, 50))
     + (ReportedMetric("ExampleCount"),),
-    example_gen="movielens",
-    eval_signature="score_examples",
+    example_source=MOVIELENS,
+    eval_signature=two_tower_features.SCORING_SIGNATURE,
     tflite_adapter="modules.two_tower.tflite.ADAPTER",
 )
 
 LSTM = FamilyConfig(
     name="lstm",
     data_subdir="reviews",
-    label_key="label",
+    label_key=lstm_features.LABEL_KEY,
     preprocessing_fn="modules.lstm.preprocessing.preprocessing_fn",
     run_fn="modules.lstm.model.run_fn",
     train_steps=600,
@@ -142,12 +153,13 @@ LSTM = FamilyConfig(
     # The floor sits below the eval AUC the default run reaches and just
     # below the char n-gram TF-IDF + LR anchor (0.913, data/reviews/README.md).
     gate=Gate(metric="AUC", min_value=0.9, max_regression=0.01),
-    prediction_key="probability",
+    prediction_key=lstm_features.PROBABILITY,
     reported_metrics=(ReportedMetric("BinaryAccuracy"),
                       ReportedMetric("ExampleCount"),
                       ReportedMetric("CalibrationPlot"),
                       ReportedMetric("ConfusionMatrixPlot")),
-    slice_features=("length_bucket",),  # a transformed feature (transform_features)
+    # A transformed feature, read through the transform_features signature.
+    slice_features=(lstm_features.LENGTH_BUCKET_KEY,),
     tflite_adapter="modules.lstm.tflite.ADAPTER",
 )
 

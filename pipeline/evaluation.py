@@ -3,7 +3,7 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 
-from modules.common import training
+from modules.common import contract
 from pipeline.configs import FamilyConfig, Gate
 
 
@@ -42,7 +42,7 @@ def build_eval_config(family: FamilyConfig,
           signature_name=family.eval_signature,
           label_key=family.label_key,
           prediction_key=family.prediction_key,
-          preprocessing_function_names=[training.TRANSFORM_SIGNATURE])],
+          preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])],
       metrics_specs=[tfma.MetricsSpec(metrics=[gated] + reported)],
       slicing_specs=[tfma.SlicingSpec()] + [
           tfma.SlicingSpec(feature_keys=[key]) for key in family.slice_features])

@@ -17,33 +17,10 @@ from tfx import v1 as tfx
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.baseline_strategy import LatestBlessedBaselineStrategy
-from components.movielens_example_gen.component import MovieLensExampleGen
 from components.eval_report.component import EvalReport
 from components.tflite_exporter.component import TFLiteExporter
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
-
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
-
-
-def _example_gen(family: FamilyConfig, data_dir: str):
-  """Reads tf.Example TFRecords from `<data_dir>/train/*` and `<data_dir>/eval/*`,
-  or, for a "movielens" family, u.data + u.item split per user by time.
-
-  The split is fixed by the data (not hashed by ExampleGen) so every run, and
-  every reference figure, uses the same train/eval examples.
-  """
-  if family.example_gen == "movielens":
-    return MovieLensExampleGen(input_base=data_dir)
-  if family.example_gen != "tfrecord":
-    raise ValueError(f"family {family.name!r}: unknown example_gen {family.example_gen!r}")
-  return tfx.components.ImportExampleGen(
-      input_base=data_dir,
-      input_config=tfx.proto.Input(splits=[
-          tfx.proto.Input.Split(name=TRAIN_SPLIT, pattern=f"{TRAIN_SPLIT}/*"),
-          tfx.proto.Input.Split(name=EVAL_SPLIT, pattern=f"{EVAL_SPLIT}/*"),
-      ]))
 
 
 def create_pipeline(
@@ -69,8 +46,9 @@ def create_pipeline(
   Args:
     family: the model family's settings (pipeline/configs.py).
     pipeline_root: where TFX writes artifacts.
-    data_dir: folder with `train/` and `eval/` TFRecords of tf.Example (or
-      MovieLens files, per the family's example_gen).
+    data_dir: the family's data, as its example_source reads it (`train/`
+      and `eval/` TFRecords of tf.Example, or MovieLens files). The split is
+      fixed by the data, so every run uses the same train/eval examples.
     schema_path: the curated schema the validator checks data against.
     serving_model_dir: TF Serving model directory; pushes go to numbered
       sub-directories.
@@ -88,7 +66,7 @@ def create_pipeline(
     reference_statistics_path: statistics the train split must not drift from
       (the schema's drift comparators); None: no drift check.
   """
-  example_gen = _example_gen(family, data_dir)
+  example_gen = family.example_source.component(data_dir)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
   schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
   example_validator = tfx.components.ExampleValidator(

@@ -3,7 +3,7 @@
     .venv/bin/python -m pipeline.reference_statistics [--model cnn lstm two_tower]
 
 For each family, reads the train split of its shipped data exactly as the
-pipeline's ExampleGen splits it, computes TFDV statistics the way
+pipeline's ExampleGen splits it (the family's example source), computes TFDV statistics the way
 StatisticsGen does (default options, no schema), keeps the features the
 schema's drift comparators read, and writes them as a text proto beside the
 family's schema (FamilyConfig.reference_statistics_path).
@@ -12,31 +12,17 @@ purpose; AnomaliesGate then stops any run whose train split drifts from them
 beyond the schema's drift_comparator thresholds.
 """
 import argparse
-import glob
 import os
 import sys
 import tempfile
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from components.movielens_example_gen import executor as movielens_executor
+from modules.common.contract import TRAIN_SPLIT
 from pipeline import configs
-
-TRAIN_SPLIT = "train"
-
-
-def split_records(family: configs.FamilyConfig, data_dir: str, split: str) -> Iterator[bytes]:
-  """Serialized examples of `split` as the family's ExampleGen would emit them."""
-  if family.example_gen == "movielens":
-    for example in movielens_executor.split_examples(data_dir, split):
-      yield example.SerializeToString()
-    return
-  files = sorted(glob.glob(os.path.join(data_dir, split, "*")))
-  for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-    yield record.numpy()
 
 
 def compute(records: Iterable[bytes]) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -69,9 +55,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   for name in args.model:
     family = configs.get_family(name)
+    data_dir = os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir)
     statistics = compared_features_only(
-        compute(split_records(family, os.path.join(configs.DEFAULT_DATA_ROOT,
-                                                   family.data_subdir), TRAIN_SPLIT)),
+        compute(family.example_source.records(data_dir, TRAIN_SPLIT)),
         tfdv.load_schema_text(family.schema_path()))
     tfdv.write_stats_text(statistics, family.reference_statistics_path())
     print(f"{family.reference_statistics_path()}: "

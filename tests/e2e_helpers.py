@@ -12,7 +12,11 @@ import sys
 import time
 from typing import Callable, List, Optional
 
+import numpy as np
 import tensorflow as tf
+
+from modules.common import contract
+from runners.layout import OutputLayout
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +26,7 @@ def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
                       ) -> str:
   """Copies the first examples of each split; `transform(example, index)` may
   edit train examples in place (to corrupt them, say)."""
-  for split, count in (("train", n_train), ("eval", n_eval)):
+  for split, count in ((contract.TRAIN_SPLIT, n_train), (contract.EVAL_SPLIT, n_eval)):
     files = sorted(glob.glob(os.path.join(src_data_dir, split, "*")))
     os.makedirs(os.path.join(dst, split), exist_ok=True)
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
@@ -30,7 +34,7 @@ def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
     with tf.io.TFRecordWriter(path, "GZIP") as writer:
       for index, record in enumerate(records):
         example = tf.train.Example.FromString(record.numpy())
-        if transform is not None and split == "train":
+        if transform is not None and split == contract.TRAIN_SPLIT:
           transform(example, index)
         writer.write(example.SerializeToString(deterministic=True))
   return dst
@@ -93,21 +97,57 @@ def pushed_versions(serving_dir: str) -> List[str]:
   return sorted((d for d in os.listdir(serving_dir) if d.isdigit()), key=int)
 
 
+def serving_dir(output_dir: str, family: str) -> str:
+  """The TF Serving model directory a local run pushes `family` to."""
+  return OutputLayout(output_dir).serving_dir(family)
+
+
 def assert_single_blessed_push(output_dir: str, family: str, stdout: str) -> str:
   """Checks a first run blessed its model and published it once, to TF
   Serving and to TFLite under the same version, as its summary says;
   returns that version."""
   assert "Blessed: yes" in stdout, stdout
-  serving_dir = os.path.join(output_dir, "serving", family)
-  versions = pushed_versions(serving_dir)
+  versions = pushed_versions(serving_dir(output_dir, family))
   assert len(versions) == 1, versions
-  version_dir = os.path.join(serving_dir, versions[0])
+  version_dir = os.path.join(serving_dir(output_dir, family), versions[0])
   assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
   assert f"Pushed: {version_dir}" in stdout
-  tflite_dir = os.path.join(output_dir, "tflite", family, versions[0])
+  tflite_dir = os.path.join(OutputLayout(output_dir).tflite_dir(family), versions[0])
   assert os.path.isfile(os.path.join(tflite_dir, "model.tflite"))
-  assert f"TFLite: {tflite_dir} (float32, " in stdout
+  assert f"TFLite: {tflite_dir} ({contract.FLOAT32}, " in stdout
   return versions[0]
+
+
+def _raw_feature(examples: List[tf.train.Example], key: str) -> np.ndarray:
+  """One raw feature of every example, batched as `serving_raw` takes it."""
+  values = [example.features.feature[key] for example in examples]
+  if values[0].HasField("bytes_list"):
+    return np.array([value.bytes_list.value[0] for value in values], dtype=object)
+  return np.array([value.int64_list.value for value in values], dtype=np.int64)
+
+
+def assert_examples_and_raw_features_serve_alike(output_dir: str, family: str,
+                                                 data_dir: str, raw_key: str,
+                                                 count: int = 16) -> None:
+  """The pushed model answers the same for eval examples sent as serialized
+  tf.Examples (`serving_default`) and as raw `raw_key` values (`serving_raw`),
+  on every output: float outputs to 1e-6, the others exactly."""
+  versions = pushed_versions(serving_dir(output_dir, family))
+  signatures = tf.saved_model.load(
+      os.path.join(serving_dir(output_dir, family), versions[-1])).signatures
+  records = [r.numpy() for r in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(os.path.join(data_dir, contract.EVAL_SPLIT, "*")),
+      compression_type="GZIP").take(count)]
+  by_example = signatures[contract.SERVING_DEFAULT](**{contract.EXAMPLES_INPUT:
+                                                      tf.constant(records)})
+  raw = _raw_feature([tf.train.Example.FromString(r) for r in records], raw_key)
+  by_raw = signatures[contract.RAW_SIGNATURE](**{raw_key: tf.constant(raw)})
+  assert set(by_example) == set(by_raw) != set()
+  for name, value in by_example.items():
+    if value.dtype.is_floating:
+      np.testing.assert_allclose(value.numpy(), by_raw[name].numpy(), atol=1e-6, err_msg=name)
+    else:
+      np.testing.assert_array_equal(value.numpy(), by_raw[name].numpy(), err_msg=name)
 
 
 def component_states(stdout: str) -> dict:

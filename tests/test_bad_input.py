@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from pipeline import configs, preflight
+from pipeline import configs
+from runners import preflight
 from tests import e2e_helpers
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -51,7 +52,7 @@ def test_file_that_is_not_gzip_tfrecord_is_named(tmp_path):
 
 
 def test_preflight_accepts_the_shipped_data():
-  files = preflight.check_input("tfrecord", MNIST)
+  files = preflight.check_input(configs.CNN, MNIST)
   assert [os.path.basename(os.path.dirname(f)) for f in files] == ["train", "eval"]
 
 

@@ -2,12 +2,9 @@
 import os
 import re
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-from modules.cnn import model
-from modules.common import training
+from modules.cnn import features
 from pipeline import configs
 from tests import e2e_helpers
 
@@ -28,24 +25,13 @@ def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(first_r
 
 def test_pushed_model_serves_examples_and_raw_pixels_alike(first_run):
   data_dir, output_dir, _ = first_run
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
-  version = e2e_helpers.pushed_versions(serving_dir)[-1]
-  signatures = tf.saved_model.load(os.path.join(serving_dir, version)).signatures
-  records = [r.numpy() for r in tf.data.TFRecordDataset(
-      tf.io.gfile.glob(os.path.join(data_dir, "eval", "*")), compression_type="GZIP").take(16)]
-  by_example = signatures[training.SERVING_DEFAULT](examples=tf.constant(records))
-  pixels = np.array([tf.train.Example.FromString(r).features.feature["image"].int64_list.value
-                     for r in records], dtype=np.int64)
-  by_raw = signatures[training.RAW_SIGNATURE](image=tf.constant(pixels))
-  np.testing.assert_allclose(by_example[model.PROBABILITIES].numpy(),
-                             by_raw[model.PROBABILITIES].numpy(), atol=1e-6)
-  np.testing.assert_array_equal(by_example[model.CLASS_ID].numpy(),
-                                by_raw[model.CLASS_ID].numpy())
+  e2e_helpers.assert_examples_and_raw_features_serve_alike(
+      output_dir, "cnn", data_dir, features.IMAGE_KEY)
 
 
 def test_rerun_without_changes_executes_nothing_and_pushes_nothing(first_run):
   data_dir, output_dir, _ = first_run
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
   result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
   assert result.returncode == 0, result.stdout + result.stderr
@@ -63,7 +49,7 @@ def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(first_run,
       example.features.feature["image"].int64_list.value[0] = 4096
 
   bad_data = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "bad"), 640, 200, corrupt_pixels)
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
   result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", bad_data, "--output-dir", output_dir])
   assert result.returncode == 3, result.stdout + result.stderr
@@ -83,7 +69,7 @@ def test_train_labels_drifting_from_the_reference_stop_at_the_gate(first_run, tm
 
   drifted = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "drifted"), 640, 200,
                                           mostly_sevens)
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
   result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", drifted, "--output-dir", output_dir])
   assert result.returncode == 3, result.stdout + result.stderr

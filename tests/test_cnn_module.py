@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from modules.cnn import features, model, preprocessing
-from modules.common import training
+from modules.common import contract
 from pipeline import configs
 from tests import tft_testing
 
@@ -55,10 +55,10 @@ def exported_model(tmp_path_factory, raw_examples):
 def test_model_learns_and_writes_tensorboard_logs(exported_model, raw_examples):
   work_dir, export_dir = exported_model
   loaded = tf.saved_model.load(export_dir)
-  outputs = loaded.signatures[training.SERVING_DEFAULT](
+  outputs = loaded.signatures[contract.SERVING_DEFAULT](
       examples=tf.constant(raw_examples["eval"]))
   labels = tft_testing.parse(raw_examples["eval"], tft_testing.load_schema(SCHEMA))["label"]
-  accuracy = np.mean(outputs[model.CLASS_ID].numpy() == labels.numpy().reshape(-1))
+  accuracy = np.mean(outputs[features.CLASS_ID].numpy() == labels.numpy().reshape(-1))
   assert accuracy > 0.6, f"eval accuracy {accuracy:.3f} after 80 steps (chance is 0.1)"
   event_files = tf.io.gfile.glob(os.path.join(work_dir, "model_run", "**", "events.out.tfevents*"))
   assert event_files, "TensorBoard logs missing from the model run dir"
@@ -67,18 +67,18 @@ def test_model_learns_and_writes_tensorboard_logs(exported_model, raw_examples):
 def test_signatures_accept_their_documented_inputs(exported_model, raw_examples):
   _, export_dir = exported_model
   signatures = tf.saved_model.load(export_dir).signatures
-  assert set(signatures) == {training.SERVING_DEFAULT, training.RAW_SIGNATURE,
-                             training.TRANSFORM_SIGNATURE}
+  assert set(signatures) == {contract.SERVING_DEFAULT, contract.RAW_SIGNATURE,
+                             contract.TRANSFORM_SIGNATURE}
   serialized = tf.constant(raw_examples["eval"][:5])
-  from_examples = signatures[training.SERVING_DEFAULT](examples=serialized)
-  probabilities = from_examples[model.PROBABILITIES].numpy()
+  from_examples = signatures[contract.SERVING_DEFAULT](examples=serialized)
+  probabilities = from_examples[features.PROBABILITIES].numpy()
   assert probabilities.shape == (5, features.NUM_CLASSES)
   np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
   pixels = tft_testing.parse(raw_examples["eval"][:5], tft_testing.load_schema(SCHEMA))["image"]
-  from_raw = signatures[training.RAW_SIGNATURE](image=pixels)
-  np.testing.assert_allclose(from_raw[model.PROBABILITIES].numpy(), probabilities, atol=1e-6)
+  from_raw = signatures[contract.RAW_SIGNATURE](image=pixels)
+  np.testing.assert_allclose(from_raw[features.PROBABILITIES].numpy(), probabilities, atol=1e-6)
 
-  transformed = signatures[training.TRANSFORM_SIGNATURE](examples=serialized)
+  transformed = signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)
   image = transformed[features.transformed_name(features.IMAGE_KEY)].numpy()
   np.testing.assert_allclose(image.reshape(5, -1), pixels.numpy() / 255.0, rtol=1e-6)

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from tfx import v1 as tfx
 from components.eval_report import report
 from components.eval_report.component import EvaluationReport
 from pipeline import configs, evaluation
+from runners.layout import OutputLayout
 from tests import e2e_helpers
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -63,7 +65,7 @@ def cnn_runs(tmp_path_factory):
 
 def _store(output_dir):
   return metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
-      os.path.join(output_dir, "metadata.sqlite")))
+      OutputLayout(output_dir).metadata_path))
 
 
 def _recorded_reports(output_dir):
@@ -249,7 +251,7 @@ def test_cnn_reports_render_in_chromium_with_confusion_matrix_and_slices(cnn_run
 
 def _review(output_dir):
   return subprocess.run(
-      [sys.executable, "-m", "components.eval_report", "review", "--model", "cnn",
+      [sys.executable, "-m", "runners.review", "--model", "cnn",
        "--output-dir", output_dir],
       cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
 
@@ -279,7 +281,7 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path)
   output_dir, _, _ = cnn_runs
   artifact, inputs = _recorded_reports(output_dir)[-1]
   # A copy of MLMD whose report artifacts are gone (as after garbage collection).
-  shutil.copy(os.path.join(output_dir, "metadata.sqlite"), tmp_path / "metadata.sqlite")
+  shutil.copy(OutputLayout(output_dir).metadata_path, OutputLayout(str(tmp_path)).metadata_path)
   store = _store(str(tmp_path))
   reports = store.get_artifacts_by_type(EvaluationReport.TYPE_NAME)
   for gone in reports:
@@ -287,7 +289,8 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path)
   store.put_artifacts(reports)
   result = _review(str(tmp_path))
   assert result.returncode == 0, result.stdout + result.stderr
-  regenerated = tmp_path / "reports" / "cnn" / f"evaluation-{inputs['evaluation'].id}"
+  regenerated = (Path(OutputLayout(str(tmp_path)).reports_dir("cnn"))
+                 / f"evaluation-{inputs['evaluation'].id}")
   assert f"Report: {regenerated / report.REPORT_HTML}" in result.stdout.splitlines()
   assert "Source: regenerated from evaluation artifact" in result.stdout
   assert _load_json(str(regenerated)) == _load_json(artifact.uri)

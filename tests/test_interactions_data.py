@@ -13,7 +13,7 @@ if str(REPO_ROOT) not in sys.path:  # data/ is not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
 from data.interactions import generate_interactions as gen  # noqa: E402
-from components.movielens_example_gen import movielens  # noqa: E402
+from modules.two_tower import movielens  # noqa: E402
 from data.interactions import reference_recall  # noqa: E402
 
 SHIPPED_DIR = REPO_ROOT / "data" / "interactions" / "synthetic"

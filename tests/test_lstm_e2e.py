@@ -2,14 +2,13 @@
 import glob
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from modules.common import training
-from modules.lstm import features, model
+from modules.lstm import features
 from pipeline import configs
+from runners.layout import OutputLayout
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
@@ -43,26 +42,16 @@ def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(run):
 
 def test_pushed_model_serves_examples_and_raw_text_alike(run):
   data_dir, output_dir, _ = run
-  serving_dir = os.path.join(output_dir, "serving", "lstm")
-  version = e2e_helpers.pushed_versions(serving_dir)[-1]
-  loaded = tf.saved_model.load(os.path.join(serving_dir, version))
-  records = [r.numpy() for r in tf.data.TFRecordDataset(
-      tf.io.gfile.glob(os.path.join(data_dir, "eval", "*")), compression_type="GZIP").take(16)]
-  by_example = loaded.signatures[training.SERVING_DEFAULT](examples=tf.constant(records))
-  texts = [tf.train.Example.FromString(r).features.feature[features.TEXT_KEY].bytes_list.value[0]
-           for r in records]
-  by_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.constant(texts))
-  np.testing.assert_allclose(by_example[model.PROBABILITY].numpy(),
-                             by_raw[model.PROBABILITY].numpy(), atol=1e-6)
-  np.testing.assert_array_equal(by_example[model.CLASS_ID].numpy(),
-                                by_raw[model.CLASS_ID].numpy())
+  e2e_helpers.assert_examples_and_raw_features_serve_alike(
+      output_dir, "lstm", data_dir, features.TEXT_KEY)
 
 
 def test_evaluator_slices_on_the_transformed_length_bucket(run):
   """`length_bucket` exists only as an output of `transform_features`: slices
   on it prove TFMA ran the Transform graph and sliced on what it returned."""
   data_dir, output_dir, _ = run
-  uris = glob.glob(os.path.join(output_dir, "pipeline_root", "Evaluator", "evaluation", "*"))
+  uris = glob.glob(os.path.join(OutputLayout(output_dir).pipeline_root, "Evaluator",
+                                "evaluation", "*"))
   assert len(uris) == 1, uris
   result = tfma.load_eval_result(uris[0])
   by_slice = dict(result.slicing_metrics)

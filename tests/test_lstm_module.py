@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from modules.common import training
+from modules.common import contract
 from modules.lstm import features, model, preprocessing
 from pipeline import configs
 from tests import tft_testing
@@ -131,36 +131,36 @@ def loaded(tmp_path_factory, raw_examples):
 
 
 def test_model_learns_from_real_reviews(loaded, raw_examples):
-  outputs = loaded.signatures[training.SERVING_DEFAULT](
+  outputs = loaded.signatures[contract.SERVING_DEFAULT](
       examples=tf.constant(raw_examples["eval"]))
   labels = tft_testing.parse(raw_examples["eval"], tft_testing.load_schema(SCHEMA))["label"]
   auc = tf_keras.metrics.AUC()
-  auc.update_state(labels, outputs[model.PROBABILITY])
+  auc.update_state(labels, outputs[features.PROBABILITY])
   assert auc.result().numpy() > 0.75, f"eval AUC {auc.result().numpy():.3f} after 40 steps"
 
 
 def test_signatures_agree_and_expose_transformed_features(loaded, raw_examples):
-  assert set(loaded.signatures) == {training.SERVING_DEFAULT, training.RAW_SIGNATURE,
-                                    training.TRANSFORM_SIGNATURE}
+  assert set(loaded.signatures) == {contract.SERVING_DEFAULT, contract.RAW_SIGNATURE,
+                                    contract.TRANSFORM_SIGNATURE}
   serialized = tf.constant(raw_examples["eval"][:8])
-  from_examples = loaded.signatures[training.SERVING_DEFAULT](examples=serialized)
+  from_examples = loaded.signatures[contract.SERVING_DEFAULT](examples=serialized)
   texts = tft_testing.parse(raw_examples["eval"][:8],
                             tft_testing.load_schema(SCHEMA))["text"]
-  from_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.reshape(texts, [-1]))
-  probability = from_examples[model.PROBABILITY].numpy()
+  from_raw = loaded.signatures[contract.RAW_SIGNATURE](text=tf.reshape(texts, [-1]))
+  probability = from_examples[features.PROBABILITY].numpy()
   assert probability.shape == (8,)
-  np.testing.assert_allclose(from_raw[model.PROBABILITY].numpy(), probability, atol=1e-6)
-  np.testing.assert_array_equal(from_examples[model.CLASS_ID].numpy(),
+  np.testing.assert_allclose(from_raw[features.PROBABILITY].numpy(), probability, atol=1e-6)
+  np.testing.assert_array_equal(from_examples[features.CLASS_ID].numpy(),
                                 (probability >= 0.5).astype(np.int64))
-  transformed = loaded.signatures[training.TRANSFORM_SIGNATURE](examples=serialized)
+  transformed = loaded.signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)
   assert transformed[IDS_KEY].shape == (8, SEQ)
   assert list(transformed[features.LENGTH_BUCKET_KEY].numpy()) == [
       expected_bucket(t) for t in texts.numpy().reshape(-1)]
 
 
 def test_raw_signature_answers_empty_long_unseen_and_invalid_text(loaded):
-  from_raw = loaded.signatures[training.RAW_SIGNATURE](text=tf.constant(EDGE_TEXTS))
-  probability = from_raw[model.PROBABILITY].numpy()
+  from_raw = loaded.signatures[contract.RAW_SIGNATURE](text=tf.constant(EDGE_TEXTS))
+  probability = from_raw[features.PROBABILITY].numpy()
   assert probability.shape == (len(EDGE_TEXTS),)
   assert np.all(np.isfinite(probability))
   # 10,000 x "好" (good) may saturate to exactly 1.0: still a probability.
@@ -168,6 +168,6 @@ def test_raw_signature_answers_empty_long_unseen_and_invalid_text(loaded):
   # Three unseen characters and three invalid bytes (three U+FFFD) are the
   # same three OOV ids to the model.
   assert probability[2] == probability[3]
-  from_examples = loaded.signatures[training.SERVING_DEFAULT](
+  from_examples = loaded.signatures[contract.SERVING_DEFAULT](
       examples=tf.constant([serialize(t, 0) for t in EDGE_TEXTS]))
-  np.testing.assert_allclose(from_examples[model.PROBABILITY].numpy(), probability, atol=1e-6)
+  np.testing.assert_allclose(from_examples[features.PROBABILITY].numpy(), probability, atol=1e-6)

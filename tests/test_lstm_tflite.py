@@ -5,16 +5,13 @@ by the real executor (tests/tflite_testing.py). The app-side tokenisation
 (`prepare`, used by the CLI) is checked against the SavedModel's own
 Transform graph on real and edge-case texts.
 """
-import filecmp
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
 
-from components.tflite_exporter import conversion, layout, parity
-from modules.common import training
+from modules.common import contract
 from modules.lstm import features, model as lstm_model, preprocessing, tflite as lstm_tflite
 from pipeline import configs
 from tests import tflite_testing, tft_testing
@@ -59,27 +56,19 @@ def _examples(texts):
 
 def test_float32_export_ships_the_vocabulary_and_matches_the_savedmodel(exported):
   artifacts, version_dir, _ = exported
-  assert sorted(os.listdir(version_dir)) == sorted(
-      [layout.METADATA_FILE, layout.MODEL_FILE, lstm_tflite.VOCABULARY_FILE])
-  vocabulary = tft.TFTransformOutput(artifacts["transform"]).vocabulary_file_by_name(
-      features.CHAR_VOCABULARY)
-  assert filecmp.cmp(vocabulary, os.path.join(version_dir, lstm_tflite.VOCABULARY_FILE),
-                     shallow=False)
-  metadata = layout.read_metadata(version_dir)
+  metadata = tflite_testing.assert_ships_vocabulary(
+      artifacts, version_dir, features.CHAR_VOCABULARY, lstm_tflite.VOCABULARY_FILE)
   assert metadata["inputs"] == [{"name": "text_xf", "shape": [1, features.SEQUENCE_LENGTH],
                                  "dtype": "int64"}]
   assert metadata["outputs"] == [{"name": "probability", "shape": [1], "dtype": "float32"}]
-  assert metadata["extra_files"] == [lstm_tflite.VOCABULARY_FILE]
-  assert lstm_tflite.VOCABULARY_FILE in metadata["preprocessing"]["rule"]
-  figures = metadata["parity"]
-  assert figures["metric"] == "auc" and figures["examples"] == PARITY_EXAMPLES
-  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+  tflite_testing.assert_float32_parity_passed(metadata, "auc")
+  assert metadata["parity"]["examples"] == PARITY_EXAMPLES
 
 
 def test_prepare_gives_the_ids_of_the_savedmodels_transform_graph(exported):
   artifacts, version_dir, signatures = exported
   texts = _texts(tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 20)) + EDGE_TEXTS
-  expected = signatures[training.TRANSFORM_SIGNATURE](examples=_examples(texts))
+  expected = signatures[contract.TRANSFORM_SIGNATURE](examples=_examples(texts))
   prepared = lstm_tflite.ADAPTER.prepare([{"text": t} for t in texts], version_dir)
   np.testing.assert_array_equal(prepared[lstm_tflite.IDS_XF],
                                 expected[lstm_tflite.IDS_XF].numpy())
@@ -90,15 +79,12 @@ def test_cli_predicts_text_like_the_savedmodel(exported, tmp_path):
   texts = _texts(tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 3)) + EDGE_TEXTS
   rows = tflite_testing.run_cli(version_dir, [{"text": t} for t in texts],
                                 str(tmp_path / "reviews.json"))
-  expected = signatures[training.RAW_SIGNATURE](
-      text=tf.constant([t.encode("utf-8") for t in texts]))[lstm_model.PROBABILITY]
-  np.testing.assert_allclose([row[lstm_model.PROBABILITY] for row in rows],
+  expected = signatures[contract.RAW_SIGNATURE](
+      text=tf.constant([t.encode("utf-8") for t in texts]))[features.PROBABILITY]
+  np.testing.assert_allclose([row[features.PROBABILITY] for row in rows],
                              expected.numpy(), atol=1e-4)
 
 
 def test_int8_is_refused_before_anything_is_converted(exported, tmp_path):
   artifacts, _, _ = exported
-  with pytest.raises(ValueError, match="'int8' is not supported by LstmAdapter"):
-    tflite_testing.run_exporter(artifacts, tmp_path / "lstm", "lstm",
-                                configs.LSTM.tflite_adapter, mode=conversion.INT8)
-  assert not os.path.exists(tmp_path / "lstm")
+  tflite_testing.assert_int8_refused(artifacts, tmp_path / "lstm", configs.LSTM)

@@ -22,7 +22,7 @@ def _args(data_dir, output_dir, *extra):
 
 def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(digits, tmp_path):
   output_dir = str(tmp_path / "out")
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   good = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "150",
                                         "--min-metric", "0.7"))
   assert good.returncode == 0 and "Blessed: yes" in good.stdout, good.stdout + good.stderr
@@ -42,7 +42,7 @@ def test_run_killed_during_training_resumes_with_one_new_version(digits, tmp_pat
   output_dir = str(tmp_path / "out")
   args = _args(digits, output_dir, "--train-steps", "150", "--min-metric", "0.7")
   e2e_helpers.run_pipeline_killed_at(args, "Trainer", delay_s=5)
-  serving_dir = os.path.join(output_dir, "serving", "cnn")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   assert e2e_helpers.pushed_versions(serving_dir) == []
   resumed = e2e_helpers.run_pipeline(args)
   assert resumed.returncode == 0, resumed.stdout + resumed.stderr

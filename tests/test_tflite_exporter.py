@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.tflite_exporter import conversion, executor, layout, parity
+from components.tflite_exporter import executor, layout, parity
 from modules.cnn import features, model as cnn_model, preprocessing, tflite as cnn_tflite
-from modules.common import training
+from modules.common import contract
 from pipeline import configs, pipeline
 from tests import tflite_testing, tft_testing
 
@@ -35,8 +35,8 @@ class _LayerByLayerCnnAdapter(cnn_tflite.CnnAdapter):
     x = transformed[cnn_tflite.IMAGE_XF]
     for layer in model.layers[1:]:  # layers[0] is the input; the tracked
       x = self.apply(layer, x)      # Transform layer follows the output.
-      if layer.name == cnn_model.PROBABILITIES:
-        return {cnn_model.PROBABILITIES: x}
+      if layer.name == features.PROBABILITIES:
+        return {features.PROBABILITIES: x}
     raise ValueError("the CNN has no probabilities layer")
 
 
@@ -45,7 +45,7 @@ class _ScaledHeadAdapter(_LayerByLayerCnnAdapter):
   probabilities do: only an output comparison catches it."""
 
   def apply(self, layer, x):
-    if layer.name == cnn_model.PROBABILITIES:
+    if layer.name == features.PROBABILITIES:
       return tf.nn.softmax(tf.matmul(x, layer.kernel * 1.01) + layer.bias)
     return super().apply(layer, x)
 
@@ -93,7 +93,7 @@ def trained(tmp_path_factory):
           "eval_serialized": eval_serialized}
 
 
-def run_exporter(trained, tflite_dir, mode=conversion.FLOAT32, adapter=CNN_ADAPTER, **kwargs):
+def run_exporter(trained, tflite_dir, mode=contract.FLOAT32, adapter=CNN_ADAPTER, **kwargs):
   kwargs.setdefault("parity_examples", PARITY_EXAMPLES)
   return tflite_testing.run_exporter(trained, tflite_dir, "cnn", adapter, mode, **kwargs)
 
@@ -102,7 +102,7 @@ def run_exporter(trained, tflite_dir, mode=conversion.FLOAT32, adapter=CNN_ADAPT
 def exports(trained, tmp_path_factory):
   """One export per quantisation mode (each is converted once for all tests)."""
   results = {}
-  for mode in conversion.QUANTIZATION_MODES:
+  for mode in contract.QUANTIZATION_MODES:
     tflite_dir = tmp_path_factory.mktemp(f"tflite_{mode}") / "cnn"
     results[mode] = (tflite_dir, run_exporter(trained, tflite_dir, mode))
   return results
@@ -113,7 +113,7 @@ def _savedmodel(trained):
 
 
 def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
-  tflite_dir, export = exports[conversion.FLOAT32]
+  tflite_dir, export = exports[contract.FLOAT32]
   version_dir = os.path.join(tflite_dir, VERSION)
   assert os.listdir(tflite_dir) == [VERSION], "a staging or claim entry was left behind"
   assert sorted(os.listdir(version_dir)) == [layout.METADATA_FILE, layout.MODEL_FILE]
@@ -121,7 +121,7 @@ def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
   metadata = layout.read_metadata(version_dir)
   size = os.path.getsize(os.path.join(version_dir, layout.MODEL_FILE))
   assert metadata["family"] == "cnn" and metadata["version"] == VERSION
-  assert metadata["quantization"] == conversion.FLOAT32 and metadata["size_bytes"] == size
+  assert metadata["quantization"] == contract.FLOAT32 and metadata["size_bytes"] == size
   assert metadata["inputs"] == [{"name": "image_xf", "shape": [-1, 28, 28, 1], "dtype": "float32"}]
   assert metadata["outputs"] == [{"name": "probabilities", "shape": [-1, 10], "dtype": "float32"}]
   assert metadata["source_model_uri"] == os.path.join(trained["model"], "Format-Serving")
@@ -140,7 +140,7 @@ def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
   assert layout.read_metadata(export.uri) == metadata
 
 
-@pytest.mark.parametrize("mode", [conversion.DYNAMIC_RANGE, conversion.INT8])
+@pytest.mark.parametrize("mode", [contract.DYNAMIC_RANGE, contract.INT8])
 def test_quantized_model_keeps_accuracy_within_a_point_and_is_smaller(exports, mode):
   tflite_dir, _ = exports[mode]
   metadata = layout.read_metadata(os.path.join(tflite_dir, VERSION))
@@ -150,13 +150,13 @@ def test_quantized_model_keeps_accuracy_within_a_point_and_is_smaller(exports, m
   assert abs(figures["quality_delta"]) <= parity.QUANTIZED_MAX_QUALITY_DELTA
   assert figures["max_abs_diff"] > 0, "quantisation changed nothing: was it applied?"
   float_size = layout.read_metadata(
-      os.path.join(exports[conversion.FLOAT32][0], VERSION))["size_bytes"]
+      os.path.join(exports[contract.FLOAT32][0], VERSION))["size_bytes"]
   assert metadata["quantization"] == mode and metadata["size_bytes"] < float_size / 3
   assert metadata["inputs"][0]["dtype"] == "float32"  # Same app code in every mode.
 
 
 def test_int8_model_computes_in_int8_between_float_edges(exports):
-  tflite_dir, _ = exports[conversion.INT8]
+  tflite_dir, _ = exports[contract.INT8]
   interpreter = tf.lite.Interpreter(os.path.join(tflite_dir, VERSION, layout.MODEL_FILE))
   float_tensors = {t["name"] for t in interpreter.get_tensor_details()
                    if t["dtype"] == np.float32}
@@ -186,8 +186,8 @@ def test_model_not_blessed_or_not_pushed_is_not_exported(trained, tmp_path, bles
 
 
 @pytest.mark.parametrize("adapter,mode,figure", [
-    ("SCALED_HEAD_ADAPTER", conversion.FLOAT32, "max abs diff"),
-    ("DROPPED_BATCH_NORM_ADAPTER", conversion.DYNAMIC_RANGE, "accuracy"),
+    ("SCALED_HEAD_ADAPTER", contract.FLOAT32, "max abs diff"),
+    ("DROPPED_BATCH_NORM_ADAPTER", contract.DYNAMIC_RANGE, "accuracy"),
 ])
 def test_parity_gate_rejects_a_broken_conversion_and_writes_nothing(
     trained, tmp_path, adapter, mode, figure):
@@ -208,23 +208,23 @@ def test_failure_while_writing_leaves_no_staging_and_no_version(trained, tmp_pat
 
 
 def test_existing_version_is_never_replaced(trained, exports):
-  tflite_dir, _ = exports[conversion.FLOAT32]
+  tflite_dir, _ = exports[contract.FLOAT32]
   model_file = os.path.join(tflite_dir, VERSION, layout.MODEL_FILE)
   before = open(model_file, "rb").read()
   with pytest.raises(FileExistsError, match="versions are never replaced"):
-    run_exporter(trained, tflite_dir, conversion.DYNAMIC_RANGE)
+    run_exporter(trained, tflite_dir, contract.DYNAMIC_RANGE)
   assert open(model_file, "rb").read() == before
 
 
 def test_cli_prepares_raw_pixels_and_predicts_like_the_savedmodel(trained, exports, tmp_path):
-  tflite_dir, _ = exports[conversion.FLOAT32]
+  tflite_dir, _ = exports[contract.FLOAT32]
   serialized = trained["eval_serialized"][:5]
   pixels = tft_testing.parse(serialized, tft_testing.load_schema(SCHEMA))[features.IMAGE_KEY]
   rows = tflite_testing.run_cli(os.path.join(tflite_dir, VERSION),
                                 [{"image": row} for row in pixels.numpy().tolist()],
                                 str(tmp_path / "digits.json"))
-  predicted = np.array([row[cnn_model.PROBABILITIES] for row in rows])
-  expected = _savedmodel(trained)[training.RAW_SIGNATURE](image=pixels)[cnn_model.PROBABILITIES]
+  predicted = np.array([row[features.PROBABILITIES] for row in rows])
+  expected = _savedmodel(trained)[contract.RAW_SIGNATURE](image=pixels)[features.PROBABILITIES]
   np.testing.assert_allclose(predicted, expected.numpy(), atol=1e-4)
 
 
@@ -237,14 +237,14 @@ def _cnn_pipeline(**kwargs):
 def test_pipeline_exports_after_the_pusher_only_when_given_a_tflite_dir():
   assert "TFLiteExporter" not in [c.id for c in _cnn_pipeline().components]
   components = {c.id: c for c in _cnn_pipeline(
-      tflite_dir="/out/tflite/cnn", tflite_quantization=conversion.INT8).components}
+      tflite_dir="/out/tflite/cnn", tflite_quantization=contract.INT8).components}
   exporter = components["TFLiteExporter"]
   producers = {key: channel.producer_component_id for key, channel in exporter.inputs.items()}
   assert producers == {executor.MODEL_KEY: "Trainer", executor.BLESSING_KEY: "Evaluator",
                        executor.PUSHED_MODEL_KEY: "Pusher",
                        executor.TRANSFORM_GRAPH_KEY: "Transform",
                        executor.EXAMPLES_KEY: "ImportExampleGen"}
-  assert exporter.exec_properties[executor.QUANTIZATION_KEY] == conversion.INT8
+  assert exporter.exec_properties[executor.QUANTIZATION_KEY] == contract.INT8
   assert exporter.exec_properties[executor.ADAPTER_KEY] == configs.CNN.tflite_adapter
   default = {c.id: c for c in _cnn_pipeline(tflite_dir="/out/tflite/cnn").components}
   assert (default["TFLiteExporter"].exec_properties[executor.QUANTIZATION_KEY]

@@ -6,10 +6,9 @@ import re
 import pytest
 import tensorflow as tf
 
-from components.movielens_example_gen import movielens
 from data.interactions import generate_interactions, reference_recall
-from modules.common import training
-from modules.two_tower import features, model
+from modules.common import contract
+from modules.two_tower import features, model, movielens
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
@@ -40,10 +39,10 @@ def test_model_beating_most_popular_is_blessed_and_pushed(run):
 
 def test_pushed_model_recommends_for_known_and_unknown_users(run):
   data_dir, output_dir, _, _ = run
-  serving_dir = os.path.join(output_dir, "serving", "two_tower")
+  serving_dir = e2e_helpers.serving_dir(output_dir, "two_tower")
   version = e2e_helpers.pushed_versions(serving_dir)[-1]
   recommend = tf.saved_model.load(os.path.join(serving_dir, version)).signatures[
-      training.SERVING_DEFAULT]
+      contract.SERVING_DEFAULT]
   interactions, _ = movielens.load_movielens(data_dir)
   train, _ = movielens.time_split(interactions)
   seen = collections.defaultdict(set)
@@ -68,10 +67,10 @@ def test_malformed_row_fails_the_run_naming_file_and_line(run, tmp_path):
   lines = open(os.path.join(data_dir, movielens.RATINGS_FILE), "rb").read().splitlines(True)
   lines[6] = b"17\t3\tfive\t881250949\n"  # line 7
   (bad_dir / movielens.RATINGS_FILE).write_bytes(b"".join(lines))
-  before = e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower"))
+  before = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "two_tower"))
   result = e2e_helpers.run_pipeline(["--model", "two_tower", "--data-dir", str(bad_dir),
                                      "--output-dir", output_dir])
   assert result.returncode == 1, result.stdout + result.stderr
   assert f"{bad_dir / movielens.RATINGS_FILE}:7: rating is not a non-negative integer" in (
       result.stderr)
-  assert e2e_helpers.pushed_versions(os.path.join(output_dir, "serving", "two_tower")) == before
+  assert e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "two_tower")) == before

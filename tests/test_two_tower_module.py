@@ -12,10 +12,9 @@ from tfx.utils import proto_utils
 
 from components.movielens_example_gen import executor as example_gen_executor
 from components.movielens_example_gen.component import MovieLensExampleGen
-from components.movielens_example_gen import movielens
 from data.interactions import generate_interactions
-from modules.common import training, warmup
-from modules.two_tower import features, model, preprocessing
+from modules.common import contract, warmup
+from modules.two_tower import features, model, movielens, preprocessing
 from pipeline import configs
 from tests import tft_testing
 
@@ -164,9 +163,9 @@ def _train_items_by_user(serialized):
 
 def test_signatures_and_warmup_requests(exported):
   export_dir, signatures = exported
-  assert set(signatures) == {training.SERVING_DEFAULT, model.SCORING_SIGNATURE,
-                             training.RAW_SIGNATURE, training.TRANSFORM_SIGNATURE}
-  assert configs.TWO_TOWER.eval_signature == model.SCORING_SIGNATURE
+  assert set(signatures) == {contract.SERVING_DEFAULT, features.SCORING_SIGNATURE,
+                             contract.RAW_SIGNATURE, contract.TRANSFORM_SIGNATURE}
+  assert configs.TWO_TOWER.eval_signature == features.SCORING_SIGNATURE
   assert warmup.replay(export_dir) == 3
 
 
@@ -174,7 +173,7 @@ def test_top_k_excludes_train_items_and_unknown_users_get_popular_items(exported
   _, signatures = exported
   seen = _train_items_by_user(small_split["train"])
   users = sorted(seen)[:5]
-  out = signatures[training.SERVING_DEFAULT](
+  out = signatures[contract.SERVING_DEFAULT](
       user_id=tf.constant(users + ["no-such-user"]))
   item_ids, scores = out[features.TOP_ITEM_IDS].numpy(), out[features.TOP_SCORES].numpy()
   assert item_ids.shape == scores.shape == (6, model.TOP_K)
@@ -205,16 +204,16 @@ def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
   _, signatures = exported
   seen = _train_items_by_user(small_split["train"])
   user = sorted(seen)[0]
-  top = signatures[training.SERVING_DEFAULT](user_id=tf.constant([user]))[
+  top = signatures[contract.SERVING_DEFAULT](user_id=tf.constant([user]))[
       features.TOP_ITEM_IDS].numpy()[0]
   seen_item = sorted(seen[user])[0]
   candidates = list(top) + [seen_item]
   examples = [_example(user, item) for item in candidates]
-  ranks = signatures[model.SCORING_SIGNATURE](examples=tf.constant(examples))[
+  ranks = signatures[features.SCORING_SIGNATURE](examples=tf.constant(examples))[
       features.RANK].numpy()
   np.testing.assert_array_equal(ranks[:model.TOP_K], np.arange(model.TOP_K))
   catalogue = {item for items in seen.values() for item in items}
   assert ranks[-1] == len(catalogue)  # an item seen in train: a certain miss
-  raw = signatures[training.RAW_SIGNATURE](
+  raw = signatures[contract.RAW_SIGNATURE](
       user_id=tf.constant([user] * len(candidates)), item_id=tf.constant(candidates))
   np.testing.assert_array_equal(raw[features.RANK].numpy(), ranks)

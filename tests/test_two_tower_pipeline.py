@@ -3,7 +3,7 @@ import tensorflow_model_analysis as tfma
 from tfx.components import ImportExampleGen
 
 from components.movielens_example_gen.component import MovieLensExampleGen
-from modules.two_tower import metrics
+from modules.two_tower import features, metrics
 from pipeline import configs, evaluation, pipeline
 
 
@@ -22,7 +22,7 @@ def test_two_tower_pipeline_reads_movielens_and_cnn_keeps_tfrecords(tmp_path):
 
 def test_eval_config_scores_the_family_signature_and_gates_recall_at_10():
   config = evaluation.build_eval_config(configs.TWO_TOWER)
-  assert config.model_specs[0].signature_name == "score_examples"
+  assert config.model_specs[0].signature_name == features.SCORING_SIGNATURE == "score_examples"
   assert evaluation.build_eval_config(configs.CNN).model_specs[0].signature_name == (
       "serving_default")
   thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs)

@@ -5,7 +5,6 @@ tft_beam and exported by the real executor (tests/tflite_testing.py); its
 recommendations are compared with the SavedModel's `serving_default`, which
 is what TF Serving returns for the same raw user ids.
 """
-import filecmp
 import os
 
 import numpy as np
@@ -14,9 +13,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.movielens_example_gen import executor as example_gen_executor
-from components.tflite_exporter import conversion, layout, parity
+from components.tflite_exporter import parity
 from data.interactions import generate_interactions
-from modules.common import training
+from modules.common import contract
 from modules.two_tower import features, model as two_tower_model, preprocessing
 from modules.two_tower import tflite as two_tower_tflite
 from pipeline import configs
@@ -50,20 +49,14 @@ def exported(tmp_path_factory):
 
 def test_float32_export_ships_the_user_vocabulary_and_matches_the_savedmodel(exported):
   artifacts, version_dir, _, _ = exported
-  assert sorted(os.listdir(version_dir)) == sorted(
-      [layout.METADATA_FILE, layout.MODEL_FILE, two_tower_tflite.VOCABULARY_FILE])
-  vocabulary = tft.TFTransformOutput(artifacts["transform"]).vocabulary_file_by_name(
-      features.USER_VOCAB)
-  assert filecmp.cmp(vocabulary, os.path.join(version_dir, two_tower_tflite.VOCABULARY_FILE),
-                     shallow=False)
-  metadata = layout.read_metadata(version_dir)
+  metadata = tflite_testing.assert_ships_vocabulary(
+      artifacts, version_dir, features.USER_VOCAB, two_tower_tflite.VOCABULARY_FILE)
   assert metadata["inputs"] == [{"name": "user_id_xf", "shape": [-1], "dtype": "int64"}]
   assert metadata["outputs"] == [
       {"name": features.TOP_ITEM_IDS, "shape": [-1, K], "dtype": "string"},
       {"name": features.TOP_SCORES, "shape": [-1, K], "dtype": "float32"}]
+  tflite_testing.assert_float32_parity_passed(metadata, f"recall_at_{K}")
   figures = metadata["parity"]
-  assert figures["metric"] == f"recall_at_{K}" and figures["passed"]
-  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
   assert figures["label_mismatch_share"] <= parity.FLOAT_MAX_LABEL_MISMATCH
   # Recall of a trained model, measured independently of the TFLite model.
   assert figures["savedmodel_" + figures["metric"]] > 0
@@ -75,7 +68,7 @@ def test_cli_recommends_what_tf_serving_returns_for_known_and_unknown_users(
   requested = [users[0], users[1], users[-1], "no-such-user"]
   rows = tflite_testing.run_cli(version_dir, [{"user_id": u} for u in requested],
                                 str(tmp_path / "users.json"))
-  served = signatures[training.SERVING_DEFAULT](
+  served = signatures[contract.SERVING_DEFAULT](
       user_id=tf.constant([u.encode() for u in requested]))
   expected_ids = [[i.decode() for i in row] for row in served[features.TOP_ITEM_IDS].numpy()]
   assert [row[features.TOP_ITEM_IDS] for row in rows] == expected_ids
@@ -86,22 +79,19 @@ def test_cli_recommends_what_tf_serving_returns_for_known_and_unknown_users(
 def test_parity_gate_refuses_top_k_item_ids_that_disagree(exported):
   """Scores that agree do not excuse item ids that do not."""
   _, _, signatures, users = exported
-  served = {name: value.numpy() for name, value in signatures[training.SERVING_DEFAULT](
+  served = {name: value.numpy() for name, value in signatures[contract.SERVING_DEFAULT](
       user_id=tf.constant([u.encode() for u in users[:20]])).items()}
   shifted = dict(served, **{features.TOP_ITEM_IDS: np.roll(served[features.TOP_ITEM_IDS], 1,
                                                            axis=1)})
   eval_batch = {features.ITEM_ID: served[features.TOP_ITEM_IDS][:, 0]}
-  figures = parity.measure(two_tower_tflite.ADAPTER, conversion.FLOAT32, eval_batch,
+  figures = parity.measure(two_tower_tflite.ADAPTER, contract.FLOAT32, eval_batch,
                            served=served, candidate=shifted)
   assert figures["max_abs_diff"] == 0 and figures["label_mismatch_share"] == 1.0
   assert not figures["passed"]
   with pytest.raises(parity.ParityError, match="label_mismatch_share"):
-    parity.check("two_tower", conversion.FLOAT32, figures)
+    parity.check("two_tower", contract.FLOAT32, figures)
 
 
 def test_int8_is_refused_before_anything_is_converted(exported, tmp_path):
   artifacts, _, _, _ = exported
-  with pytest.raises(ValueError, match="'int8' is not supported by TwoTowerAdapter"):
-    tflite_testing.run_exporter(artifacts, tmp_path / "two_tower", "two_tower",
-                                configs.TWO_TOWER.tflite_adapter, mode=conversion.INT8)
-  assert not os.path.exists(tmp_path / "two_tower")
+  tflite_testing.assert_int8_refused(artifacts, tmp_path / "two_tower", configs.TWO_TOWER)

@@ -5,6 +5,7 @@ with tests/tft_testing.py, lay the result out as the Trainer, Transform and
 ExampleGen artifacts hold it, and run the exporter's executor exactly as TFX
 calls it (real artifacts, real files, no orchestrator).
 """
+import filecmp
 import json
 import os
 import subprocess
@@ -12,11 +13,14 @@ import sys
 import tempfile
 from typing import Dict, List
 
+import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.tflite_exporter import conversion, executor
+from components.tflite_exporter import executor, layout, parity
 from components.tflite_exporter.component import TFLiteExport
+from modules.common import contract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "1700000000"  # The Pusher's pushed_version the exports must reuse.
@@ -51,7 +55,7 @@ def _artifact(kind, uri, **properties):
 
 
 def run_exporter(artifacts: Dict[str, str], tflite_dir, family: str, adapter: str,
-                 mode: str = conversion.FLOAT32, blessed: int = 1, pushed: int = 1,
+                 mode: str = contract.FLOAT32, blessed: int = 1, pushed: int = 1,
                  parity_examples: int = 200, representative_examples: int = 100):
   """Runs the executor as TFX would; returns the output TFLiteExport artifact."""
   export = _artifact(TFLiteExport, tempfile.mkdtemp(prefix="artifact-",
@@ -90,3 +94,36 @@ def run_cli(version_dir: str, instances: List[dict], input_path: str) -> List[di
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
   assert result.returncode == 0, result.stderr
   return json.loads(result.stdout)
+
+
+def assert_ships_vocabulary(artifacts: Dict[str, str], version_dir: str,
+                            vocabulary_name: str, file_name: str) -> Dict:
+  """The version holds the model, its metadata and Transform's vocabulary
+  `vocabulary_name` byte for byte as `file_name`, which metadata.json lists
+  and its preprocessing rule names. Returns the metadata."""
+  assert sorted(os.listdir(version_dir)) == sorted(
+      [layout.METADATA_FILE, layout.MODEL_FILE, file_name])
+  vocabulary = tft.TFTransformOutput(artifacts["transform"]).vocabulary_file_by_name(
+      vocabulary_name)
+  assert filecmp.cmp(vocabulary, os.path.join(version_dir, file_name), shallow=False)
+  metadata = layout.read_metadata(version_dir)
+  assert metadata["extra_files"] == [file_name]
+  assert file_name in metadata["preprocessing"]["rule"]
+  return metadata
+
+
+def assert_float32_parity_passed(metadata: Dict, metric: str) -> None:
+  """metadata.json records a passed float32 parity gate on `metric`."""
+  figures = metadata["parity"]
+  assert figures["metric"] == metric and figures["passed"]
+  assert figures["max_abs_diff"] <= parity.FLOAT_MAX_ABS_DIFF
+
+
+def assert_int8_refused(artifacts: Dict[str, str], tflite_dir, family) -> None:
+  """int8 export of `family` (a FamilyConfig whose adapter cannot take it)
+  fails before anything is converted, naming the adapter, and writes nothing."""
+  adapter = contract.load_adapter(family.tflite_adapter)
+  with pytest.raises(ValueError,
+                     match=f"'{contract.INT8}' is not supported by {type(adapter).__name__}"):
+    run_exporter(artifacts, tflite_dir, family.name, family.tflite_adapter, mode=contract.INT8)
+  assert not os.path.exists(tflite_dir)

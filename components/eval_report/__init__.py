@@ -1,5 +1,5 @@
 """Evaluation report: each Evaluator output as one offline HTML page and a JSON file.
 
 `component` is the TFX component the pipeline runs after the Evaluator;
-`python -m components.eval_report review --model FAMILY` shows the latest one.
+`python -m runners.review --model FAMILY` shows the latest one.
 """

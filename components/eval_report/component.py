@@ -2,8 +2,8 @@
 
 Runs after the Evaluator on its `evaluation` and `blessing` and on the
 candidate model, so the report is linked to all three in MLMD lineage and a
-reviewer can find the report of any run (see `python -m components.eval_report
-review`). The work is in report.py; this module only binds it to TFX.
+reviewer can find the report of any run (see `python -m runners.review`).
+The work is in report.py; this module only binds it to TFX.
 """
 from tfx import types
 from tfx import v1 as tfx

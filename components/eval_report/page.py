@@ -7,7 +7,7 @@ reference to anything outside the file. Every value is escaped.
 import html
 from typing import List, Optional, Sequence, Tuple
 
-from pipeline.eval_results import EXAMPLE_COUNT
+from components.eval_report.results import EXAMPLE_COUNT
 
 _STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; }

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 
-from pipeline.eval_results import BASELINE, CANDIDATE, Evaluation, Plot
+from components.eval_report.results import BASELINE, CANDIDATE, Evaluation, Plot
 
 CONFUSION_MATRIX = "multiClassConfusionMatrixAtThresholds"
 BINARY_CONFUSION = "confusionMatrixAtThresholds"

@@ -2,7 +2,7 @@
 
 Both are built from the same dictionary, so what a reviewer reads in the page
 is exactly what a tool reads in the JSON. The values are TFMA's (read by
-pipeline/eval_results.py); this module only arranges them: slices sorted
+results.py); this module only arranges them: slices sorted
 worst first by the primary (gated) metric, slices with fewer than
 SMALL_SLICE_EXAMPLES examples flagged, since their metrics are too noisy to
 act on.
@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from components.eval_report import page, plots
-from pipeline import eval_results
-from pipeline.eval_results import EXAMPLE_COUNT, Evaluation
+from components.eval_report import results as eval_results
+from components.eval_report.results import EXAMPLE_COUNT, Evaluation
 
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"

@@ -1,7 +1,7 @@
 """Beam executor: MovieLens-format u.data + u.item -> tf.Examples, split by time.
 
 The split is not a hash of each row: every user's latest interactions form the
-eval split (movielens.time_split), which is the split the
+eval split (modules/two_tower/movielens.time_split), which is the split the
 reference recalls (data/interactions/reference_recall.py) are computed on, so
 the model's recall and the references are comparable. Parsing and the split
 rule are imported from that module, not re-implemented, and a malformed row
@@ -18,11 +18,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.movielens_example_gen import movielens
-from modules.two_tower import features
-
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+from modules.two_tower import features, movielens
 
 
 def to_example(row: movielens.Interaction) -> tf.train.Example:

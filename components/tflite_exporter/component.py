@@ -14,8 +14,8 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.tflite_exporter import conversion, executor
-from components.tflite_exporter.adapter import load_adapter
+from components.tflite_exporter import executor
+from modules.common import contract
 
 DEFAULT_PARITY_EXAMPLES = 200
 DEFAULT_REPRESENTATIVE_EXAMPLES = 100
@@ -57,15 +57,15 @@ class TFLiteExporter(base_component.BaseComponent):
   def __init__(self, *, model: types.BaseChannel, model_blessing: types.BaseChannel,
                pushed_model: types.BaseChannel, transform_graph: types.BaseChannel,
                examples: types.BaseChannel, family: str, adapter: str,
-               tflite_dir: str, quantization: str = conversion.FLOAT32,
+               tflite_dir: str, quantization: str = contract.FLOAT32,
                parity_examples: int = DEFAULT_PARITY_EXAMPLES,
                representative_examples: int = DEFAULT_REPRESENTATIVE_EXAMPLES):
     """Args beyond the channels:
 
       family: the family's name, for messages and metadata.
-      adapter: dotted name of the family's FamilyAdapter (adapter.py).
+      adapter: dotted name of the family's FamilyAdapter (modules/common/contract.py).
       tflite_dir: versions are published under this local directory.
-      quantization: one of conversion.QUANTIZATION_MODES.
+      quantization: one of contract.QUANTIZATION_MODES.
       parity_examples: eval examples both models must agree on.
       representative_examples: eval examples calibrating int8 (the first of
         the parity examples).
@@ -74,7 +74,7 @@ class TFLiteExporter(base_component.BaseComponent):
         model=model, model_blessing=model_blessing, pushed_model=pushed_model,
         transform_graph=transform_graph, examples=examples,
         family=family, adapter=adapter, tflite_dir=tflite_dir,
-        quantization=conversion.check_mode(quantization, load_adapter(adapter)),
+        quantization=contract.check_quantization(quantization, contract.load_adapter(adapter)),
         parity_examples=parity_examples,
         representative_examples=representative_examples,
         tflite_export=types.Channel(type=TFLiteExport)))

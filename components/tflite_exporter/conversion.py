@@ -18,24 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter
-
-FLOAT32 = "float32"
-DYNAMIC_RANGE = "dynamic_range"
-INT8 = "int8"
-QUANTIZATION_MODES = (FLOAT32, DYNAMIC_RANGE, INT8)
-
-
-def check_mode(mode: str, adapter: FamilyAdapter) -> str:
-  """Returns `mode` when it is known and `adapter`'s model supports it, else raises."""
-  if mode not in QUANTIZATION_MODES:
-    raise ValueError(f"unknown TFLite quantization {mode!r}; "
-                     f"choose one of {', '.join(QUANTIZATION_MODES)}")
-  if adapter.quantization_modes is not None and mode not in adapter.quantization_modes:
-    raise ValueError(f"TFLite quantization {mode!r} is not supported by "
-                     f"{type(adapter).__name__}; it supports "
-                     f"{', '.join(adapter.quantization_modes)}")
-  return mode
+from modules.common.contract import FLOAT32, INT8, Arrays, FamilyAdapter
 
 
 def serving_function(adapter: FamilyAdapter, model: Any):
@@ -70,7 +53,7 @@ def _concatenate(parts: List[Arrays]) -> Arrays:
 
 def convert(function, model: Any, mode: str, representative: Arrays,
             batch_size: Optional[int]) -> bytes:
-  """The TFLite flatbuffer of `function` (`mode` checked by check_mode);
+  """The TFLite flatbuffer of `function` (`mode` checked by contract.check_quantization);
   `representative` calibrates int8."""
   converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
   if mode != FLOAT32:

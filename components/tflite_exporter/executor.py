@@ -27,8 +27,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.tflite_exporter import conversion, layout, parity
-from components.tflite_exporter.adapter import FamilyAdapter, load_adapter
-from modules.common import training
+from modules.common import contract
 
 # Input and output keys.
 MODEL_KEY = "model"
@@ -53,12 +52,10 @@ SIZE_BYTES = "size_bytes"
 PARITY = "parity"
 REASON = "reason"
 
-EVAL_SPLIT = "eval"
-
 
 def read_eval_examples(examples: types.Artifact, count: int) -> tf.Tensor:
   """The first `count` serialized raw eval examples (ExampleGen writes GZIP)."""
-  split_uri = artifact_utils.get_split_uri([examples], EVAL_SPLIT)
+  split_uri = artifact_utils.get_split_uri([examples], contract.EVAL_SPLIT)
   files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
   if not files:
     raise FileNotFoundError(f"no eval examples under {split_uri}")
@@ -73,7 +70,7 @@ def _not_exportable_reason(blessing: types.Artifact, pushed: types.Artifact) -> 
   return ""
 
 
-def convert_with_parity(adapter: FamilyAdapter, model: Any, model_path: str,
+def convert_with_parity(adapter: contract.FamilyAdapter, model: Any, model_path: str,
                         serialized: tf.Tensor, mode: str,
                         representative_examples: int) -> Tuple[bytes, Dict[str, Any]]:
   """Converts the adapter's function; returns the flatbuffer and parity figures.
@@ -84,7 +81,7 @@ def convert_with_parity(adapter: FamilyAdapter, model: Any, model_path: str,
   """
   signatures = tf.saved_model.load(model_path).signatures
   eval_batch = {name: value.numpy() for name, value in
-                signatures[training.TRANSFORM_SIGNATURE](examples=serialized).items()}
+                signatures[contract.TRANSFORM_SIGNATURE](examples=serialized).items()}
   request, raw_columns = adapter.parity_request(serialized)
   eval_batch.update(raw_columns)
   inputs = {spec.name: eval_batch[spec.name].astype(spec.dtype.as_numpy_dtype)
@@ -93,7 +90,7 @@ def convert_with_parity(adapter: FamilyAdapter, model: Any, model_path: str,
   function = conversion.serving_function(adapter, model)
   model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
   served = {name: value.numpy() for name, value in
-            signatures[training.SERVING_DEFAULT](**request).items()}
+            signatures[contract.SERVING_DEFAULT](**request).items()}
   figures = parity.measure(adapter, mode, eval_batch, served=served,
                            candidate=conversion.run_tflite(model_bytes, inputs))
   return model_bytes, figures
@@ -117,8 +114,8 @@ class Executor(base_executor.BaseExecutor):
       return
 
     family = exec_properties[FAMILY_KEY]
-    adapter = load_adapter(exec_properties[ADAPTER_KEY])
-    mode = conversion.check_mode(exec_properties[QUANTIZATION_KEY], adapter)
+    adapter = contract.load_adapter(exec_properties[ADAPTER_KEY])
+    mode = contract.check_quantization(exec_properties[QUANTIZATION_KEY], adapter)
     tflite_dir = exec_properties[TFLITE_DIR_KEY]
     version = pushed.get_string_custom_property("pushed_version")
     if not version.isdigit():

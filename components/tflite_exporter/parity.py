@@ -15,8 +15,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter
-from components.tflite_exporter.conversion import FLOAT32
+from modules.common.contract import FLOAT32, Arrays, FamilyAdapter
 
 FLOAT_MAX_ABS_DIFF = 1e-4
 QUANTIZED_MAX_QUALITY_DELTA = 0.01

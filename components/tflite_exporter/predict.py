@@ -19,7 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from components.tflite_exporter import conversion, layout  # noqa: E402
-from components.tflite_exporter.adapter import load_adapter  # noqa: E402
+from modules.common.contract import load_adapter  # noqa: E402
 
 
 def predict(model_dir: str, instances):

@@ -55,7 +55,7 @@ from typing import Mapping
 
 import numpy as np
 
-from components.movielens_example_gen.movielens import GENRES, ITEMS_FILE, RATINGS_FILE
+from modules.two_tower.movielens import GENRES, ITEMS_FILE, RATINGS_FILE
 
 ORACLE_FILE = "oracle_factors.npz"
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthetic")

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from components.movielens_example_gen import movielens
+from modules.two_tower import movielens
 from .generate_interactions import DEFAULT_OUTPUT_DIR, ORACLE_FILE, affinity_logits
 
 MODEL_ORACLE_FRACTION = 0.8

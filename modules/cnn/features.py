@@ -1,4 +1,7 @@
-"""Feature names and shapes of the CNN family, shared by Transform and Trainer."""
+"""Feature and output names and shapes of the CNN family, shared by Transform,
+the Trainer, the TFLite adapter and the pipeline config (TF-free)."""
+from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
+
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
 IMAGE_HEIGHT = 28
@@ -7,6 +10,6 @@ NUM_PIXELS = IMAGE_HEIGHT * IMAGE_WIDTH
 NUM_CLASSES = 10
 MAX_PIXEL_VALUE = 255.0
 
-
-def transformed_name(key: str) -> str:
-  return key + "_xf"
+# Outputs of the serving signatures; PROBABILITIES is what TFMA scores.
+PROBABILITIES = "probabilities"
+CLASS_ID = "class_id"

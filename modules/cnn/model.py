@@ -11,11 +11,9 @@ import tf_keras
 from tfx import v1 as tfx
 
 from modules.cnn import features
-from modules.common import training
+from modules.common import contract, training
 
 SETTINGS = training.TrainingSettings(batch_size=64, steps_per_epoch=125)
-PROBABILITIES = "probabilities"
-CLASS_ID = "class_id"
 # Faster-moving batch-norm statistics than Keras' 0.99, so short smoke runs
 # (a few hundred steps) already evaluate with usable statistics.
 BN_MOMENTUM = 0.9
@@ -46,7 +44,7 @@ def build_model(learning_rate: float = 2e-3, decay_steps: int = 2000) -> tf_kera
   x = tf_keras.layers.ReLU(name="dense_relu")(x)
   x = tf_keras.layers.Dropout(0.4, name="dense_dropout")(x)
   probabilities = tf_keras.layers.Dense(
-      features.NUM_CLASSES, activation="softmax", name=PROBABILITIES)(x)
+      features.NUM_CLASSES, activation="softmax", name=features.PROBABILITIES)(x)
   model = tf_keras.Model(image, probabilities, name="cnn_digits")
   schedule = tf_keras.optimizers.schedules.CosineDecay(
       learning_rate, decay_steps=max(1, decay_steps), alpha=0.02)
@@ -60,8 +58,8 @@ def serve_transformed(model: tf_keras.Model, transformed) -> training.Outputs:
   """Class probabilities and the predicted class from transformed features."""
   image_key = features.transformed_name(features.IMAGE_KEY)
   probabilities = model({image_key: transformed[image_key]}, training=False)
-  return {PROBABILITIES: probabilities,
-          CLASS_ID: tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
+  return {features.PROBABILITIES: probabilities,
+          features.CLASS_ID: tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 
 
 def raw_signature(predict_raw):
@@ -79,9 +77,9 @@ def warmup_requests():
       features.IMAGE_KEY: tf.train.Feature(
           int64_list=tf.train.Int64List(value=[0] * features.NUM_PIXELS))}))
   return {
-      training.SERVING_DEFAULT: {
-          training.EXAMPLES_INPUT: np.array([blank.SerializeToString()], dtype=object)},
-      training.RAW_SIGNATURE: {
+      contract.SERVING_DEFAULT: {
+          contract.EXAMPLES_INPUT: np.array([blank.SerializeToString()], dtype=object)},
+      contract.RAW_SIGNATURE: {
           features.IMAGE_KEY: np.zeros([1, features.NUM_PIXELS], np.int64)},
   }
 
@@ -93,5 +91,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   model = build_model(decay_steps=fn_args.train_steps)
   training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, SETTINGS)
   training.export_serving_model(
-      model, tf_transform_output, features.LABEL_KEY, fn_args.serving_model_dir,
-      serve_transformed, raw_signature, warmup_requests())
+      model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(
+          label_key=features.LABEL_KEY, serve_transformed=serve_transformed,
+          raw_signature_factory=raw_signature, warmup_requests=warmup_requests()))

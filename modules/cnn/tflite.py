@@ -10,9 +10,9 @@ from typing import Any, Dict, List
 import numpy as np
 import tensorflow as tf
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors
 from modules.cnn import features
-from modules.cnn.model import PROBABILITIES, serve_transformed
+from modules.cnn.model import serve_transformed
+from modules.common.contract import Arrays, FamilyAdapter, Tensors
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
@@ -31,11 +31,11 @@ class CnnAdapter(FamilyAdapter):
   }
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
-    return {PROBABILITIES: serve_transformed(model, transformed)[PROBABILITIES]}
+    return {features.PROBABILITIES: serve_transformed(model, transformed)[features.PROBABILITIES]}
 
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     labels = eval_batch[features.LABEL_KEY].reshape(-1)
-    return float(np.mean(np.argmax(outputs[PROBABILITIES], axis=-1) == labels))
+    return float(np.mean(np.argmax(outputs[features.PROBABILITIES], axis=-1) == labels))
 
   def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
     del model_dir  # The rule needs no shipped file.

@@ -17,14 +17,17 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from modules.common import warmup
-
-SERVING_DEFAULT = "serving_default"
-RAW_SIGNATURE = "serving_raw"
-TRANSFORM_SIGNATURE = "transform_features"
-EXAMPLES_INPUT = "examples"
+from modules.common.contract import (EXAMPLES_INPUT, RAW_SIGNATURE, SERVING_DEFAULT,
+                                     TRANSFORM_SIGNATURE)
 
 # The outputs a family's serving function returns, keyed by output name.
 Outputs = Dict[str, tf.Tensor]
+ServeTransformed = Callable[[tf_keras.Model, Dict[str, tf.Tensor]], Outputs]
+# Given a function of raw or transformed features, the signature(s) built on it.
+SignatureFactory = Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
+                            tf.types.experimental.GenericFunction]
+SignaturesFactory = Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
+                             Dict[str, tf.types.experimental.GenericFunction]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,40 +74,51 @@ def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
       callbacks=callbacks, verbose=2)
 
 
-def export_serving_model(
-    model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
-    label_key: str, export_dir: str,
-    serve_transformed: Callable[[tf_keras.Model, Dict[str, tf.Tensor]], Outputs],
-    raw_signature_factory: Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
-                                    tf.types.experimental.GenericFunction],
-    warmup_requests: Dict[str, Dict[str, np.ndarray]],
-    example_signature: str = SERVING_DEFAULT,
-    extra_signatures: Optional[Callable[[Callable[[Dict[str, tf.Tensor]], Outputs]],
-                                        Dict[str, tf.types.experimental.GenericFunction]]] = None,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class ServingExport:
+  """How one family's model serves: what it tells the shared SavedModel
+  export, as its contract.FamilyAdapter tells the TFLite exporter.
+
+  - `label_key`: the raw feature serving requests do not carry ("" if none).
+  - `serve_transformed(model, transformed features)`: the named outputs.
+  - `raw_signature_factory(predict_raw)`: the `serving_raw` signature, built
+    on the `predict_raw` function it is handed (raw features in).
+  - `warmup_requests` ({signature: {input: value}}): written as TF Serving
+    warmup records; the Pusher replays them before publishing a version.
+  - `example_signature`: the name the serialized-tf.Example signature is
+    saved under: `serving_default` unless the family serves something else
+    as its default (FamilyConfig.eval_signature then names it for TFMA).
+  - `extra_signatures(transform_raw)`: given the function from raw to
+    transformed features (the attached Transform graph), the family's
+    further signatures by name, e.g. its own `serving_default`.
+  """
+  label_key: str
+  serve_transformed: ServeTransformed
+  raw_signature_factory: SignatureFactory
+  warmup_requests: Dict[str, Dict[str, np.ndarray]]
+  example_signature: str = SERVING_DEFAULT
+  extra_signatures: Optional[SignaturesFactory] = None
+
+
+def export_serving_model(model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         export_dir: str, serving: ServingExport) -> None:
   """Saves `model` with the Transform graph attached and three signatures.
 
-  - `serving_default`: serialized tf.Example in (TF Serving, TFMA); saved
-    under `example_signature` instead when the family serves something else
-    as its default (FamilyConfig.eval_signature then names it for TFMA).
-  - `serving_raw`: raw feature tensors in (REST `instances` requests);
-    built by the family from the `predict_raw` function it is handed.
+  - `serving_default` (or `serving.example_signature`): serialized tf.Example
+    in (TF Serving, TFMA).
+  - `serving_raw`: raw feature tensors in (REST `instances` requests).
   - `transform_features`: serialized tf.Example in, transformed features out,
     so TFMA can slice on transformed features.
 
-  `extra_signatures`, given the `transform_raw` function (raw features in,
-  transformed features out, through the attached Transform graph), returns
-  the family's further signatures by name, e.g. its own `serving_default`.
-
-  `warmup_requests` ({signature: {input: value}}) are written as TF Serving
-  warmup records; the Pusher replays them before publishing a version.
+  Plus the family's `extra_signatures` and TF Serving warmup records.
   """
   model.tft_layer = tf_transform_output.transform_features_layer()
   raw_feature_spec = tf_transform_output.raw_feature_spec()
-  serving_feature_spec = {k: v for k, v in raw_feature_spec.items() if k != label_key}
+  serving_feature_spec = {k: v for k, v in raw_feature_spec.items()
+                          if k != serving.label_key}
 
   def predict_raw(raw_features: Dict[str, tf.Tensor]) -> Outputs:
-    return serve_transformed(model, model.tft_layer(raw_features))
+    return serving.serve_transformed(model, model.tft_layer(raw_features))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
   def serve_tf_examples(examples):
@@ -115,11 +129,11 @@ def export_serving_model(
     return model.tft_layer(tf.io.parse_example(examples, raw_feature_spec))
 
   signatures = {
-      example_signature: serve_tf_examples,
-      RAW_SIGNATURE: raw_signature_factory(predict_raw),
+      serving.example_signature: serve_tf_examples,
+      RAW_SIGNATURE: serving.raw_signature_factory(predict_raw),
       TRANSFORM_SIGNATURE: transform_features,
   }
-  extra = extra_signatures(model.tft_layer) if extra_signatures else {}
+  extra = serving.extra_signatures(model.tft_layer) if serving.extra_signatures else {}
   if set(extra) & set(signatures) or SERVING_DEFAULT not in {*signatures, *extra}:
     raise ValueError(f"signatures {sorted(extra)} must add to {sorted(signatures)} "
                      f"without clashing, and one of them must be {SERVING_DEFAULT!r}")
@@ -127,4 +141,4 @@ def export_serving_model(
   # Serving never resumes training: without the optimizer's slot variables
   # the SavedModel TF Serving loads (and the Pusher copies) is far smaller.
   model.save(export_dir, save_format="tf", signatures=signatures, include_optimizer=False)
-  warmup.write_warmup_requests(export_dir, warmup_requests)
+  warmup.write_warmup_requests(export_dir, serving.warmup_requests)

@@ -1,4 +1,7 @@
-"""Feature names and sizes of the LSTM family, shared by Transform and Trainer."""
+"""Feature and output names and sizes of the LSTM family, shared by Transform,
+the Trainer, the TFLite adapter and the pipeline config (TF-free)."""
+from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
+
 TEXT_KEY = "text"
 LABEL_KEY = "label"
 # A transformed feature TFMA slices on (through `transform_features`), never
@@ -23,9 +26,9 @@ PADDING_ID = 0
 LENGTH_BUCKET_BOUNDARIES = (20, 50, 100, SEQUENCE_LENGTH)
 LENGTH_BUCKET_NAMES = ("000-019", "020-049", "050-099", "100-199", "200+")
 
-
-def transformed_name(key: str) -> str:
-  return key + "_xf"
+# Outputs of the serving signatures; PROBABILITY is what TFMA scores.
+PROBABILITY = "probability"  # of a positive review
+CLASS_ID = "class_id"        # 1 = positive, at probability >= 0.5
 
 
 def char_id_count(vocabulary_size: int) -> int:

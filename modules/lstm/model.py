@@ -16,7 +16,7 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx import v1 as tfx
 
-from modules.common import training
+from modules.common import contract, training
 from modules.lstm import features
 from modules.lstm.layers import CharNGramHash, MaskedSqrtNPooling
 
@@ -25,8 +25,6 @@ from modules.lstm.layers import CharNGramHash, MaskedSqrtNPooling
 SETTINGS = training.TrainingSettings(
     batch_size=64, steps_per_epoch=100, early_stopping_patience=2,
     early_stopping_monitor="val_auc")
-PROBABILITY = "probability"  # of a positive review
-CLASS_ID = "class_id"        # 1 = positive, at probability >= 0.5
 CHAR_EMBEDDING_DIM = 64
 LSTM_UNITS = 64
 NGRAM_ORDERS = (2, 3)
@@ -59,7 +57,7 @@ def build_model(char_id_count: int, learning_rate: float = 3e-3) -> tf_keras.Mod
     pooled.append(MaskedSqrtNPooling(name=f"char{n}_pool")(ngrams))
   x = tf_keras.layers.Concatenate(name="pooled")(pooled)
   x = tf_keras.layers.Dropout(DROPOUT, name="dropout")(x)
-  probability = tf_keras.layers.Dense(1, activation="sigmoid", name=PROBABILITY)(x)
+  probability = tf_keras.layers.Dense(1, activation="sigmoid", name=features.PROBABILITY)(x)
   model = tf_keras.Model(ids, probability, name="lstm_reviews")
   model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
                 loss="binary_crossentropy",
@@ -72,8 +70,8 @@ def serve_transformed(model: tf_keras.Model, transformed) -> training.Outputs:
   """Positive-review probability ([batch]) and the predicted class."""
   ids_key = features.transformed_name(features.TEXT_KEY)
   probability = tf.squeeze(model({ids_key: transformed[ids_key]}, training=False), axis=-1)
-  return {PROBABILITY: probability,
-          CLASS_ID: tf.cast(probability >= 0.5, tf.int64)}
+  return {features.PROBABILITY: probability,
+          features.CLASS_ID: tf.cast(probability >= 0.5, tf.int64)}
 
 
 def raw_signature(predict_raw):
@@ -94,9 +92,9 @@ def warmup_requests():
   example = tf.train.Example(features=tf.train.Features(feature={
       features.TEXT_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[review]))}))
   return {
-      training.SERVING_DEFAULT: {
-          training.EXAMPLES_INPUT: np.array([example.SerializeToString()], dtype=object)},
-      training.RAW_SIGNATURE: {
+      contract.SERVING_DEFAULT: {
+          contract.EXAMPLES_INPUT: np.array([example.SerializeToString()], dtype=object)},
+      contract.RAW_SIGNATURE: {
           features.TEXT_KEY: np.array([b"", review, "好".encode() * 10_000], dtype=object)},
   }
 
@@ -109,5 +107,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   model = build_model(features.char_id_count(vocabulary_size))
   training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, SETTINGS)
   training.export_serving_model(
-      model, tf_transform_output, features.LABEL_KEY, fn_args.serving_model_dir,
-      serve_transformed, raw_signature, warmup_requests())
+      model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(
+          label_key=features.LABEL_KEY, serve_transformed=serve_transformed,
+          raw_signature_factory=raw_signature, warmup_requests=warmup_requests()))

@@ -14,10 +14,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn import metrics
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors, read_vocabulary
-from components.tflite_exporter.conversion import DYNAMIC_RANGE, FLOAT32
+from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter, Tensors,
+                                     read_vocabulary)
 from modules.lstm import features
-from modules.lstm.model import PROBABILITY, serve_transformed
+from modules.lstm.model import serve_transformed
 
 IDS_XF = features.transformed_name(features.TEXT_KEY)
 VOCABULARY_FILE = "vocab.txt"
@@ -44,11 +44,11 @@ class LstmAdapter(FamilyAdapter):
   }
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
-    return {PROBABILITY: serve_transformed(model, transformed)[PROBABILITY]}
+    return {features.PROBABILITY: serve_transformed(model, transformed)[features.PROBABILITY]}
 
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     return float(metrics.roc_auc_score(eval_batch[features.LABEL_KEY].reshape(-1),
-                                       outputs[PROBABILITY].reshape(-1)))
+                                       outputs[features.PROBABILITY].reshape(-1)))
 
   def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
     """Text (a JSON string, so already decoded) -> padded character ids."""

@@ -1,6 +1,8 @@
-"""Feature and output names of the two-tower family, shared by ExampleGen,
-Transform, Trainer and the TFMA metric so they cannot drift apart."""
-from components.movielens_example_gen.movielens import GENRES
+"""Feature, output and signature names of the two-tower family, shared by
+ExampleGen, Transform, Trainer, the TFMA metric and the pipeline config so
+they cannot drift apart (TF-free)."""
+from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
+from modules.two_tower.movielens import GENRES
 
 USER_ID = "user_id"
 ITEM_ID = "item_id"
@@ -16,8 +18,7 @@ GENRE_NAMES = GENRES
 # Outputs of the serving signatures.
 TOP_ITEM_IDS = "item_ids"
 TOP_SCORES = "scores"
-RANK = "rank"  # 0-based rank of the true item among the user's unseen items
-
-
-def transformed_name(key: str) -> str:
-  return key + "_xf"
+RANK = "rank"  # 0-based rank of the true item among the user's unseen items; TFMA scores it
+# The serialized-tf.Example signature TFMA scores (serving_default takes raw
+# user ids).
+SCORING_SIGNATURE = "score_examples"

@@ -24,12 +24,11 @@ import tf_keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from modules.common import training
+from modules.common import contract, training
 from modules.two_tower import catalog as catalog_lib
 from modules.two_tower import features
 from modules.two_tower.retrieval import RetrievalIndex
 
-SCORING_SIGNATURE = "score_examples"  # pipeline/configs.py TWO_TOWER.eval_signature
 TOP_K = 10
 
 
@@ -156,7 +155,7 @@ def top_k_signatures(model: TwoTowerModel, k: int):
           catalog_lib.USER_XF]
       item_ids, scores = model.index.top_k(model.index.scores(users, model.query(users)), k)
       return {features.TOP_ITEM_IDS: item_ids, features.TOP_SCORES: scores}
-    return {training.SERVING_DEFAULT: recommend}
+    return {contract.SERVING_DEFAULT: recommend}
   return factory
 
 
@@ -174,10 +173,10 @@ def warmup_requests(known_user: bytes, known_item: bytes):
   }))
   users = np.array([known_user, unknown_user], dtype=object)
   return {
-      training.SERVING_DEFAULT: {features.USER_ID: users},
-      SCORING_SIGNATURE: {
-          training.EXAMPLES_INPUT: np.array([example.SerializeToString()], dtype=object)},
-      training.RAW_SIGNATURE: {features.USER_ID: users,
+      contract.SERVING_DEFAULT: {features.USER_ID: users},
+      features.SCORING_SIGNATURE: {
+          contract.EXAMPLES_INPUT: np.array([example.SerializeToString()], dtype=object)},
+      contract.RAW_SIGNATURE: {features.USER_ID: users,
                                features.ITEM_ID: np.array([known_item] * 2, dtype=object)},
   }
 
@@ -197,7 +196,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                tf.constant(catalog.item_genres))
   model.index = RetrievalIndex(candidates.numpy(), np.array(item_vocab, dtype=object), catalog)
   training.export_serving_model(
-      model, tf_transform_output, "", fn_args.serving_model_dir,
-      serve_transformed, raw_signature, warmup_requests(user_vocab[0], item_vocab[0]),
-      example_signature=SCORING_SIGNATURE,
-      extra_signatures=top_k_signatures(model, min(TOP_K, len(item_vocab))))
+      model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(
+          label_key="",  # Retrieval: the true item is an input, not a label.
+          serve_transformed=serve_transformed, raw_signature_factory=raw_signature,
+          warmup_requests=warmup_requests(user_vocab[0], item_vocab[0]),
+          example_signature=features.SCORING_SIGNATURE,
+          extra_signatures=top_k_signatures(model, min(TOP_K, len(item_vocab)))))

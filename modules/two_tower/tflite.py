@@ -16,8 +16,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.tflite_exporter.adapter import Arrays, FamilyAdapter, Tensors, read_vocabulary
-from components.tflite_exporter.conversion import DYNAMIC_RANGE, FLOAT32
+from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter, Tensors,
+                                     read_vocabulary)
 from modules.two_tower import catalog, features, retrieval
 from modules.two_tower.model import HPARAMS, TOP_K, query_vectors
 

@@ -1,18 +1,21 @@
 """Beam pipeline options for the Beam-based components, one preset per runner.
 
 StatisticsGen, ExampleValidator's statistics, Transform and Evaluator are Beam
-pipelines; where they run is decided by these options alone. A preset names
-the runner and the flags it cannot work without, so a missing project or job
-endpoint fails when the pipeline is compiled, not hours later inside a pod.
-Workers of a distributed runner run the pipeline image (`worker_image`): it
-holds the same TFX/TensorFlow stack as the launcher and, through the base
-image's /opt/apache/beam/boot entrypoint, is a valid Beam SDK container.
+pipelines; where they run is decided by these options alone, for both
+runners. A preset names the runner and the flags it cannot work without, so a
+missing project or job endpoint fails when the arguments are checked, not
+hours later inside a pod. On Kubeflow, workers of a distributed runner run
+the pipeline image (`worker_image`): it holds the same TFX/TensorFlow stack as
+the launcher and, through the base image's /opt/apache/beam/boot entrypoint,
+is a valid Beam SDK container. A local run has no image: Flink runs the SDK
+harness in the runner's own process (LOOPBACK), and Dataflow needs
+`--beam-arg=--sdk_container_image=IMAGE`.
 
 Options given with --beam-arg are appended after the preset's; Beam keeps the
 last value of a repeated flag, so they can also override a preset's value.
 """
 import argparse
-from typing import List
+from typing import List, Optional
 
 DIRECT = "direct"
 DATAFLOW = "dataflow"
@@ -58,7 +61,7 @@ def _require(args: argparse.Namespace, preset: str, *names: str) -> None:
     raise BeamPresetError(f"--beam-preset {preset} needs {', '.join(missing)}")
 
 
-def _dataflow(args: argparse.Namespace, worker_image: str) -> List[str]:
+def _dataflow(args: argparse.Namespace, worker_image: Optional[str]) -> List[str]:
   _require(args, DATAFLOW, "gcp_project", "gcp_region", "temp_location")
   if not args.temp_location.startswith("gs://"):
     raise BeamPresetError(
@@ -66,11 +69,11 @@ def _dataflow(args: argparse.Namespace, worker_image: str) -> List[str]:
   return ["--runner=DataflowRunner",
           f"--project={args.gcp_project}",
           f"--region={args.gcp_region}",
-          f"--temp_location={args.temp_location}",
-          f"--sdk_container_image={worker_image}"]
+          f"--temp_location={args.temp_location}"] + (
+              [f"--sdk_container_image={worker_image}"] if worker_image else [])
 
 
-def _flink(args: argparse.Namespace, worker_image: str) -> List[str]:
+def _flink(args: argparse.Namespace, worker_image: Optional[str]) -> List[str]:
   if bool(args.flink_master) == bool(args.job_endpoint):
     raise BeamPresetError(
         f"--beam-preset {FLINK} needs exactly one of --flink-master or --job-endpoint")
@@ -79,12 +82,16 @@ def _flink(args: argparse.Namespace, worker_image: str) -> List[str]:
               "--flink_submit_uber_jar"]
   else:
     runner = ["--runner=PortableRunner", f"--job_endpoint={args.job_endpoint}"]
+  if not worker_image:  # A local run: its own process has TFX and the project.
+    return runner + ["--environment_type=LOOPBACK"]
   # The SDK harness defaults to Beam's own image, which lacks TFX.
   return runner + ["--environment_type=DOCKER", f"--environment_config={worker_image}"]
 
 
-def beam_pipeline_args(args: argparse.Namespace, worker_image: str) -> List[str]:
-  """The Beam options for the preset and flags parsed by `add_arguments`.
+def beam_pipeline_args(args: argparse.Namespace,
+                       worker_image: Optional[str] = None) -> List[str]:
+  """The Beam options for the preset and flags parsed by `add_arguments`;
+  `worker_image`: the SDK container of distributed workers (None: local run).
 
   Raises:
     BeamPresetError: the preset's runner lacks a flag it requires, or a flag

@@ -1,6 +1,6 @@
 """Review a model family's latest evaluation from the terminal.
 
-    python -m components.eval_report review --model cnn [--output-dir ./outputs]
+    python -m runners.review --model cnn [--output-dir ./outputs]
 
 Looks the family's latest evaluation up in the local runner's MLMD
 (`<output-dir>/metadata.sqlite`) and prints where its report is and a summary:
@@ -17,28 +17,29 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipeline import configs  # noqa: E402  (after the Keras switch above)
+# After the Keras switch above.
+from pipeline import configs  # noqa: E402
+from runners.layout import OutputLayout  # noqa: E402
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(prog="python -m components.eval_report",
+  parser = argparse.ArgumentParser(prog="python -m runners.review",
                                    description=__doc__.splitlines()[0])
-  commands = parser.add_subparsers(dest="command", required=True)
-  review = commands.add_parser("review", help="show the latest evaluation report of a family")
-  review.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
+  parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
                       help="model family")
-  review.add_argument("--output-dir", default="outputs",
+  parser.add_argument("--output-dir", default="outputs",
                       help="the local runner's output directory (holds metadata.sqlite)")
   return parser.parse_args(argv)
 
 
-def review(family: configs.FamilyConfig, output_dir: str) -> int:
-  from tfx import v1 as tfx  # Heavy imports, after the arguments are checked.
-  from components.eval_report import locate, report
+def review(family: configs.FamilyConfig, layout: OutputLayout) -> int:
+  # Heavy imports, after the arguments are checked.
+  # pylint: disable=import-outside-toplevel
+  from tfx import v1 as tfx
+  from components.eval_report import locate, report, results, terminal
   from components.eval_report.component import BLESSED_KEY
-  from pipeline import eval_results, run_summary
 
-  sqlite_path = os.path.join(output_dir, "metadata.sqlite")
+  sqlite_path = layout.metadata_path
   if not os.path.isfile(sqlite_path):
     print(f"No runs recorded: {sqlite_path} does not exist.", file=sys.stderr)
     return 1
@@ -59,7 +60,7 @@ def review(family: configs.FamilyConfig, output_dir: str) -> int:
     model_uri = latest.model.uri if latest.model else ""
     model_id = latest.model.id if latest.model else None
     html_path, _ = report.write(
-        os.path.join(output_dir, "reports", family.name, f"evaluation-{latest.evaluation.id}"),
+        os.path.join(layout.reports_dir(family.name), f"evaluation-{latest.evaluation.id}"),
         latest.evaluation.uri, blessed, model_uri, model_id)
     source = (f"regenerated from evaluation artifact {latest.evaluation.id} "
               "(no report recorded for it)")
@@ -67,15 +68,15 @@ def review(family: configs.FamilyConfig, output_dir: str) -> int:
   print(f"JSON:   {os.path.join(os.path.dirname(html_path), report.REPORT_JSON)}")
   print(f"Source: {source}")
   print(f"Evaluation: {latest.evaluation.uri}")
-  evaluation = eval_results.load_evaluation(latest.evaluation.uri)
-  print("\n".join(run_summary.format_evaluation(evaluation, blessed)))
+  evaluation = results.load_evaluation(latest.evaluation.uri)
+  print("\n".join(terminal.format_evaluation(evaluation, blessed)))
   return 0
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   family = configs.get_family(args.model)
-  return review(family, os.path.abspath(args.output_dir))
+  return review(family, OutputLayout(os.path.abspath(args.output_dir)))
 
 
 if __name__ == "__main__":

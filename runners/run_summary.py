@@ -1,8 +1,9 @@
 """What a local run did: live component progress and the closing summary.
 
 Progress comes from the log records TFX's LocalDagRunner and launcher emit;
-the summary is read back from MLMD and from the Evaluator's TFMA output, so it
-reports what was recorded, not what the runner believes happened.
+the summary is read back from MLMD and from the Evaluator's TFMA output (read
+and worded by components/eval_report, as the report and the review CLI do),
+so it reports what was recorded, not what the runner believes happened.
 """
 import dataclasses
 import logging
@@ -106,36 +107,6 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   return value.string_value or value.int_value
 
 
-def _number(value: Optional[float]) -> str:
-  return "-" if value is None else f"{value:.4f}"
-
-
-def format_evaluation(evaluation, blessed: bool) -> List[str]:
-  """Overall metrics (candidate, baseline, TFMA's diff), every threshold with
-  its outcome, and the blessing: shared by this summary and the review CLI
-  (components/eval_report) so both say the same thing.
-
-  `evaluation` is a pipeline.eval_results.Evaluation.
-  """
-  lines = ["Metrics (overall slice; candidate vs blessed baseline):"]
-  for metric in evaluation.overall.metrics:
-    line = f"  {metric.name:<32} {_number(metric.candidate)}"
-    if evaluation.has_baseline:
-      diff = "-" if metric.diff is None else f"{metric.diff:+.4f}"
-      line += f"   baseline {_number(metric.baseline)}   diff {diff}"
-    lines.append(line)
-  if not evaluation.has_baseline:
-    lines.append("  (no blessed baseline: only absolute thresholds applied)")
-  lines.append("Thresholds:")
-  for check in evaluation.thresholds:
-    verdict = {True: "PASS", False: "FAIL", None: "NOT CHECKED"}[check.passed]
-    what = "change vs baseline" if check.kind == "change" else "value"
-    lines.append(f"  {verdict:<4}  {check.metric} on {check.slice}: {what} "
-                 f"{_number(check.value)}, needs {check.bound}")
-  lines.append(f"Blessed: {'yes' if blessed else 'NO'} ({evaluation.validation_reason})")
-  return lines
-
-
 def format_summary(runs: Dict[str, NodeRun]) -> str:
   """The end-of-run report: components, metrics, blessing, push and TFLite destinations."""
   lines = ["", "Run summary", "-----------"]
@@ -144,14 +115,15 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
     lines.append(f"  {run.node_id:<20} {run.state:<9} {took}")
   evaluator = runs.get("Evaluator")
   if evaluator and evaluator.outputs.get("evaluation"):
-    from pipeline import eval_results  # Heavy (TFMA) import, needed only here.
-    evaluation = eval_results.load_evaluation(evaluator.outputs["evaluation"][0].uri)
+    # Heavy (TFMA) imports, needed only here.
+    from components.eval_report import results, terminal  # pylint: disable=import-outside-toplevel
+    evaluation = results.load_evaluation(evaluator.outputs["evaluation"][0].uri)
     blessed = bool(_custom(evaluator.outputs["blessing"][0], "blessed"))
-    lines.extend(format_evaluation(evaluation, blessed))
+    lines.extend(terminal.format_evaluation(evaluation, blessed))
   eval_report = runs.get("EvalReport")
   if eval_report and eval_report.outputs.get("report"):
     lines.append(f"Report: {_custom(eval_report.outputs['report'][0], 'report_html')}"
-                 " (python -m components.eval_report review)")
+                 " (python -m runners.review)")
   pusher = runs.get("Pusher")
   if pusher and pusher.outputs.get("pushed_model"):
     pushed = pusher.outputs["pushed_model"][0]

@@ -1,8 +1,8 @@
 """What one Evaluator output says, read back from TFMA's own files.
 
-The terminal run summary (pipeline/run_summary.py) and the evaluation report
-(components/eval_report) both show an evaluation; reading it here, once,
-keeps them from disagreeing. Everything comes from `tfma.load_eval_result`
+The evaluation report (report.py), its terminal lines (terminal.py) and,
+through those, the runner's summary and the review CLI all show an
+evaluation; reading it here, once, keeps them from disagreeing. Everything comes from `tfma.load_eval_result`
 and `tfma.load_validation_result`: metric values, TFMA's own
 candidate-minus-baseline diffs, the thresholds of the EvalConfig the
 Evaluator actually ran (TFX drops change thresholds when there is no

@@ -1,0 +1,125 @@
+"""Where a family's examples come from: one source object per ExampleGen kind.
+
+A source knows the three things about its kind of input that would otherwise
+be dispatched on a string in three places:
+
+- `component(data_dir)`: the ExampleGen that reads it into the `train` and
+  `eval` splits (contract.SPLITS). The split is fixed by the data, never
+  hashed by ExampleGen, so every run and every reference figure uses the same
+  examples;
+- `check(data_dir)`: a check of the files in a second, before any component
+  runs, that names the file at fault (ExampleGen fails late and obscurely on
+  a missing split or an empty or non-GZIP file);
+- `records(data_dir, split)`: the serialized tf.Examples of a split exactly as
+  that ExampleGen emits them (for the reference statistics and tests).
+
+Importing this module imports neither TFX nor TensorFlow: the runners check
+their input with it while arguments are still being parsed.
+"""
+import abc
+import glob
+import gzip
+import os
+import zlib
+from typing import Iterator, List
+
+from modules.common.contract import SPLITS
+from modules.two_tower import movielens
+
+
+class InputDataError(ValueError):
+  """The input data cannot be read as the family's ExampleGen expects."""
+
+
+class ExampleSource(abc.ABC):
+  """One kind of input data and the ExampleGen that reads it."""
+  kind: str
+
+  @abc.abstractmethod
+  def component(self, data_dir: str):
+    """The ExampleGen component reading `data_dir` (a local path or a URI)."""
+
+  @abc.abstractmethod
+  def check(self, data_dir: str) -> List[str]:
+    """Raises InputDataError naming the file at fault; returns the files found."""
+
+  @abc.abstractmethod
+  def records(self, data_dir: str, split: str) -> Iterator[bytes]:
+    """Serialized tf.Examples of `split`, as the component would emit them."""
+
+
+def _check_gzip_tfrecord(path: str) -> None:
+  """A non-empty GZIP file whose first record header is intact."""
+  if os.path.getsize(path) == 0:
+    raise InputDataError(f"{path}: empty file")
+  try:
+    with gzip.open(path, "rb") as stream:
+      header = stream.read(12)
+  except (OSError, EOFError, zlib.error) as error:
+    raise InputDataError(f"{path}: not a GZIP TFRecord file ({error})") from None
+  if len(header) < 12:
+    raise InputDataError(f"{path}: holds no complete TFRecord")
+
+
+class TFRecordSource(ExampleSource):
+  """GZIP TFRecords of tf.Example under `<data_dir>/train/` and `<data_dir>/eval/`."""
+  kind = "tfrecord"
+
+  def component(self, data_dir: str):
+    from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+    return tfx.components.ImportExampleGen(
+        input_base=data_dir,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=f"{split}/*") for split in SPLITS]))
+
+  def check(self, data_dir: str) -> List[str]:
+    files = []
+    for split in SPLITS:
+      split_files = sorted(glob.glob(os.path.join(data_dir, split, "*")))
+      if not split_files:
+        raise InputDataError(
+            f"{os.path.join(data_dir, split)}: no input files for split '{split}'")
+      for path in split_files:
+        _check_gzip_tfrecord(path)
+      files.extend(split_files)
+    return files
+
+  def records(self, data_dir: str, split: str) -> Iterator[bytes]:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    files = sorted(glob.glob(os.path.join(data_dir, split, "*")))
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+      yield record.numpy()
+
+
+class MovieLensSource(ExampleSource):
+  """A MovieLens-100k-format directory (u.data + u.item), split per user by time."""
+  kind = "movielens"
+  files = (movielens.RATINGS_FILE, movielens.ITEMS_FILE)
+
+  def component(self, data_dir: str):
+    # pylint: disable=import-outside-toplevel
+    from components.movielens_example_gen.component import MovieLensExampleGen
+    return MovieLensExampleGen(input_base=data_dir)
+
+  def check(self, data_dir: str) -> List[str]:
+    """Both files exist and are not empty (rows are checked as they are read)."""
+    found = []
+    for name in self.files:
+      path = os.path.join(data_dir, name)
+      if not os.path.isfile(path):
+        raise InputDataError(
+            f"{path}: missing (a MovieLens directory needs {', '.join(self.files)})")
+      if os.path.getsize(path) == 0:
+        raise InputDataError(f"{path}: empty file")
+      found.append(path)
+    return found
+
+  def records(self, data_dir: str, split: str) -> Iterator[bytes]:
+    # pylint: disable=import-outside-toplevel
+    from components.movielens_example_gen import executor
+    for example in executor.split_examples(data_dir, split):
+      yield example.SerializeToString()
+
+
+TFRECORD = TFRecordSource()
+MOVIELENS = MovieLensSource()

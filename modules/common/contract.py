@@ -1,0 +1,160 @@
+"""What every model family promises the pipeline, and the pipeline the families.
+
+One TF-free module at the bottom of the import graph, so that configs, the
+runners' argument checks and the custom components can name a split, a
+signature, a quantisation mode or a family's TFLite adapter without importing
+TensorFlow, and so that each of those names has exactly one definition:
+
+- split names: what ExampleGen emits, Transform analyses, the Trainer trains
+  on and the Evaluator gates on;
+- signature and input names of every exported SavedModel (TF Serving and
+  TFMA call them);
+- `transformed_name`: how Transform names the features the models read;
+- the TFLite `FamilyAdapter` contract, its quantisation modes and how an
+  adapter is looked up by dotted name (inside the pipeline image, like
+  `run_fn`).
+"""
+import abc
+import importlib
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+# Splits, as ExampleGen names them; the Evaluator gates on EVAL_SPLIT.
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+
+# Signatures of every exported SavedModel and the input they take.
+SERVING_DEFAULT = "serving_default"
+RAW_SIGNATURE = "serving_raw"
+TRANSFORM_SIGNATURE = "transform_features"
+EXAMPLES_INPUT = "examples"
+
+# TFLite quantisation modes (components/tflite_exporter/conversion.py).
+FLOAT32 = "float32"
+DYNAMIC_RANGE = "dynamic_range"
+INT8 = "int8"
+QUANTIZATION_MODES = (FLOAT32, DYNAMIC_RANGE, INT8)
+
+# {name: numpy array} and {name: tf.Tensor}: typed loosely here so this
+# module needs neither numpy nor TensorFlow.
+Arrays = Dict[str, Any]
+Tensors = Dict[str, Any]
+
+
+def transformed_name(key: str) -> str:
+  """The name Transform gives the feature it derives from raw feature `key`."""
+  return key + "_xf"
+
+
+class FamilyAdapter(abc.ABC):
+  """How one family's blessed model becomes a TFLite model and is fed.
+
+  Full tf.Example -> Transform graphs do not convert to TFLite builtins
+  (ParseExample and vocabulary tables need Flex ops), so the TFLite model is a
+  function over dense, already-transformed features and the mobile app
+  prepares those features itself. Everything family-specific about that lives
+  in one adapter object, referenced by dotted name
+  (`FamilyConfig.tflite_adapter`, e.g. `modules.cnn.tflite.ADAPTER`):
+
+  - `load_model()`: the Trainer's SavedModel as the object `outputs()` uses
+    (a Keras model by default; a subclassed model such as the two-tower's may
+    rather use tf.saved_model.load and the tf.functions it saved);
+  - `inputs`: the transformed features the TFLite model takes, per example;
+  - `batch_size`: None for a dynamic batch, or a static one (LSTMs need it);
+  - `quantization_modes`: the modes the model converts in, when not all;
+  - `outputs()`: the function converted, over the loaded model;
+  - `quality()`: the metric the quantised parity gate compares (accuracy for
+    the CNN, AUC for the LSTM, recall@K of a top-K model for the two-tower);
+  - `parity_request()`: what the SavedModel's `serving_default` is sent for
+    the reference outputs (the serialized examples by default; raw user ids
+    for a family whose default signature takes those) and any raw columns
+    `quality` needs beside the transformed features;
+  - `preprocessing` and `prepare()`: the documented raw-input rule and its
+    implementation, used by the prediction CLI exactly as an app would;
+  - `extra_files()`: files shipped next to model.tflite (vocabularies, an
+    item embedding table), as {file name: source path}.
+  """
+
+  # The transformed features the TFLite model takes, in order, as
+  # tf.TensorSpecs; shapes exclude the batch dimension, names become the
+  # TFLite signature's input names.
+  inputs: Tuple[Any, ...]
+  # None: any batch size; an int: converted with that static batch size.
+  batch_size: Optional[int] = None
+  # None: every quantisation mode; else the modes the family's model survives.
+  quantization_modes: Optional[Tuple[str, ...]] = None
+  # Name of the metric `quality` computes, as reported in parity figures.
+  quality_metric: str
+  # {"raw_input": ..., "rule": ...}: how an app turns raw input into `inputs`.
+  preprocessing: Dict[str, str]
+
+  def load_model(self, saved_model_dir: str) -> Any:
+    """The model `outputs()` is given; the Keras model by default."""
+    import tf_keras  # pylint: disable=import-outside-toplevel  (keeps this module TF-free)
+    return tf_keras.models.load_model(saved_model_dir, compile=False)
+
+  @abc.abstractmethod
+  def outputs(self, model: Any, features: Tensors) -> Tensors:
+    """The TFLite model's named outputs (each named as a `serving_default`
+    output, which parity compares it with), from what load_model() gave."""
+
+  @abc.abstractmethod
+  def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
+    """The quantised-parity metric of `outputs` on transformed eval examples."""
+
+  @abc.abstractmethod
+  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
+    """Raw instances (as the CLI's JSON gives them) -> batched `inputs`.
+
+    `model_dir` is the exported TFLite version directory, holding any
+    `extra_files` (a vocabulary, say) the rule needs.
+    """
+
+  def parity_request(self, serialized: Any) -> Tuple[Tensors, Arrays]:
+    """(`serving_default` inputs, raw columns for `quality`) of raw examples
+    (`serialized`: a string tensor of serialized tf.Examples)."""
+    return {EXAMPLES_INPUT: serialized}, {}
+
+  def extra_files(self, model: Any, tft_output: Any) -> Dict[str, str]:
+    """{file name: source path} shipped next to model.tflite; none by default.
+    `tft_output` is the run's tft.TFTransformOutput."""
+    del model, tft_output
+    return {}
+
+
+def check_quantization(mode: str, adapter: FamilyAdapter) -> str:
+  """Returns `mode` when it is known and `adapter`'s model supports it, else raises."""
+  if mode not in QUANTIZATION_MODES:
+    raise ValueError(f"unknown TFLite quantization {mode!r}; "
+                     f"choose one of {', '.join(QUANTIZATION_MODES)}")
+  if adapter.quantization_modes is not None and mode not in adapter.quantization_modes:
+    raise ValueError(f"TFLite quantization {mode!r} is not supported by "
+                     f"{type(adapter).__name__}; it supports "
+                     f"{', '.join(adapter.quantization_modes)}")
+  return mode
+
+
+def read_vocabulary(path: str) -> Dict[str, int]:
+  """{entry: line index} of a tf.Transform vocabulary file, as apps read it.
+
+  Lines are split on b"\\n" only, as TensorFlow's lookup tables do (Python's
+  splitlines would also split on characters such as U+2028 that are
+  vocabulary entries).
+  """
+  with open(path, "rb") as f:
+    lines: Sequence[bytes] = f.read().split(b"\n")
+  if lines and not lines[-1]:
+    lines = lines[:-1]
+  return {line.decode("utf-8"): index for index, line in enumerate(lines)}
+
+
+def load_adapter(dotted_name: str) -> FamilyAdapter:
+  """Imports `package.module.NAME` and checks it is a FamilyAdapter."""
+  module_name, _, attribute = dotted_name.rpartition(".")
+  if not module_name:
+    raise ValueError(f"TFLite adapter {dotted_name!r} is not a dotted module.NAME")
+  adapter = getattr(importlib.import_module(module_name), attribute)
+  if not isinstance(adapter, FamilyAdapter):
+    raise TypeError(f"TFLite adapter {dotted_name!r} is a {type(adapter).__name__}, "
+                    "not a FamilyAdapter")
+  return adapter

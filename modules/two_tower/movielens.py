@@ -1,0 +1,170 @@
+"""Reader and time split for interaction logs in the MovieLens-100k format.
+
+The two-tower family's data source: MovieLensExampleGen
+(components/movielens_example_gen) turns what it reads into tf.Examples, and
+the data scripts (data/interactions) write and score files in the same
+format. The shipped data is a generated log (data/interactions/synthetic);
+the real MovieLens-100k has the same two files:
+
+* ``u.data``: tab-separated ``user_id, item_id, rating, timestamp`` rows.
+* ``u.item``: ``|``-separated ``item_id|title|release date|video release
+  date|IMDb URL|`` followed by 19 genre flags (0/1) in the order of ``GENRES``.
+  The real file is latin-1 encoded (accented titles), not UTF-8.
+
+The reader is plain Python so that it has no dependency beyond the standard
+library and can run anywhere the pipeline does. Malformed rows raise
+``MovieLensFormatError`` naming the file and the 1-based line, because a bad row
+otherwise surfaces much later as a confusing schema or lookup failure.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from typing import Iterator, Mapping, NamedTuple, Sequence
+
+# Genre flag order of MovieLens-100k's u.item (and of its u.genre file).
+GENRES = (
+  "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
+  "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
+  "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+RATINGS_FILE = "u.data"
+ITEMS_FILE = "u.item"
+# u.item carries accented titles in latin-1; u.data is ASCII, and reading it as
+# latin-1 too means stray bytes reach the integer check and get a line number
+# instead of failing as an undecodable file.
+ENCODING = "latin-1"
+
+_ITEM_FIELDS = 5 + len(GENRES)
+_RATING_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+
+
+class MovieLensFormatError(ValueError):
+  """A row of a MovieLens file is malformed; the message starts with path:line."""
+
+  def __init__(self, path: str, line_number: int, reason: str):
+    super().__init__(f"{path}:{line_number}: {reason}")
+    self.path = path
+    self.line_number = line_number
+    self.reason = reason
+
+
+class Item(NamedTuple):
+  """One row of u.item; ``genres`` lists the names whose flag is 1."""
+
+  item_id: int
+  title: str
+  release_date: str
+  genres: tuple[str, ...]
+
+
+class Interaction(NamedTuple):
+  """One row of u.data joined with its item's genre names (a tuple)."""
+
+  user_id: int
+  item_id: int
+  rating: int
+  timestamp: int
+  genres: tuple[str, ...]
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+  """Yields (1-based line number, line without newline), skipping empty lines."""
+  with open(path, encoding=ENCODING) as handle:
+    for line_number, line in enumerate(handle, start=1):
+      line = line.rstrip("\r\n")
+      if line:
+        yield line_number, line
+
+
+def _parse_int(path: str, line_number: int, name: str, text: str) -> int:
+  # isdigit alone would accept e.g. '²' and int() alone would accept ' 7' or
+  # '1_0'; the files only ever hold plain ASCII digits.
+  if not (text.isascii() and text.isdigit()):
+    raise MovieLensFormatError(
+      path, line_number, f"{name} is not a non-negative integer: {text!r}")
+  return int(text)
+
+
+def read_items(path: str) -> dict[int, Item]:
+  """Reads a u.item file into a dict keyed by item id."""
+  items: dict[int, Item] = {}
+  for line_number, line in _lines(path):
+    fields = line.split("|")
+    if len(fields) != _ITEM_FIELDS:
+      raise MovieLensFormatError(
+        path, line_number,
+        f"expected {_ITEM_FIELDS} '|'-separated fields, got {len(fields)}")
+    item_id = _parse_int(path, line_number, "item_id", fields[0])
+    if item_id in items:
+      raise MovieLensFormatError(path, line_number, f"duplicate item_id {item_id}")
+    flags = fields[5:]
+    if any(flag not in ("0", "1") for flag in flags):
+      raise MovieLensFormatError(
+        path, line_number, f"genre flags must be 0 or 1, got {flags}")
+    genres = tuple(name for name, flag in zip(GENRES, flags) if flag == "1")
+    items[item_id] = Item(item_id, fields[1], fields[2], genres)
+  return items
+
+
+def read_interactions(path: str, items: Mapping[int, Item]) -> list[Interaction]:
+  """Reads a u.data file, rejecting item ids that ``items`` does not know."""
+  interactions = []
+  for line_number, line in _lines(path):
+    fields = line.split("\t")
+    if len(fields) != len(_RATING_FIELDS):
+      raise MovieLensFormatError(
+        path, line_number,
+        f"expected {len(_RATING_FIELDS)} tab-separated fields, got {len(fields)}")
+    user_id, item_id, rating, timestamp = (
+      _parse_int(path, line_number, name, text)
+      for name, text in zip(_RATING_FIELDS, fields))
+    item = items.get(item_id)
+    if item is None:
+      raise MovieLensFormatError(
+        path, line_number, f"item_id {item_id} is not in {ITEMS_FILE}")
+    if not 1 <= rating <= 5:
+      raise MovieLensFormatError(
+        path, line_number, f"rating must be 1-5, got {rating}")
+    interactions.append(Interaction(user_id, item_id, rating, timestamp, item.genres))
+  return interactions
+
+
+def load_movielens(data_dir: str) -> tuple[list[Interaction], dict[int, Item]]:
+  """Reads ``data_dir``/u.item and ``data_dir``/u.data."""
+  items = read_items(os.path.join(data_dir, ITEMS_FILE))
+  return read_interactions(os.path.join(data_dir, RATINGS_FILE), items), items
+
+
+def time_split(
+  interactions: Sequence[Interaction],
+  eval_per_user: int = 2,
+  min_interactions: int = 3,
+) -> tuple[list[Interaction], list[Interaction]]:
+  """Splits into (train, eval) by holding out each user's latest interactions.
+
+  A per-user time split mirrors serving (predict what a user does next from
+  their past) and keeps every eval user known to the model. Per user, the last
+  ``eval_per_user`` interactions in (timestamp, item_id) order go to eval;
+  the item id breaks the same-second ties that real MovieLens logs contain so
+  the split does not depend on row order. Users with fewer than
+  ``min_interactions`` rows stay entirely in train, and every other user
+  keeps at least one train row. Both outputs keep the input row order.
+  """
+  if eval_per_user < 1:
+    raise ValueError(f"eval_per_user must be >= 1, got {eval_per_user}")
+  if min_interactions < 2:
+    raise ValueError(f"min_interactions must be >= 2, got {min_interactions}")
+  rows_by_user: dict[int, list[int]] = collections.defaultdict(list)
+  for index, row in enumerate(interactions):
+    rows_by_user[row.user_id].append(index)
+  eval_rows: set[int] = set()
+  for rows in rows_by_user.values():
+    if len(rows) < min_interactions:
+      continue
+    rows.sort(key=lambda i: (interactions[i].timestamp, interactions[i].item_id))
+    eval_rows.update(rows[-min(eval_per_user, len(rows) - 1):])
+  train = [row for i, row in enumerate(interactions) if i not in eval_rows]
+  evaluation = [row for i, row in enumerate(interactions) if i in eval_rows]
+  return train, evaluation
+
