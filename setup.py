@@ -17,5 +17,5 @@ setuptools.setup(
         "dill",
         "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={"test": ["pytest"]},
 )

@@ -3,7 +3,7 @@
 ExampleValidator only records anomalies; on its own it lets Transform, Trainer
 and Pusher go on with bad data. This component fails (so the orchestrator
 stops every downstream component) with a message naming each split, feature
-and problem, for three kinds of problem:
+and problem, for four kinds of problem:
 
 - schema anomalies ExampleValidator found in any split;
 - string values that are not valid UTF-8 (TFDV counts them but raises no
@@ -30,14 +30,16 @@ from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
 
 
 class DataAnomaliesError(RuntimeError):
-  """Raised when the examples do not conform to the curated schema."""
+  """Raised when the examples are not fit to train on: schema anomalies,
+  text that is not valid UTF-8, train/eval skew or drift from the reference
+  statistics (the message names each split, feature and problem)."""
 
 
 def _describe(reasons) -> str:

@@ -52,7 +52,8 @@ def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
     (configs.Gate(metric="AUC", min_value=0.5, max_regression=-0.1), "max_regression >= 0"),
 ])
 def test_family_without_a_usable_gate_is_refused_when_declared(gate, message):
-  """A family that could never bless (so never push) fails at import time."""
+  """A family that could never bless (so never push) is refused when its
+  FamilyConfig is built, before any pipeline is."""
   with pytest.raises(ValueError, match=message):
     dataclasses.replace(configs.CNN, name="ungated", gate=gate)
 
