@@ -8,7 +8,8 @@ setuptools.setup(
     "pushed to TF Serving and TFLite.",
     license="Apache-2.0",
     python_requires=">=3.10,<3.11",
-    packages=setuptools.find_packages(include=["pipeline*", "components*", "modules*"]),
+    packages=setuptools.find_packages(
+        include=["modules*", "components*", "tfx_model_factory*", "pipeline*", "runners*"]),
     package_data={"pipeline": ["schemas/*/*.pbtxt"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -2,24 +2,21 @@
 
 TFX's Pusher copies straight into `<base>/<unix_seconds>/`: TF Serving can
 see a half-copied version, and two pushes in the same second collide (the
-second is skipped yet recorded as pushed). This executor, for local
-filesystems:
-  1. copies the model into a hidden staging directory beside the versions
-     (same filesystem, so the final rename is atomic; TF Serving ignores
+second is skipped yet recorded as pushed). This executor
+  1. copies the model into a staging directory (TF Serving ignores
      non-numeric directory names),
   2. loads the staged copy and replays its TF Serving warmup requests,
-  3. renames it (claiming the number first) to a fresh numeric version: the current unix time, or one
-     more than the newest existing version when that is not larger.
-Staging directories left by a killed push are removed on the next push.
-On object stores (gs://, s3://), where renames are not atomic, it falls back
-to TFX's copy-with-saved_model.pb-last.
+  3. publishes it as a fresh numeric version with a push record (which
+     model and blessing it came from) as its completion marker: atomically
+     by rename on a local disk, by an ordered copy on object stores
+     (components/publishing.py).
+A model that is already the newest pushed version (a re-run whose Trainer
+was cached, or a baseline that is the candidate itself) is not pushed again.
 """
-import errno
-import os
+import json
 import shutil
 import time
-import uuid
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -30,91 +27,55 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components import publishing
 from modules.common import warmup
 
-STAGING_PREFIX = ".staging-"
-CLAIM_PREFIX = ".claim-"
-STALE_STAGING_SECONDS = 3600
+# Written last into every pushed version: which model and blessing it came
+# from. Its presence marks the version as complete (components/publishing.py).
+PUSH_RECORD = "assets.extra/push_record.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+# Custom property of a PushedModel that was not pushed: why not.
+NOT_PUSHED_REASON = "not_pushed_reason"
 
 
-def numeric_versions(base_dir: str) -> List[int]:
-  if not os.path.isdir(base_dir):
-    return []
-  return sorted(int(name) for name in os.listdir(base_dir) if name.isdigit())
+def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
+                clock: Callable[[], float] = time.time) -> Dict[str, Any]:
+  """The record a pushed version carries of where it came from."""
+  return {"model_uri": model.uri, "model_id": model.id,
+          "blessing_uri": blessing.uri if blessing else "",
+          "pushed_at": int(clock())}
 
 
-def remove_stale_staging(base_dir: str, now: float) -> None:
-  for name in os.listdir(base_dir):
-    path = os.path.join(base_dir, name)
-    if not name.startswith(STAGING_PREFIX):
-      continue
-    try:
-      modified = os.path.getmtime(path)
-    except FileNotFoundError:  # A concurrent push published it since listdir.
-      continue
-    if now - modified > STALE_STAGING_SECONDS:
-      logging.warning("Removing staging directory of an interrupted push: %s", path)
-      shutil.rmtree(path, ignore_errors=True)
-
-
-def publish_staged(staging: str, base_dir: str, version: int) -> bool:
-  """Renames `staging` to `<base_dir>/<version>` unless that version is taken.
-
-  An exclusive claim file serialises pushers racing for the same number, and
-  rename(2) refuses to replace a non-empty version directory, so no version
-  is ever visible empty, partial or overwritten.
-  """
-  claim = os.path.join(base_dir, f"{CLAIM_PREFIX}{version}")
-  try:
-    descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-  except FileExistsError:
-    return False
-  try:
-    final = os.path.join(base_dir, str(version))
-    if os.path.exists(final):
-      return False
-    os.rename(staging, final)
-    return True
-  except OSError as error:
-    if error.errno in (errno.ENOTEMPTY, errno.EEXIST):  # Taken meanwhile.
-      return False
-    raise
-  finally:
-    os.close(descriptor)
-    os.remove(claim)
+def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
+  """(version, record) of the newest complete version under `base_dir`, or (None, None)."""
+  versions = publishing.published_versions(base_dir, PUSH_RECORD)
+  if not versions:
+    return None, None
+  return versions[-1], json.loads(publishing.read_marker(base_dir, versions[-1], PUSH_RECORD))
 
 
 def push_atomically(model_path: str, base_dir: str,
                     verify: Callable[[str], Any] = warmup.replay,
-                    clock: Callable[[], float] = time.time) -> Tuple[str, str]:
-  """Stages, verifies and publishes `model_path`; returns (version, path)."""
-  os.makedirs(base_dir, exist_ok=True)
-  remove_stale_staging(base_dir, clock())
-  staging = os.path.join(base_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-  try:
-    shutil.copytree(model_path, staging)
-    verify(staging)
-    while True:
-      existing = numeric_versions(base_dir)
-      version = max(int(clock()), existing[-1] + 1 if existing else 0)
-      if publish_staged(staging, base_dir, version):
-        return str(version), os.path.join(base_dir, str(version))
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
+                    clock: Callable[[], float] = time.time,
+                    record: Optional[Dict[str, Any]] = None) -> Tuple[str, str]:
+  """Stages, verifies and publishes `model_path` with its push record;
+  returns (version, path)."""
+  def assemble(staging: str) -> None:
+    if publishing.is_uri(model_path):
+      io_utils.copy_dir(model_path, staging)
+    else:
+      shutil.rmtree(staging)
+      shutil.copytree(model_path, staging)
 
-
-def _copy_saved_model_last(model_path: str, base_dir: str, clock) -> Tuple[str, str]:
-  """TFX's non-atomic push for object stores: saved_model.pb copied last."""
-  version = str(int(clock()))
-  final = os.path.join(base_dir, version)
-  io_utils.copy_dir(model_path, final, deny_regex_patterns=[r"saved_model\.pb"])
-  io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
-                     os.path.join(final, "saved_model.pb"))
-  return version, final
+  return publishing.publish(
+      assemble, base_dir, PUSH_RECORD,
+      json.dumps(record or {}, indent=2, sort_keys=True).encode("utf-8"),
+      verify=verify, last_files=(SAVED_MODEL_FILE,), clock=clock)
 
 
 class AtomicPusherExecutor(tfx_pusher_executor.Executor):
-  """TFX Pusher semantics (blessing check, PushedModel properties), atomic push."""
+  """TFX Pusher semantics (blessing check, PushedModel properties), atomic
+  push, and no second push of a model that is already the newest version."""
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
@@ -125,17 +86,23 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
     if not self.CheckBlessing(input_dict):
       self._MarkNotPushed(model_push)
       return
-    model_path = self.GetModelPath(input_dict)
+    model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+    blessings = input_dict.get(standard_component_specs.MODEL_BLESSING_KEY) or [None]
     destination = pusher_pb2.PushDestination()
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
     base_dir = destination.filesystem.base_directory
-    if "://" in base_dir:
-      version, final = _copy_saved_model_last(model_path, base_dir, time.time)
-    else:
-      version, final = push_atomically(model_path, base_dir)
+    served_version, record = served_record(base_dir)
+    if record and record.get("model_uri") == model.uri:
+      reason = f"already served as version {served_version}"
+      logging.info("Model %s not pushed: %s", model.uri, reason)
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(NOT_PUSHED_REASON, reason)
+      return
+    version, final = push_atomically(self.GetModelPath(input_dict), base_dir,
+                                     record=push_record(model, blessings[0]))
     logging.info("Model pushed to %s", final)
-    io_utils.copy_dir(model_path, model_push.uri)
+    io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
     self._MarkPushed(model_push, pushed_destination=final, pushed_version=version)
 
 

@@ -2,8 +2,10 @@
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) ->
 ExampleValidator -> AnomaliesGate -> Transform -> Trainer ->
-baseline Resolver -> Evaluator (TFMA) -> Pusher -> TFLiteExporter (when
-the family has a TFLite adapter and the runner gives a TFLite directory).
+baseline (a Resolver over MLMD, or ServedBaseline reading the serving
+directory where resolvers cannot run) -> Evaluator (TFMA) -> Pusher ->
+TFLiteExporter (when the family has a TFLite adapter and the runner gives a
+TFLite directory).
 
 EvalReport writes each Evaluator output as an HTML + JSON report artifact.
 
@@ -18,6 +20,7 @@ from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.baseline_strategy import LatestBlessedBaselineStrategy
 from components.eval_report.component import EvalReport
+from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.tflite_exporter.component import TFLiteExporter
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
@@ -35,7 +38,7 @@ def create_pipeline(
     enable_cache: bool = True,
     train_steps: Optional[int] = None,
     gate_min_value: Optional[float] = None,
-    baseline_strategy: Type[tfx.dsl.experimental.ResolverStrategy] = (
+    baseline_strategy: Optional[Type[tfx.dsl.experimental.ResolverStrategy]] = (
         LatestBlessedBaselineStrategy),
     tflite_dir: Optional[str] = None,
     tflite_quantization: Optional[str] = None,
@@ -58,9 +61,12 @@ def create_pipeline(
     enable_cache: reuse the outputs of components whose inputs did not change.
     train_steps: overrides the family's default number of training steps.
     gate_min_value: overrides the family's minimum value of the gated metric.
-    baseline_strategy: how the Evaluator's baseline model is chosen; the
-      default excludes the candidate itself (see components/baseline_strategy).
-    tflite_dir: local directory the pushed model's TFLite versions go to;
+    baseline_strategy: the resolver strategy choosing the Evaluator's
+      baseline from MLMD; the default excludes the candidate itself (see
+      components/baseline_strategy). None: no resolver; the baseline is the
+      newest version under `serving_model_dir` (components/served_baseline),
+      for orchestrators that run no resolvers (open-source Kubeflow).
+    tflite_dir: where the pushed model's TFLite versions go (a local path or URI);
       None: no TFLite export.
     tflite_quantization: overrides the family's TFLite quantisation mode.
     reference_statistics_path: statistics the train split must not drift from
@@ -92,20 +98,26 @@ def create_pipeline(
       train_args=tfx.proto.TrainArgs(num_steps=train_steps or family.train_steps),
       eval_args=tfx.proto.EvalArgs(num_steps=family.eval_steps))
 
-  resolver_inputs = {
-      "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-      "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-  }
-  if baseline_strategy is LatestBlessedBaselineStrategy:
-    resolver_inputs["candidate"] = trainer.outputs["model"]
-  baseline_resolver = tfx.dsl.Resolver(
-      strategy_class=baseline_strategy, **resolver_inputs).with_id("baseline_resolver")
+  if baseline_strategy is None:
+    baseline = ServedBaseline(serving_dir=serving_model_dir).with_id("served_baseline")
+    evaluator_class = ServedBaselineEvaluator
+  else:
+    resolver_inputs = {
+        "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    }
+    if baseline_strategy is LatestBlessedBaselineStrategy:
+      resolver_inputs["candidate"] = trainer.outputs["model"]
+    baseline = tfx.dsl.Resolver(
+        strategy_class=baseline_strategy, **resolver_inputs).with_id("baseline_resolver")
+    evaluator_class = tfx.components.Evaluator
 
-  evaluator = tfx.components.Evaluator(
+  evaluator = evaluator_class(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
-      baseline_model=baseline_resolver.outputs["model"],
-      eval_config=build_eval_config(family, gate_min_value))
+      baseline_model=baseline.outputs[
+          "baseline" if baseline_strategy is None else "model"],
+      eval_config=build_eval_config(family, gate_min_value)).with_id("Evaluator")
 
   eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
                            blessing=evaluator.outputs["blessing"],
@@ -133,7 +145,7 @@ def create_pipeline(
       pipeline_name=family.pipeline_name,
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
-                  anomalies_gate, transform, trainer, baseline_resolver,
+                  anomalies_gate, transform, trainer, baseline,
                   evaluator, eval_report, pusher, *exporters],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

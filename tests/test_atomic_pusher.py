@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import atomic_pusher
+from components import atomic_pusher, publishing
 from modules.common import warmup
 
 
@@ -82,10 +82,45 @@ def test_model_failing_its_warmup_replay_is_not_published(tmp_path):
 
 
 def test_interrupted_push_is_invisible_and_cleaned_up_later(model_dir, tmp_path):
-  stale = tmp_path / f"{atomic_pusher.STAGING_PREFIX}killed"
+  stale = tmp_path / f"{publishing.STAGING_PREFIX}killed"
   stale.mkdir()
   (stale / "variables").mkdir()  # What a push killed mid-copy leaves behind.
   os.utime(stale, (0, 0))
-  assert atomic_pusher.numeric_versions(str(tmp_path)) == []
+  assert publishing.numeric_versions(str(tmp_path)) == []
   atomic_pusher.push_atomically(model_dir, str(tmp_path), clock=lambda: 1700000000.0)
   assert _visible(tmp_path) == ["1700000000"]
+
+
+def test_push_record_marks_the_version_and_names_its_source(model_dir, tmp_path):
+  record = {"model_uri": "/runs/1/Trainer/model", "model_id": 7}
+  version, _ = atomic_pusher.push_atomically(model_dir, str(tmp_path), record=record,
+                                             clock=lambda: 1700000000.0)
+  assert atomic_pusher.served_record(str(tmp_path)) == (int(version), record)
+  # A numeric directory without a record (a copy killed part-way) is no version.
+  (tmp_path / "1800000000" / "variables").mkdir(parents=True)
+  assert atomic_pusher.served_record(str(tmp_path)) == (int(version), record)
+  assert publishing.numeric_versions(str(tmp_path)) == [1700000000, 1800000000]
+
+
+def test_push_to_an_object_store_copies_saved_model_pb_then_the_record_last(
+    model_dir, monkeypatch):
+  """TF's in-memory filesystem (ram://) stands in for gs:// and s3://: a
+  scheme:// path whose directories are not renamed atomically."""
+  copied = []
+  real_copy = tf.io.gfile.copy
+
+  def recording_copy(source, target, overwrite=False):
+    copied.append(target)
+    real_copy(source, target, overwrite)
+
+  monkeypatch.setattr(publishing.tf.io.gfile, "copy", recording_copy)
+  base = "ram://bucket/serving/cnn"
+  version, path = atomic_pusher.push_atomically(model_dir, base, record={"model_uri": "m"},
+                                                clock=lambda: 1700000000.0)
+  assert path == f"{base}/{version}"
+  assert copied[-2:] == [f"{path}/saved_model.pb", f"{path}/{atomic_pusher.PUSH_RECORD}"]
+  assert atomic_pusher.served_record(base) == (1700000000, {"model_uri": "m"})
+  served = tf.saved_model.load(path).signatures["serving_default"](x=tf.constant([3.0]))
+  np.testing.assert_allclose(served["y"].numpy(), [6.0])
+  second, _ = atomic_pusher.push_atomically(model_dir, base, clock=lambda: 1700000000.0)
+  assert second == "1700000001"

@@ -17,7 +17,8 @@ REPORT_HTML_KEY = "report_html"
 class EvaluationReport(types.Artifact):
   """A directory with report.html and report.json of one Evaluator output;
   custom properties: blessed (0/1) and report_html (the page's path)."""
-  # Kubeflow v2 compiles a custom type only as `<namespace>.<Title>`.
+  # Kubeflow names a custom type `<namespace>.<Title>` and imports that name
+  # (tfx_model_factory/__init__.py).
   TYPE_NAME = "tfx_model_factory.EvaluationReport"
 
 

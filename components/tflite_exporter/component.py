@@ -26,7 +26,9 @@ class TFLiteExport(types.Artifact):
   exported tflite_destination, tflite_version, quantization, size_bytes,
   parity (the gate's figures, as JSON); when not, reason. The artifact's
   directory holds a copy of metadata.json."""
-  TYPE_NAME = "TFLiteExport"
+  # Kubeflow names a custom type `<namespace>.<Title>` and imports that name
+  # (tfx_model_factory/__init__.py).
+  TYPE_NAME = "tfx_model_factory.TFLiteExport"
 
 
 class TFLiteExporterSpec(types.ComponentSpec):
@@ -64,7 +66,8 @@ class TFLiteExporter(base_component.BaseComponent):
 
       family: the family's name, for messages and metadata.
       adapter: dotted name of the family's FamilyAdapter (modules/common/contract.py).
-      tflite_dir: versions are published under this local directory.
+      tflite_dir: versions are published under this directory (a local path
+        or an object-store URI such as gs://bucket/tflite/<family>).
       quantization: one of contract.QUANTIZATION_MODES.
       parity_examples: eval examples both models must agree on.
       representative_examples: eval examples calibrating int8 (the first of

@@ -26,6 +26,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import publishing
 from components.tflite_exporter import conversion, layout, parity
 from modules.common import contract
 
@@ -121,9 +122,10 @@ class Executor(base_executor.BaseExecutor):
     if not version.isdigit():
       raise ValueError(f"pushed model {pushed.uri} has no numeric pushed_version "
                        f"({version!r}); the TFLite version must equal the serving one")
-    if os.path.exists(os.path.join(tflite_dir, version)):  # Fail before converting.
-      raise FileExistsError(f"TFLite version {os.path.join(tflite_dir, version)} "
-                            "already exists; versions are never replaced")
+    target = publishing.join(tflite_dir, version)
+    if tf.io.gfile.exists(target):  # Fail before converting.
+      raise FileExistsError(f"TFLite version {target} already exists; "
+                            "versions are never replaced")
     model_path = path_utils.serving_model_path(
         artifact_utils.get_single_uri(input_dict[MODEL_KEY]))
     model = adapter.load_model(model_path)

@@ -1,23 +1,21 @@
-"""The export directory `<tflite_dir>/<version>/`: written atomically, read back.
+"""The export directory `<tflite_dir>/<version>/`: published whole, read back.
 
-A version directory holds model.tflite, metadata.json and the adapter's
-extra files. It is assembled in a hidden staging directory beside the
-versions (same filesystem) and renamed into place, with the same staging,
-claim and rename steps as the serving push (components/atomic_pusher.py):
-an app or sync job never sees a half-written version, and an existing
-version is never replaced (TFLite versions equal serving versions, which
-are immutable).
+A version directory holds model.tflite, the adapter's extra files and
+metadata.json, which is written last and marks the version complete. It is
+published with the same protocol as the serving push
+(components/publishing.py): atomically by rename on a local disk, by an
+ordered copy ending with metadata.json on an object store (gs://, s3://).
+An app or sync job that reads only versions with a metadata.json never sees
+a half-written one, and an existing version is never replaced (TFLite
+versions equal serving versions, which are immutable).
 """
 import json
 import os
-import shutil
-import time
-import uuid
-from typing import Any, Dict
+from typing import Any, Dict, List
 
-from components.atomic_pusher import STAGING_PREFIX
-from components.atomic_pusher import publish_staged
-from components.atomic_pusher import remove_stale_staging
+import tensorflow as tf
+
+from components import publishing
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
@@ -28,28 +26,26 @@ def write_version(tflite_dir: str, version: str, model_bytes: bytes,
   """Publishes one complete version directory; returns its path.
 
   Raises FileExistsError when the version already exists; nothing is left
-  behind when any step fails.
+  visible when any step fails.
   """
-  os.makedirs(tflite_dir, exist_ok=True)
-  remove_stale_staging(tflite_dir, time.time())
-  staging = os.path.join(tflite_dir, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
-  os.makedirs(staging)
-  try:
+  def assemble(staging: str) -> None:
     with open(os.path.join(staging, MODEL_FILE), "wb") as f:
       f.write(model_bytes)
     for name, source in extra_files.items():
-      shutil.copyfile(source, os.path.join(staging, name))
-    with open(os.path.join(staging, METADATA_FILE), "w") as f:
-      json.dump(metadata, f, indent=2, sort_keys=True)
-    if not publish_staged(staging, tflite_dir, int(version)):
-      raise FileExistsError(f"TFLite version {os.path.join(tflite_dir, version)} "
-                            "already exists; versions are never replaced")
-    return os.path.join(tflite_dir, version)
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
+      tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)
+
+  _, path = publishing.publish(
+      assemble, tflite_dir, METADATA_FILE,
+      json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8"), version=int(version))
+  return path
+
+
+def published_versions(tflite_dir: str) -> List[int]:
+  """The complete versions under `tflite_dir` (those with metadata.json)."""
+  return publishing.published_versions(tflite_dir, METADATA_FILE)
 
 
 def read_metadata(version_dir: str) -> Dict[str, Any]:
-  """metadata.json of an exported version."""
-  with open(os.path.join(version_dir, METADATA_FILE)) as f:
+  """metadata.json of an exported version (a local path or a URI)."""
+  with tf.io.gfile.GFile(publishing.join(version_dir, METADATA_FILE)) as f:
     return json.load(f)

@@ -1,0 +1,116 @@
+"""Compiles a family's Kubeflow spec with local roots and runs it here.
+
+    python -m runners.kubeflow_local --model cnn [--output-dir outputs/kubeflow-local]
+        [--target kfp] [--data-dir DIR] [--train-steps N] [--min-metric X] [--no-cache]
+
+The spec is the one kubeflow_runner.py compiles (runners/kubeflow_spec.py),
+with local roots under the output directory (pipeline_root/, serving/,
+tflite/) and the checkout's schemas, written to `spec/<family>.yaml` there,
+and executed task by task as the open-source KFP backend would
+(runners/spec_executor.py). A second run against the same output directory
+reuses cached tasks, takes the served model as its baseline and pushes
+nothing new. Exit status: 0 the run completed (blessed or not), 3 a task
+stopped on bad data, 1 any other task failure, 2 bad arguments.
+"""
+import argparse
+import math
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# After the Keras switch above.
+from pipeline import configs  # noqa: E402
+from runners import beam_presets, kubeflow_spec, preflight, roots, spec_executor  # noqa: E402
+from runners.layout import OutputLayout  # noqa: E402
+
+EXIT_DATA_ANOMALIES = 3
+# What a task that stopped on bad data logs (components/anomalies_gate.py).
+_DATA_FAILURE = "DataAnomaliesError"
+LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(prog="python -m runners.kubeflow_local",
+                                   description=__doc__.splitlines()[0])
+  parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES))
+  parser.add_argument("--target", choices=[kubeflow_spec.KFP], default=kubeflow_spec.KFP,
+                      help="only the open-source KFP target runs here (the vertex "
+                      "target's resolvers run on Vertex AI only)")
+  parser.add_argument("--output-dir", default=os.path.join("outputs", "kubeflow-local"))
+  parser.add_argument("--data-dir", help="the family's data (default: its shipped data)")
+  parser.add_argument("--train-steps", type=int, help="override training steps")
+  parser.add_argument("--min-metric", type=float,
+                      help="override the minimum value of the gated metric")
+  parser.add_argument("--no-cache", action="store_true", help="run every task")
+  args = parser.parse_args(argv)
+  family = configs.get_family(args.model)
+  args.data_dir = os.path.abspath(
+      args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
+  args.output_dir = os.path.abspath(args.output_dir)
+  if not os.path.isdir(args.data_dir):
+    parser.error(f"--data-dir {args.data_dir} is not a readable directory")
+  if not preflight.can_create_directory(args.output_dir):
+    parser.error(f"--output-dir {args.output_dir} cannot be created or written")
+  if args.train_steps is not None and args.train_steps < 1:
+    parser.error("--train-steps must be at least 1")
+  if args.min_metric is not None and not math.isfinite(args.min_metric):
+    parser.error("--min-metric must be a finite number")
+  try:
+    preflight.check_input(family, args.data_dir)
+  except preflight.InputDataError as error:
+    print(f"error: bad input data: {error}", file=sys.stderr)
+    sys.exit(EXIT_DATA_ANOMALIES)
+  return args, family
+
+
+def _summary(runs) -> str:
+  lines = ["", "Run summary", "-----------"]
+  for run in runs.values():
+    took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
+    lines.append(f"  {run.name:<20} {run.state:<9} {took}")
+  blessing = runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing")
+  if blessing:
+    lines.append(f"Blessed: {'yes' if blessing['metadata'].get('blessed') == 1 else 'NO'}")
+  pushed = runs.get("Pusher") and runs["Pusher"].outputs.get("pushed_model")
+  if pushed:
+    metadata = pushed["metadata"]
+    lines.append(f"Pushed: {metadata['pushed_destination']}" if metadata.get("pushed") == 1
+                 else f"Pushed: nothing ({metadata.get('not_pushed_reason', 'not blessed')})")
+  export = runs.get("TFLiteExporter") and runs["TFLiteExporter"].outputs.get("tflite_export")
+  if export:
+    metadata = export["metadata"]
+    lines.append(f"TFLite: {metadata['tflite_destination']}" if metadata.get("exported") == 1
+                 else f"TFLite: nothing ({metadata.get('reason', '')})")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  args, family = parse_args(argv)
+  layout = OutputLayout(args.output_dir)
+  local_roots = roots.Roots(pipeline_root=layout.pipeline_root,
+                            data_root=configs.DEFAULT_DATA_ROOT,
+                            serving_root=layout.serving_root, tflite_root=layout.tflite_root)
+  options = {k: v for k, v in (("train_steps", args.train_steps),
+                               ("gate_min_value", args.min_metric)) if v is not None}
+  spec = kubeflow_spec.compile_spec(family, local_roots, args.target, LOCAL_IMAGE,
+                                    list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
+                                    **options)
+  spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
+  kubeflow_spec.write_spec(spec, spec_path)
+  executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache)
+  print(f"Running {spec_path} (run {executor.run_id}) under {layout.pipeline_root}",
+        flush=True)
+  runs = executor.run()
+  print(_summary(runs))
+  failed = [run for run in runs.values() if run.state == "failed"]
+  if not failed:
+    return 0
+  tail = spec_executor.failure_log_tail(failed[0])
+  print(f"\nFAILED: task {failed[0].name} (log: {failed[0].log_path})\n{tail}", file=sys.stderr)
+  return EXIT_DATA_ANOMALIES if _DATA_FAILURE in tail else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,70 @@
+"""Compiling a family's pipeline into a Kubeflow Pipelines v2 spec, per target.
+
+Two targets, one `create_pipeline`:
+
+- `kfp`, open-source Kubeflow Pipelines 2.x: its backend runs container and
+  importer executors only (kubeflow/pipelines backend/src/v2/compiler:
+  "non-container and non-importer executor not implemented"), so the
+  Evaluator's baseline comes from the ServedBaseline container task, which
+  reads the serving root, instead of a TFX resolver. That task reads state
+  outside the pipeline, so KFP must never answer it from its cache.
+- `vertex`, Vertex AI Pipelines: runs TFX's resolver executors, so the
+  baseline is TFX's LatestBlessedModelStrategy (the KFP v2 compiler accepts
+  only TFX's own strategies).
+
+Specs use the pipeline-spec schema 2.1: parameters reach the task as
+`parameterValues` with an inputs spec, the form the KFP 2.x launcher hands
+over (with schema 2.0, TFX reads parameters only from the deprecated
+`parameters` field, which that launcher leaves empty).
+"""
+import os
+from typing import Any, Dict, List
+
+import yaml
+
+from pipeline import configs
+from runners import roots as roots_lib
+
+KFP = "kfp"
+VERTEX = "vertex"
+TARGETS = (KFP, VERTEX)
+SERVED_BASELINE_TASK = "served_baseline"
+
+
+def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: str,
+                 image: str, beam_pipeline_args: List[str], **options: Any) -> Dict:
+  """The PipelineSpec of `family` for `target`, as the dict that is written out.
+
+  The pipeline root becomes the spec's defaultPipelineRoot, so a run created
+  from the file needs no pipeline_root of its own (it may still override it);
+  TFX's runner would put it only into the PipelineJob it writes as JSON.
+  `options` are further `create_pipeline` arguments (train_steps, ...).
+  """
+  # pylint: disable=import-outside-toplevel
+  from tfx import v1 as tfx
+  from pipeline import pipeline
+
+  if target not in TARGETS:
+    raise ValueError(f"unknown Kubeflow target {target!r}; choose one of {', '.join(TARGETS)}")
+  tfx_pipeline = pipeline.create_pipeline(**roots_lib.pipeline_arguments(
+      family, roots, beam_pipeline_args=beam_pipeline_args,
+      baseline_strategy=(None if target == KFP
+                         else tfx.dsl.experimental.LatestBlessedModelStrategy), **options))
+  runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+          default_image=image, use_pipeline_spec_2_1=True))
+  spec = runner.run(tfx_pipeline, write_out=False)["pipelineSpec"]
+  spec["defaultPipelineRoot"] = roots.pipeline_root
+  if target == KFP:
+    spec["root"]["dag"]["tasks"][SERVED_BASELINE_TASK]["cachingOptions"] = {
+        "enableCache": False}
+  return spec
+
+
+def write_spec(spec: Dict, path: str) -> None:
+  """Writes the spec as KFP's YAML package, keys sorted so that recompiling
+  an unchanged pipeline gives the same bytes."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as out:
+    out.write(f"# PIPELINE DEFINITION\n# Name: {spec['pipelineInfo']['name']}\n")
+    yaml.safe_dump(spec, out, sort_keys=True)

@@ -1,0 +1,284 @@
+"""Runs a compiled Kubeflow Pipelines v2 spec on this machine, task by task,
+the way the open-source KFP v2 backend does.
+
+What it follows in kubeflow/pipelines `backend/src/v2/`:
+- compiler (`compiler/visitor.go`): only container and importer executors
+  run; a resolver executor is refused before anything starts, as the
+  open-source backend refuses it ("non-container and non-importer executor
+  not implemented").
+- driver (`driver/driver.go`): a task starts when the tasks it depends on
+  (its `dependentTasks` and the producers of its input artifacts) have
+  succeeded; its ExecutorInput carries the upstream output artifacts (name,
+  type, uri, metadata) as input artifacts, the spec's constants as
+  `parameterValues`, and output artifacts at
+  `<pipeline root>/<run id>/<task>/<output>` (`generateOutputURI`) with the
+  types the component declares; caching: with the task's
+  `cachingOptions.enableCache`, a task whose fingerprint (component, command,
+  input artifacts, parameters) matches an earlier successful execution is not
+  run and its outputs are reused.
+- launcher (`component/launcher_v2.go`): `{{$}}` in the container's command
+  and args becomes the ExecutorInput JSON and `{{$.inputs.parameters['x']}}`
+  / artifact `uri` placeholders their values; the command runs in the image
+  (here: the checkout, which the Dockerfile copies to /pipeline, with
+  PYTHONPATH and the working directory set as the image sets them); the
+  ExecutorOutput it writes to `outputs.outputFile` updates the output
+  artifacts' metadata.
+- importer (`driver.go` importer branch): the artifact at `artifactUri` is
+  registered with the given type and metadata; nothing is copied.
+A failed task fails the run: tasks not yet started are not started.
+
+Each task prints a line when it starts and one when it ends (seconds,
+executed, cached or failed), like the local runner.
+"""
+import collections
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any, Dict, List, Optional, TextIO
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE_DIR = ".kfp-local-cache"
+LOGS_DIR = ".kfp-local-logs"
+# What the Dockerfile sets in the image (ENV), for every task.
+IMAGE_ENV = {"PYTHONPATH": REPO_ROOT, "TF_USE_LEGACY_KERAS": "1"}
+_PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\]"
+                          r"(\.uri)?\}\}")
+
+
+class SpecError(ValueError):
+  """The spec holds something the open-source KFP backend would not run."""
+
+
+@dataclasses.dataclass
+class TaskRun:
+  name: str
+  state: str = "not run"   # executed | cached | imported | failed | not run
+  seconds: Optional[float] = None
+  outputs: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+  log_path: str = ""
+
+
+def load_spec(path: str) -> Dict[str, Any]:
+  with open(path, encoding="utf-8") as f:
+    return yaml.safe_load(f)
+
+
+def task_order(spec: Dict[str, Any]) -> List[str]:
+  """The root DAG's tasks in dependency order (ties by name)."""
+  tasks = spec["root"]["dag"]["tasks"]
+  upstream = {name: set(task.get("dependentTasks", [])) | {
+      a["taskOutputArtifact"]["producerTask"]
+      for a in task.get("inputs", {}).get("artifacts", {}).values()
+      if "taskOutputArtifact" in a} for name, task in tasks.items()}
+  order, done = [], set()
+  while len(order) < len(tasks):
+    ready = sorted(n for n in tasks if n not in done and upstream[n] <= done)
+    if not ready:
+      raise SpecError(f"the task graph has a cycle among {sorted(set(tasks) - done)}")
+    order.append(ready[0])
+    done.add(ready[0])
+  return order
+
+
+def check_runs_on_open_source_kfp(spec: Dict[str, Any]) -> None:
+  """Refuses executors other than container and importer, naming them."""
+  others = sorted(label for label, executor in spec["deploymentSpec"]["executors"].items()
+                  if not {"container", "importer"} & set(executor))
+  if others:
+    raise SpecError(f"executors {', '.join(others)} are neither container nor importer "
+                    "executors; open-source Kubeflow Pipelines does not run them "
+                    "(compile with kubeflow_runner.py --target kfp)")
+
+
+def _join(root: str, *parts: str) -> str:
+  return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
+
+
+def _parameter_values(task: Dict[str, Any]) -> Dict[str, Any]:
+  values = {}
+  for name, parameter in task.get("inputs", {}).get("parameters", {}).items():
+    runtime = parameter.get("runtimeValue")
+    if runtime is None or "constant" not in runtime:
+      raise SpecError(f"parameter {name!r}: only constant parameters are supported, "
+                      f"got {parameter}")
+    values[name] = runtime["constant"]
+  return values
+
+
+def _substitute(argument: str, executor_input: Dict[str, Any], serialized: str) -> str:
+  """One command-line argument with the launcher's placeholders filled in."""
+  if argument == "{{$}}":
+    return serialized
+
+  def value(match: re.Match) -> str:
+    side, kind, name, uri = match.groups()
+    if kind == "parameters" and side == "inputs":
+      found = executor_input["inputs"].get("parameterValues", {})[name]
+      return found if isinstance(found, str) else json.dumps(found)
+    if kind == "artifacts" and uri:
+      return executor_input[side]["artifacts"][name]["artifacts"][0]["uri"]
+    raise SpecError(f"placeholder {match.group(0)} is not supported")
+
+  substituted = _PLACEHOLDER.sub(value, argument)
+  if "{{$" in substituted:
+    raise SpecError(f"placeholder in {argument!r} is not supported")
+  return substituted
+
+
+def _fingerprint(component: Dict[str, Any], executor: Dict[str, Any],
+                 executor_input: Dict[str, Any]) -> str:
+  """The cache key: what the task runs and on what, never where it writes."""
+  inputs = executor_input["inputs"]
+  key = {
+      "component": component,
+      "executor": executor,
+      "artifacts": {k: [(a["name"], a["uri"]) for a in v["artifacts"]]
+                    for k, v in inputs.get("artifacts", {}).items()},
+      "parameters": inputs.get("parameterValues", {}),
+  }
+  return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class SpecExecutor:
+  """Runs one compiled spec under a local pipeline root."""
+
+  def __init__(self, spec: Dict[str, Any], pipeline_root: Optional[str] = None,
+               enable_cache: bool = True, stream: TextIO = sys.stdout,
+               python: str = sys.executable):
+    check_runs_on_open_source_kfp(spec)
+    self._spec = spec
+    self._root = pipeline_root or spec["defaultPipelineRoot"]
+    if "://" in self._root:
+      raise SpecError(f"pipeline root {self._root!r}: the local executor writes "
+                      "local paths only")
+    self._enable_cache = enable_cache
+    self._stream = stream
+    self._python = python
+    self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+  def _say(self, line: str) -> None:
+    self._stream.write(line + "\n")
+    self._stream.flush()
+
+  def run(self) -> Dict[str, TaskRun]:
+    """Runs every task in order; stops starting tasks after a failure."""
+    runs = collections.OrderedDict((name, TaskRun(name)) for name in task_order(self._spec))
+    for name, run in runs.items():
+      self._say(f"-> {name} started")
+      started = time.monotonic()
+      try:
+        self._run_task(name, run, runs)
+      except SpecError:
+        raise
+      except Exception as error:  # pylint: disable=broad-except
+        run.state = "failed"
+        self._say(f"   {name}: {error}")
+      run.seconds = time.monotonic() - started
+      self._say(f"<- {name} finished in {run.seconds:.1f} s ({run.state})")
+      if run.state == "failed":
+        break
+    return runs
+
+  def _input_artifacts(self, task: Dict[str, Any], component: Dict[str, Any],
+                       runs: Dict[str, TaskRun]) -> Dict[str, Any]:
+    declared = component.get("inputDefinitions", {}).get("artifacts", {})
+    artifacts = {}
+    for key, source in task.get("inputs", {}).get("artifacts", {}).items():
+      output = source["taskOutputArtifact"]
+      produced = runs[output["producerTask"]].outputs[output["outputArtifactKey"]]
+      artifacts[key] = {"artifacts": [dict(produced, type=declared[key]["artifactType"])]}
+    return artifacts
+
+  def _output_artifacts(self, name: str, component: Dict[str, Any]) -> Dict[str, Any]:
+    declared = component.get("outputDefinitions", {}).get("artifacts", {})
+    return {key: {"artifacts": [{
+        "name": f"{self.run_id}/{name}/{key}",
+        "type": spec["artifactType"],
+        "uri": _join(self._root, self.run_id, name, key),
+        "metadata": {}}]} for key, spec in declared.items()}
+
+  def _run_task(self, name: str, run: TaskRun, runs: Dict[str, TaskRun]) -> None:
+    task = self._spec["root"]["dag"]["tasks"][name]
+    component = self._spec["components"][task["componentRef"]["name"]]
+    executor = self._spec["deploymentSpec"]["executors"][component["executorLabel"]]
+    if "importer" in executor:
+      self._import(name, run, executor["importer"], component)
+      return
+    executor_input = {
+        "inputs": {"artifacts": self._input_artifacts(task, component, runs),
+                   "parameterValues": _parameter_values(task)},
+        "outputs": {"artifacts": self._output_artifacts(name, component),
+                    "outputFile": os.path.join(self._root, self.run_id, ".launcher", name,
+                                               "output_metadata.json")},
+    }
+    caching = self._enable_cache and task.get("cachingOptions", {}).get("enableCache", False)
+    cache_path = os.path.join(self._root, CACHE_DIR,
+                              _fingerprint(component, executor, executor_input) + ".json")
+    if caching and os.path.isfile(cache_path):
+      with open(cache_path, encoding="utf-8") as f:
+        run.outputs = json.load(f)
+      run.state = "cached"
+      return
+    self._launch(name, run, executor["container"], executor_input)
+    if run.state == "executed" and caching:
+      os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+      with open(cache_path, "w", encoding="utf-8") as f:
+        json.dump(run.outputs, f, indent=2, sort_keys=True)
+
+  def _launch(self, name: str, run: TaskRun, container: Dict[str, Any],
+              executor_input: Dict[str, Any]) -> None:
+    serialized = json.dumps(executor_input)
+    command = [_substitute(a, executor_input, serialized)
+               for a in container.get("command", []) + container.get("args", [])]
+    if command and command[0] in ("python", "python3"):
+      command[0] = self._python  # The image's interpreter: this checkout's.
+    output_file = executor_input["outputs"]["outputFile"]
+    os.makedirs(os.path.dirname(output_file), exist_ok=True)
+    for artifacts in executor_input["outputs"]["artifacts"].values():
+      os.makedirs(artifacts["artifacts"][0]["uri"], exist_ok=True)
+    run.log_path = os.path.join(self._root, LOGS_DIR, self.run_id, f"{name}.log")
+    os.makedirs(os.path.dirname(run.log_path), exist_ok=True)
+    with open(run.log_path, "w", encoding="utf-8") as log:
+      result = subprocess.run(command, cwd=REPO_ROOT, env=dict(os.environ, **IMAGE_ENV),
+                              stdout=log, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+      run.state = "failed"
+      return
+    outputs = {key: artifacts["artifacts"][0]
+               for key, artifacts in executor_input["outputs"]["artifacts"].items()}
+    if os.path.isfile(output_file):
+      with open(output_file, encoding="utf-8") as f:
+        written = json.load(f)
+      for key, artifacts in written.get("artifacts", {}).items():
+        reported = artifacts["artifacts"][0]
+        outputs[key] = dict(outputs[key], uri=reported.get("uri", outputs[key]["uri"]),
+                            metadata=reported.get("metadata", {}))
+    run.outputs = {key: {k: v for k, v in artifact.items() if k != "type"}
+                   for key, artifact in outputs.items()}
+    run.state = "executed"
+
+  def _import(self, name: str, run: TaskRun, importer: Dict[str, Any],
+              component: Dict[str, Any]) -> None:
+    uri = importer.get("artifactUri", {}).get("constant")
+    if uri is None:
+      raise SpecError(f"importer {name}: only a constant artifactUri is supported")
+    (key,) = component.get("outputDefinitions", {}).get("artifacts", {}) or ["artifact"]
+    run.outputs = {key: {"name": f"{self.run_id}/{name}/{key}", "uri": uri,
+                         "metadata": importer.get("metadata", {})}}
+    run.state = "imported"
+
+
+def failure_log_tail(run: TaskRun, lines: int = 15) -> str:
+  """The last lines a failed task logged."""
+  if not run.log_path or not os.path.isfile(run.log_path):
+    return ""
+  with open(run.log_path, encoding="utf-8", errors="replace") as f:
+    return "".join(f.readlines()[-lines:])
