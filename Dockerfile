@@ -24,7 +24,7 @@ COPY . /pipeline
 # the base image does not ship it, and it pulls nothing from the TF/Beam stack.
 RUN python -m pip install --no-cache-dir matplotlib==3.10.9 \
  && python -m pip install --no-cache-dir --no-deps -e /pipeline \
- && python -c "import importlib, os; from pipeline import configs, pipeline; \
+ && python -c "import importlib, os; from pipeline import configs, pipeline; import tfx_model_factory; \
 fams = configs.FAMILIES.values(); \
-[importlib.import_module(fn.rsplit('.', 1)[0]) for f in fams for fn in (f.run_fn, f.preprocessing_fn)]; \
+[importlib.import_module(fn.rsplit('.', 1)[0]) for f in fams for fn in (f.run_fn, f.preprocessing_fn, f.tflite_adapter)]; \
 assert all(os.path.isfile(f.schema_path()) for f in fams)"

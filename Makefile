@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test chromium kubeflow bench
+.PHONY: env run test chromium kubeflow kubeflow-local bench
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -20,18 +20,25 @@ run: env
 test: env chromium
 	$(PY) -m pytest tests
 
-# Compiles every family for Kubeflow Pipelines into build/kubeflow/<family>.yaml.
-# Override the placeholders: make kubeflow IMAGE=... KFP_ROOT=gs://... KFP_ARGS="--beam-preset dataflow ..."
+# Compiles every family for Kubeflow Pipelines into build/kubeflow/<target>/<family>.yaml.
+# Override the placeholders: make kubeflow TARGET=kfp|vertex IMAGE=... KFP_ROOT=gs://...
+#   KFP_ARGS="--beam-preset dataflow ..."
+TARGET ?= kfp
 IMAGE ?= gcr.io/YOUR_PROJECT/tfx-model-factory:latest
 KFP_ROOT ?= gs://YOUR_BUCKET/tfx-model-factory
 KFP_ARGS ?=
 kubeflow: env
 	@for family in $$($(PY) -c 'from pipeline import configs; print(*sorted(configs.FAMILIES))'); do \
-	  $(PY) kubeflow_runner.py --model $$family --image $(IMAGE) \
+	  $(PY) kubeflow_runner.py --model $$family --target $(TARGET) --image $(IMAGE) \
 	    --pipeline-root $(KFP_ROOT)/pipeline_root --data-root $(KFP_ROOT)/data \
-	    --serving-root $(KFP_ROOT)/serving $(KFP_ARGS) \
-	    --output build/kubeflow/$$family.yaml || exit 1; \
+	    --serving-root $(KFP_ROOT)/serving --tflite-root $(KFP_ROOT)/tflite $(KFP_ARGS) \
+	    --output build/kubeflow/$(TARGET)/$$family.yaml || exit 1; \
 	done
+
+# Compiles MODEL's spec (target kfp) with local roots under outputs/kubeflow-local/
+# and executes it task by task as open-source Kubeflow Pipelines would.
+kubeflow-local: env
+	$(PY) -m runners.kubeflow_local --model $(MODEL) $(KFP_LOCAL_ARGS)
 
 # Measurements, not tests: writes bench/results/*.json and BENCHMARKS.md (~1 h).
 bench: env

@@ -131,7 +131,7 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
       lines.append(f"Pushed: {_custom(pushed, 'pushed_destination')}"
                    + (" (cached: pushed by an earlier run)" if pusher.state == "cached" else ""))
     else:
-      lines.append("Pushed: nothing (model not blessed)")
+      lines.append(f"Pushed: nothing ({_custom(pushed, 'not_pushed_reason') or 'model not blessed'})")
   elif pusher:
     lines.append(f"Pushed: nothing (Pusher {pusher.state})")
   exporter = runs.get("TFLiteExporter")

@@ -1,13 +1,15 @@
-"""Kubeflow Pipelines v2 compilation of every family (kubeflow_runner.py).
+"""Kubeflow Pipelines v2 compilation of every family and target (kubeflow_runner.py).
 
 The compiled spec is checked as KFP reads it: parsed into kfp-pipeline-spec
 protos and loaded with kfp.components. Its task graph must be the local
-pipeline's, every task must run in the pipeline image with code the image
+pipeline's (with the target's baseline), the kfp target must hold container
+executors only, every task must run in the pipeline image with code the image
 holds, the Beam options must be the chosen preset's, and nothing of the
-compiling machine may appear in it.
+compiling machine may appear in it. (tests/test_kubeflow_local_e2e.py runs a
+compiled spec.)
 
-Goldens: tests/golden/kubeflow/<family>.yaml is each family's spec compiled
-with the fixed arguments below, so that any change to the spec shows up in
+Goldens: tests/golden/kubeflow/<target>/<family>.yaml is each family's spec
+compiled with the fixed arguments below, so that any change to the spec shows up in
 review. After an intended change (or for a new family), regenerate and review
 the diff:
 
@@ -31,7 +33,7 @@ from tfx.utils import import_utils
 
 import kubeflow_runner
 from pipeline import configs, pipeline
-from runners import roots
+from runners import kubeflow_spec, roots
 from runners.layout import OutputLayout
 
 REPO_ROOT = configs.REPO_ROOT
@@ -41,33 +43,34 @@ IMAGE = "registry.example.com/ml/tfx-model-factory:test"
 PIPELINE_ROOT = "gs://kfp-bucket/artifacts"
 DATA_ROOT = "gs://kfp-bucket/datasets"
 SERVING_ROOT = "gs://kfp-bucket/serving"
-BASE_ARGS = ["--image", IMAGE, "--pipeline-root", PIPELINE_ROOT,
-             "--data-root", DATA_ROOT, "--serving-root", SERVING_ROOT]
+TFLITE_ROOT = "s3://kfp-bucket/tflite"
+BASE_ARGS = ["--image", IMAGE, "--pipeline-root", PIPELINE_ROOT, "--data-root", DATA_ROOT,
+             "--serving-root", SERVING_ROOT, "--tflite-root", TFLITE_ROOT]
+TARGETS = kubeflow_spec.TARGETS
 RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 # tfx/orchestration/kubeflow/v2/step_builder.py splits a LatestBlessedModelStrategy
 # Resolver into two MLMD queries: the latest blessing, then the model it blessed.
 BLESSING_QUERY_SUFFIX = "-model-blessing-resolver"
 MODEL_QUERY_SUFFIX = "-model-resolver"
-# Components of a local run that the Kubeflow spec does not have yet, and why.
-NOT_ON_KUBEFLOW = {"TFLiteExporter": "it publishes to a local directory only"}
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-  """compiled(family) -> (path, text, PipelineSpec), compiled once per family
-  through the runner's CLI entry point with BASE_ARGS."""
+  """compiled(family, target) -> (path, text, PipelineSpec), compiled once
+  per family and target through the runner's CLI entry point with BASE_ARGS."""
   cache = {}
 
-  def compile_family(family):
-    if family not in cache:
+  def compile_family(family, target=kubeflow_spec.KFP):
+    if (family, target) not in cache:
       path = str(tmp_path_factory.mktemp("kubeflow") / f"{family}.yaml")
-      assert kubeflow_runner.main(["--model", family, *BASE_ARGS, "--output", path]) == 0
+      assert kubeflow_runner.main(["--model", family, "--target", target, *BASE_ARGS,
+                                   "--output", path]) == 0
       with open(path, encoding="utf-8") as f:
         text = f.read()
       # Strict parse: an unknown or mistyped field fails here.
       spec = json_format.ParseDict(yaml.safe_load(text), pipeline_spec_pb2.PipelineSpec())
-      cache[family] = (path, text, spec)
-    return cache[family]
+      cache[(family, target)] = (path, text, spec)
+    return cache[(family, target)]
   return compile_family
 
 
@@ -88,47 +91,66 @@ def _task_edges(spec):
 
 
 def _param(spec, task, name):
-  return spec.root.dag.tasks[task].inputs.parameters[name].runtime_value.constant_value.string_value
+  """A task's constant string parameter (schema 2.1: runtimeValue.constant)."""
+  return spec.root.dag.tasks[task].inputs.parameters[name].runtime_value.constant.string_value
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_spec_loads_in_kfp_as_written(compiled, family):
-  path, _, spec = compiled(family)
+def test_spec_loads_in_kfp_as_written(compiled, family, target):
+  path, _, spec = compiled(family, target)
   component = kfp.components.load_component_from_file(path)
   assert component.name == configs.FAMILIES[family].pipeline_name
   assert component.pipeline_spec == spec
   assert spec.default_pipeline_root == PIPELINE_ROOT
+  assert spec.schema_version == "2.1.0"
+
+
+def _local_pipeline(family, **options):
+  """A local run's pipeline, built as local_runner.py builds it (every output wired)."""
+  return pipeline.create_pipeline(**roots.pipeline_arguments(
+      configs.FAMILIES[family], roots.local_roots(OutputLayout("/outputs")),
+      beam_pipeline_args=[], **options))
+
+
+def _edges_of(components):
+  return {(up.id, c.id) for c in components for up in c.upstream_nodes}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_task_graph_is_the_local_pipelines(compiled, family):
-  _, _, spec = compiled(family)
-  # A local run's pipeline, built as local_runner.py builds it (every output
-  # wired, the local baseline strategy).
-  local = pipeline.create_pipeline(**roots.pipeline_arguments(
-      configs.FAMILIES[family], roots.local_roots(OutputLayout("/outputs")),
-      beam_pipeline_args=[]))
-  assert set(NOT_ON_KUBEFLOW) <= {c.id for c in local.components}
-  components = [c for c in local.components if c.id not in NOT_ON_KUBEFLOW]
-  (resolver,) = [c for c in components if isinstance(c, tfx.dsl.Resolver)]
+def test_kfp_task_graph_is_the_local_pipeline_with_the_served_baseline(compiled, family):
+  _, _, spec = compiled(family, kubeflow_spec.KFP)
+  local = _local_pipeline(family, baseline_strategy=None)
+  assert set(spec.root.dag.tasks) == {c.id for c in local.components}
+  assert {"TFLiteExporter", "EvalReport", "served_baseline"} <= set(spec.root.dag.tasks)
+  assert _task_edges(spec) == _edges_of(local.components)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_vertex_task_graph_is_the_local_pipeline_with_tfx_resolver_queries(compiled, family):
+  _, _, spec = compiled(family, kubeflow_spec.VERTEX)
+  local = _local_pipeline(family)  # with the local baseline strategy
+  (resolver,) = [c for c in local.components if isinstance(c, tfx.dsl.Resolver)]
   model_query, blessing_query = resolver.id + MODEL_QUERY_SUFFIX, resolver.id + BLESSING_QUERY_SUFFIX
-  task_of = {c.id: c.id for c in components}
+  task_of = {c.id: c.id for c in local.components}
   task_of[resolver.id] = model_query
-  local_edges = {(up.id, c.id) for c in components for up in c.upstream_nodes}
+  local_edges = _edges_of(local.components)
   # The one intended difference: locally the resolver takes the candidate to
-  # exclude it; on KFP it queries MLMD and depends on no task.
+  # exclude it; on Vertex it queries MLMD and depends on no task.
   into_resolver = {e for e in local_edges if e[1] == resolver.id}
   assert into_resolver == {("Trainer", resolver.id)}
   expected = {(task_of[u], task_of[d]) for u, d in local_edges - into_resolver}
   expected.add((blessing_query, model_query))
 
   assert set(spec.root.dag.tasks) == (set(task_of.values()) | {blessing_query})
+  assert "TFLiteExporter" in spec.root.dag.tasks
   assert _task_edges(spec) == expected
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family):
-  _, _, spec = compiled(family)
+def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family, target):
+  _, _, spec = compiled(family, target)
   tasks = spec.root.dag.tasks
   # add_upstream_node: a pure ordering edge, no artifact flows from the gate.
   assert "AnomaliesGate" in tasks["Transform"].dependent_tasks
@@ -141,17 +163,32 @@ def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family):
   blessing = tasks["Pusher"].inputs.artifacts["model_blessing"].task_output_artifact
   assert (blessing.producer_task, blessing.output_artifact_key) == ("Evaluator", "blessing")
   baseline = tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact
-  assert baseline.producer_task == "baseline_resolver" + MODEL_QUERY_SUFFIX
+  assert (baseline.producer_task, baseline.output_artifact_key) == (
+      ("served_baseline", "baseline") if target == kubeflow_spec.KFP
+      else ("baseline_resolver" + MODEL_QUERY_SUFFIX, "model"))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family):
-  _, _, spec = compiled(family)
+def test_kfp_target_holds_container_executors_only_and_never_caches_the_baseline(
+    compiled, family):
+  _, _, spec = compiled(family, kubeflow_spec.KFP)
+  executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+  assert {kind for e in executors.values() for kind in e} <= {"container", "importer"}
+  tasks = spec.root.dag.tasks
+  assert not tasks["served_baseline"].caching_options.enable_cache
+  assert all(t.caching_options.enable_cache for n, t in tasks.items() if n != "served_baseline")
+  assert _param(spec, "served_baseline", "serving_dir") == f"{SERVING_ROOT}/{family}"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family, target):
+  _, _, spec = compiled(family, target)
   config = configs.FAMILIES[family]
   executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
   resolvers = {label for label, e in executors.items() if "resolver" in e}
-  assert resolvers == {f"baseline_resolver{s}_executor"
-                       for s in (MODEL_QUERY_SUFFIX, BLESSING_QUERY_SUFFIX)}
+  assert resolvers == (set() if target == kubeflow_spec.KFP else {
+      f"baseline_resolver{s}_executor" for s in (MODEL_QUERY_SUFFIX, BLESSING_QUERY_SUFFIX)})
   classes = {}
   for label, executor in executors.items():
     if label in resolvers:
@@ -166,11 +203,19 @@ def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family
   assert _param(spec, "Transform", "preprocessing_fn") == config.preprocessing_fn
   for dotted in (config.run_fn, config.preprocessing_fn):
     assert callable(import_utils.import_func_from_module(*dotted.rsplit(".", 1)))
+  # Custom artifact types are re-created at run time by importing their title.
+  titles = {yaml.safe_load(d["artifactType"]["instanceSchema"])["title"]
+            for c in json_format.MessageToDict(spec)["components"].values()
+            for side in ("inputDefinitions", "outputDefinitions")
+            for d in c.get(side, {}).get("artifacts", {}).values()}
+  for title in titles - {t for t in titles if t.startswith("tfx.")}:
+    assert import_utils.import_class_by_path(title).TYPE_NAME == title
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_paths_are_the_images_and_the_clusters_only(compiled, family):
-  _, text, spec = compiled(family)
+def test_paths_are_the_images_and_the_clusters_only(compiled, family, target):
+  _, text, spec = compiled(family, target)
   config = configs.FAMILIES[family]
   for local in {REPO_ROOT, os.getcwd(), os.path.expanduser("~") + "/", "/tmp", "/work"}:
     assert local not in text
@@ -181,6 +226,7 @@ def test_paths_are_the_images_and_the_clusters_only(compiled, family):
   assert _param(spec, example_gen, "input_base") == f"{DATA_ROOT}/{config.data_subdir}"
   destination = json.loads(_param(spec, "Pusher", "push_destination"))
   assert destination["filesystem"]["base_directory"] == f"{SERVING_ROOT}/{family}"
+  assert _param(spec, "TFLiteExporter", "tflite_dir") == f"{TFLITE_ROOT}/{family}"
 
 
 PRESETS = {
@@ -213,7 +259,9 @@ def test_beam_args_of_each_preset_reach_every_executor(family, preset):
       container = executor["container"]
       hooks = [container["args"]] + [h["args"] for h in container.get("lifecycle", {}).values()]
       for args in hooks:
-        assert args[args.index("{{$}}") + 1:] == expected, label
+        # Schema 2.1: the task's inputs spec (one argument) follows its input.
+        assert args[args.index("{{$}}") + 1] == "--json_serialized_inputs_spec_args", label
+        assert args[args.index("{{$}}") + 3:] == expected, label
 
 
 def test_extra_beam_arg_overrides_a_preset_value():
@@ -240,6 +288,8 @@ def test_extra_beam_arg_overrides_a_preset_value():
       "gs://b/t", "--job-endpoint", "h:1"], "--job-endpoint only apply to --beam-preset flink"),
     (["--data-root", "/home/me/data"], "--data-root must be a URI the cluster can reach"),
     (["--serving-root", "serving"], "--serving-root must be a URI the cluster can reach"),
+    (["--tflite-root", "/tmp/tflite"], "--tflite-root must be a URI the cluster can reach"),
+    (["--target", "argo"], "invalid choice: 'argo'"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
   with pytest.raises(SystemExit) as exit_info:
@@ -253,12 +303,13 @@ def _normalised(text):
   return re.sub(r"(?m)^sdkVersion: .*$", "sdkVersion: <normalised>", text)
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_spec_matches_golden(compiled, family):
-  actual = _normalised(compiled(family)[1])
-  golden = os.path.join(GOLDEN_DIR, f"{family}.yaml")
+def test_spec_matches_golden(compiled, family, target):
+  actual = _normalised(compiled(family, target)[1])
+  golden = os.path.join(GOLDEN_DIR, target, f"{family}.yaml")
   if os.environ.get("UPDATE_GOLDENS") == "1":
-    os.makedirs(GOLDEN_DIR, exist_ok=True)
+    os.makedirs(os.path.dirname(golden), exist_ok=True)
     with open(golden, "w", encoding="utf-8") as f:
       f.write(actual)
   assert os.path.isfile(golden), (
@@ -266,7 +317,7 @@ def test_spec_matches_golden(compiled, family):
   with open(golden, encoding="utf-8") as f:
     expected = f.read()
   diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                      f"golden/{family}.yaml", "compiled", n=2))
+                                      f"golden/{target}/{family}.yaml", "compiled", n=2))
   assert not diff, f"compiled spec differs from the golden (UPDATE_GOLDENS=1 if intended):\n{diff[:6000]}"
 
 
@@ -283,9 +334,10 @@ def test_cli_in_a_fresh_process_writes_identical_bytes(compiled, tmp_path):
   assert output.read_text(encoding="utf-8") == compiled(family)[1]
 
 
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_image_layout_is_the_one_the_spec_assumes(compiled, family):
-  _, _, spec = compiled(family)
+def test_image_layout_is_the_one_the_spec_assumes(compiled, family, target):
+  _, _, spec = compiled(family, target)
   with open(os.path.join(REPO_ROOT, "Dockerfile"), encoding="utf-8") as f:
     dockerfile = f.read()
   root = kubeflow_runner.IMAGE_PROJECT_ROOT
@@ -304,3 +356,5 @@ def test_image_layout_is_the_one_the_spec_assumes(compiled, family):
   assert ignore[0] == "*"
   assert packages <= {p[1:].rstrip("/") for p in ignore if p.startswith("!")}
   assert packages >= {"components", "modules", "pipeline"}
+  # Custom artifact types are imported by their spec title (tfx_model_factory.*).
+  assert "!tfx_model_factory/" in ignore

@@ -38,7 +38,7 @@ def test_contracts_configs_and_argument_checks_import_no_tensorflow_or_tfx():
   light = ["modules.common.contract", "modules.cnn.features", "modules.lstm.features",
            "modules.two_tower.features", "modules.two_tower.movielens",
            "components.example_sources", "pipeline.configs", "runners.beam_presets",
-           "runners.preflight", "runners.layout"]
+           "runners.preflight", "runners.layout", "runners.kubeflow_spec"]
   code = (f"import sys\nfor name in {light!r}: __import__(name)\n"
           "heavy = sorted(m for m in ('tensorflow', 'tfx', 'tf_keras', "
           "'tensorflow_transform', 'apache_beam') if m in sys.modules)\n"

@@ -1,0 +1,100 @@
+"""End to end: the CNN's compiled Kubeflow spec (target kfp) executed task by
+task as open-source KFP runs it (runners/kubeflow_local.py), on a small
+slice of the shipped digits: a blessed push to serving and TFLite, a re-run
+that takes the served model as its baseline and pushes nothing, and bad data
+stopping every task after the gate."""
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from components import atomic_pusher
+from components.eval_report import results
+from components.tflite_exporter import layout as tflite_layout
+from pipeline import configs
+from runners.layout import OutputLayout
+from tests import e2e_helpers
+
+pytestmark = pytest.mark.e2e
+MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
+RUN_ARGS = ["--model", "cnn", "--train-steps", "150", "--min-metric", "0.7"]
+
+
+def _run(data_dir, output_dir):
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run(
+      [sys.executable, "-m", "runners.kubeflow_local", *RUN_ARGS, "--data-dir", data_dir,
+       "--output-dir", output_dir],
+      cwd=e2e_helpers.REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500,
+      check=False)
+
+
+def _evaluations(output_dir):
+  """Evaluator outputs of every run, oldest first (run ids start with the time)."""
+  return sorted(glob.glob(os.path.join(OutputLayout(output_dir).pipeline_root, "*",
+                                       "Evaluator", "evaluation")))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("data")), 640, 200)
+  output_dir = str(tmp_path_factory.mktemp("kubeflow-local"))
+  result = _run(data_dir, output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result
+
+
+def test_spec_run_pushes_a_blessed_savedmodel_and_its_tflite_version(first_run):
+  _, output_dir, result = first_run
+  layout = OutputLayout(output_dir)
+  assert "Blessed: yes" in result.stdout
+  versions = e2e_helpers.pushed_versions(layout.serving_dir("cnn"))
+  assert len(versions) == 1, versions
+  served = os.path.join(layout.serving_dir("cnn"), versions[0])
+  assert f"Pushed: {served}" in result.stdout
+  assert os.path.isfile(os.path.join(served, "saved_model.pb"))
+  _, record = atomic_pusher.served_record(layout.serving_dir("cnn"))
+  assert record["model_uri"].startswith(layout.pipeline_root) and record["blessing_uri"]
+  assert tflite_layout.published_versions(layout.tflite_dir("cnn")) == [int(versions[0])]
+  assert os.path.isfile(os.path.join(layout.tflite_dir("cnn"), versions[0], "model.tflite"))
+  # The first evaluation had nothing served to compare with.
+  (evaluation,) = _evaluations(output_dir)
+  assert not results.load_evaluation(evaluation).has_baseline
+
+
+def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):
+  data_dir, output_dir, _ = first_run
+  serving_dir = OutputLayout(output_dir).serving_dir("cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  result = _run(data_dir, output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert states["Trainer"] == "cached" and states["served_baseline"] == "executed"
+  assert f"Pushed: nothing (already served as version {before[0]})" in result.stdout
+  assert "TFLite: nothing (model not pushed)" in result.stdout
+  assert e2e_helpers.pushed_versions(serving_dir) == before
+  latest = results.load_evaluation(_evaluations(output_dir)[-1])
+  assert latest.has_baseline
+  assert any(check.kind == "change" and check.passed for check in latest.thresholds)
+
+
+def test_bad_data_fails_the_gate_task_and_starts_nothing_after_it(first_run, tmp_path):
+  _, output_dir, _ = first_run
+
+  def corrupt_pixels(example, index):
+    if index % 10 == 0:
+      example.features.feature["image"].int64_list.value[0] = 4096
+
+  bad_data = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "bad"), 640, 200,
+                                           corrupt_pixels)
+  serving_dir = OutputLayout(output_dir).serving_dir("cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  result = _run(bad_data, output_dir)
+  assert result.returncode == 3, result.stdout + result.stderr
+  assert "FAILED: task AnomaliesGate" in result.stderr and "feature 'image'" in result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert states["AnomaliesGate"] == "failed"
+  assert not {"Transform", "Trainer", "Evaluator", "Pusher"} & set(states)
+  assert e2e_helpers.pushed_versions(serving_dir) == before
