@@ -99,7 +99,11 @@ def main(argv=None) -> int:
                                     **options)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
-  executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache)
+  try:
+    executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache)
+  except spec_executor.SpecError as error:
+    print(f"error: {spec_path}: {error}", file=sys.stderr)
+    return 1
   print(f"Running {spec_path} (run {executor.run_id}) under {layout.pipeline_root}",
         flush=True)
   runs = executor.run()

@@ -271,8 +271,10 @@ class SpecExecutor:
     if uri is None:
       raise SpecError(f"importer {name}: only a constant artifactUri is supported")
     (key,) = component.get("outputDefinitions", {}).get("artifacts", {}) or ["artifact"]
-    run.outputs = {key: {"name": f"{self.run_id}/{name}/{key}", "uri": uri,
-                         "metadata": importer.get("metadata", {})}}
+    # KFP registers an imported URI once and reuses that artifact (its name)
+    # on every later import, so downstream cache keys stay the same.
+    run.outputs = {key: {"name": f"imported/{hashlib.sha256(uri.encode()).hexdigest()[:16]}",
+                         "uri": uri, "metadata": importer.get("metadata", {})}}
     run.state = "imported"
 
 

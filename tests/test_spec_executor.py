@@ -1,5 +1,6 @@
 """The local spec executor's rules, on the committed goldens (no task runs here;
 tests/test_kubeflow_local_e2e.py runs a whole spec)."""
+import io
 import json
 import os
 
@@ -58,3 +59,73 @@ def test_placeholders_become_the_executor_input_and_its_values():
                     serialized) == "/r/Evaluator/blessing"
   with pytest.raises(spec_executor.SpecError, match="not supported"):
     substitute("{{$.pipeline_job_name}}", executor_input, serialized)
+
+
+_TASK_CODE = """
+import json, os, sys
+executor_input = json.loads(sys.argv[1])
+source = executor_input["inputs"]["artifacts"]["raw"]["artifacts"][0]
+target = executor_input["outputs"]["artifacts"]["copied"]["artifacts"][0]
+if executor_input["inputs"]["parameterValues"]["fail"]:
+  sys.exit("told to fail")
+with open(os.path.join(target["uri"], "copy.txt"), "w") as f:
+  f.write(source["uri"])
+os.makedirs(os.path.dirname(executor_input["outputs"]["outputFile"]), exist_ok=True)
+with open(executor_input["outputs"]["outputFile"], "w") as f:
+  json.dump({"artifacts": {"copied": {"artifacts": [
+      {"uri": target["uri"], "metadata": {"source": source["uri"]}}]}}}, f)
+"""
+
+
+def _tiny_spec(fail: bool):
+  """An importer task feeding a container task, feeding a last one."""
+  dataset = {"schemaTitle": "system.Dataset"}
+
+  def consumer(after):
+    return {"cachingOptions": {"enableCache": True}, "componentRef": {"name": "copy"},
+            "dependentTasks": [after], "taskInfo": {"name": "copy"},
+            "inputs": {"artifacts": {"raw": {"taskOutputArtifact": {
+                "producerTask": after,
+                "outputArtifactKey": "artifact" if after == "importer" else "copied"}}},
+                       "parameters": {"fail": {"runtimeValue": {"constant": fail}}}}}
+  return {
+      "components": {
+          "importer": {"executorLabel": "importer_executor", "outputDefinitions": {
+              "artifacts": {"artifact": {"artifactType": dataset}}}},
+          "copy": {"executorLabel": "copy_executor",
+                   "inputDefinitions": {"artifacts": {"raw": {"artifactType": dataset}}},
+                   "outputDefinitions": {"artifacts": {"copied": {"artifactType": dataset}}}},
+      },
+      "deploymentSpec": {"executors": {
+          "importer_executor": {"importer": {"artifactUri": {"constant": "/data/raw.csv"},
+                                             "typeSchema": dataset}},
+          "copy_executor": {"container": {"image": "python:3.10",
+                                          "command": ["python", "-c", _TASK_CODE],
+                                          "args": ["{{$}}"]}}}},
+      "root": {"dag": {"tasks": {
+          "importer": {"componentRef": {"name": "importer"}, "taskInfo": {"name": "importer"}},
+          "first": consumer("importer"), "second": consumer("first")}}},
+      "defaultPipelineRoot": "/unused",
+  }
+
+
+def test_importer_output_reaches_the_container_and_its_output_metadata_comes_back(tmp_path):
+  executor = spec_executor.SpecExecutor(_tiny_spec(fail=False), str(tmp_path), stream=io.StringIO())
+  runs = executor.run()
+  assert [r.state for r in runs.values()] == ["imported", "executed", "executed"]
+  first = runs["first"].outputs["copied"]
+  assert first["uri"] == str(tmp_path / executor.run_id / "first" / "copied")
+  assert first["metadata"] == {"source": "/data/raw.csv"}
+  assert runs["second"].outputs["copied"]["metadata"] == {"source": first["uri"]}
+  # The same inputs again: both container tasks come from the cache.
+  again = spec_executor.SpecExecutor(_tiny_spec(fail=False), str(tmp_path),
+                                     stream=io.StringIO()).run()
+  assert [r.state for r in again.values()] == ["imported", "cached", "cached"]
+  assert again["second"].outputs == runs["second"].outputs
+
+
+def test_a_failed_task_starts_nothing_after_it(tmp_path):
+  runs = spec_executor.SpecExecutor(_tiny_spec(fail=True), str(tmp_path),
+                                    stream=io.StringIO()).run()
+  assert [r.state for r in runs.values()] == ["imported", "failed", "not run"]
+  assert "told to fail" in spec_executor.failure_log_tail(runs["first"])
