@@ -2,6 +2,7 @@
 
     python -m runners.kubeflow_local --model cnn [--output-dir outputs/kubeflow-local]
         [--target kfp] [--data-dir DIR] [--train-steps N] [--min-metric X] [--no-cache]
+        [--artifact-types oss|spec]
 
 The spec is the one kubeflow_runner.py compiles (runners/kubeflow_spec.py),
 with local roots under the output directory (pipeline_root/, serving/,
@@ -44,6 +45,11 @@ def parse_args(argv):
   parser.add_argument("--min-metric", type=float,
                       help="override the minimum value of the gated metric")
   parser.add_argument("--no-cache", action="store_true", help="run every task")
+  parser.add_argument("--artifact-types", choices=spec_executor.ARTIFACT_TYPES,
+                      default=spec_executor.OSS_TYPES,
+                      help="how tasks get their artifacts typed: oss, system.* as the "
+                      "open-source launcher hands them (default); spec, as declared, "
+                      "as Vertex AI hands them")
   args = parser.parse_args(argv)
   family = configs.get_family(args.model)
   args.data_dir = os.path.abspath(
@@ -100,7 +106,8 @@ def main(argv=None) -> int:
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:
-    executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache)
+    executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache,
+                                          artifact_types=args.artifact_types)
   except spec_executor.SpecError as error:
     print(f"error: {spec_path}: {error}", file=sys.stderr)
     return 1

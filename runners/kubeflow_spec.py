@@ -15,13 +15,18 @@ Two targets, one `create_pipeline`:
 Specs use the pipeline-spec schema 2.1: parameters reach the task as
 `parameterValues` with an inputs spec, the form the KFP 2.x launcher hands
 over (with schema 2.0, TFX reads parameters only from the deprecated
-`parameters` field, which that launcher leaves empty).
+`parameters` field, which that launcher leaves empty). Every task runs
+through the image's entrypoint wrapper (components/kfp_entrypoint.py), which
+types artifacts as the spec declares them whichever launcher hands them over;
+the compiler gives it each component's outputs spec.
 """
+import json
 import os
 from typing import Any, Dict, List
 
 import yaml
 
+from components import kfp_entrypoint
 from pipeline import configs
 from runners import roots as roots_lib
 
@@ -29,6 +34,9 @@ KFP = "kfp"
 VERTEX = "vertex"
 TARGETS = (KFP, VERTEX)
 SERVED_BASELINE_TASK = "served_baseline"
+TFX_ENTRYPOINT = ["python", "-m",
+                  "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+ENTRYPOINT = ["python", "-m", kfp_entrypoint.__name__]
 
 
 def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: str,
@@ -58,7 +66,26 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
   if target == KFP:
     spec["root"]["dag"]["tasks"][SERVED_BASELINE_TASK]["cachingOptions"] = {
         "enableCache": False}
+  _run_through_entrypoint(spec)
   return spec
+
+
+def _run_through_entrypoint(spec: Dict) -> None:
+  """Points every TFX container task at the entrypoint wrapper and hands it
+  the component's outputs spec, right after the inputs spec TFX passes."""
+  executors = spec["deploymentSpec"]["executors"]
+  for component in spec["components"].values():
+    container = executors[component["executorLabel"]].get("container")
+    if not container or container["command"] != TFX_ENTRYPOINT:
+      continue
+    outputs = {"artifacts": component.get("outputDefinitions", {}).get("artifacts", {})}
+    args = container["args"]
+    after = (kfp_entrypoint.INPUTS_SPEC_FLAG if kfp_entrypoint.INPUTS_SPEC_FLAG in args
+             else kfp_entrypoint.INVOCATION_FLAG)
+    at = args.index(after) + 2
+    container["command"] = list(ENTRYPOINT)
+    container["args"] = (args[:at] + [kfp_entrypoint.OUTPUTS_SPEC_FLAG,
+                                      json.dumps(outputs, sort_keys=True)] + args[at:])
 
 
 def write_spec(spec: Dict, path: str) -> None:

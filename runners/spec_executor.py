@@ -25,6 +25,11 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   artifacts' metadata.
 - importer (`driver.go` importer branch): the artifact at `artifactUri` is
   registered with the given type and metadata; nothing is copied.
+- artifact types: the open-source launcher hands artifacts typed `system.*`
+  (`system.Model`, `system.Dataset`, else `system.Artifact`), not as the
+  spec declares them (kubeflow/pipelines#13476); `artifact_types="oss"`
+  (the default) does the same, `"spec"` hands the declared types as Vertex
+  AI does.
 A failed task fails the run: tasks not yet started are not started.
 
 Each task prints a line when it starts and one when it ends (seconds,
@@ -49,6 +54,12 @@ CACHE_DIR = ".kfp-local-cache"
 LOGS_DIR = ".kfp-local-logs"
 # What the Dockerfile sets in the image (ENV), for every task.
 IMAGE_ENV = {"PYTHONPATH": REPO_ROOT, "TF_USE_LEGACY_KERAS": "1"}
+OSS_TYPES = "oss"
+SPEC_TYPES = "spec"
+ARTIFACT_TYPES = (OSS_TYPES, SPEC_TYPES)
+# The system.* title the open-source launcher gives a TFX artifact type.
+_SYSTEM_TITLES = {"tfx.Model": "system.Model", "tfx.PushedModel": "system.Model",
+                  "tfx.Examples": "system.Dataset"}
 _PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\]"
                           r"(\.uri)?\}\}")
 
@@ -96,6 +107,14 @@ def check_runs_on_open_source_kfp(spec: Dict[str, Any]) -> None:
     raise SpecError(f"executors {', '.join(others)} are neither container nor importer "
                     "executors; open-source Kubeflow Pipelines does not run them "
                     "(compile with kubeflow_runner.py --target kfp)")
+
+
+def oss_type(declared: Dict[str, Any]) -> Dict[str, Any]:
+  """The type the open-source KFP launcher hands for a declared artifact type."""
+  title = declared.get("schemaTitle") or (
+      yaml.safe_load(declared.get("instanceSchema", "")) or {}).get("title", "")
+  return {"schemaTitle": title if title.startswith("system.")
+          else _SYSTEM_TITLES.get(title, "system.Artifact")}
 
 
 def _join(root: str, *parts: str) -> str:
@@ -152,8 +171,11 @@ class SpecExecutor:
 
   def __init__(self, spec: Dict[str, Any], pipeline_root: Optional[str] = None,
                enable_cache: bool = True, stream: TextIO = sys.stdout,
-               python: str = sys.executable):
+               python: str = sys.executable, artifact_types: str = OSS_TYPES):
     check_runs_on_open_source_kfp(spec)
+    if artifact_types not in ARTIFACT_TYPES:
+      raise ValueError(f"artifact_types must be one of {ARTIFACT_TYPES}, got {artifact_types!r}")
+    self._typed = oss_type if artifact_types == OSS_TYPES else (lambda declared: declared)
     self._spec = spec
     self._root = pipeline_root or spec["defaultPipelineRoot"]
     if "://" in self._root:
@@ -194,14 +216,15 @@ class SpecExecutor:
     for key, source in task.get("inputs", {}).get("artifacts", {}).items():
       output = source["taskOutputArtifact"]
       produced = runs[output["producerTask"]].outputs[output["outputArtifactKey"]]
-      artifacts[key] = {"artifacts": [dict(produced, type=declared[key]["artifactType"])]}
+      artifacts[key] = {"artifacts": [dict(produced,
+                                           type=self._typed(declared[key]["artifactType"]))]}
     return artifacts
 
   def _output_artifacts(self, name: str, component: Dict[str, Any]) -> Dict[str, Any]:
     declared = component.get("outputDefinitions", {}).get("artifacts", {})
     return {key: {"artifacts": [{
         "name": f"{self.run_id}/{name}/{key}",
-        "type": spec["artifactType"],
+        "type": self._typed(spec["artifactType"]),
         "uri": _join(self._root, self.run_id, name, key),
         "metadata": {}}]} for key, spec in declared.items()}
 

@@ -1,8 +1,10 @@
 """End to end: the CNN's compiled Kubeflow spec (target kfp) executed task by
 task as open-source KFP runs it (runners/kubeflow_local.py), on a small
-slice of the shipped digits: a blessed push to serving and TFLite, a re-run
-that takes the served model as its baseline and pushes nothing, and bad data
-stopping every task after the gate."""
+slice of the shipped digits: a blessed push to serving and TFLite with
+artifacts handed over as the open-source launcher types them (system.*), a
+re-run with the declared types (as Vertex AI hands them) that takes the
+served model as its baseline and pushes nothing, and bad data stopping every
+task after the gate."""
 import glob
 import os
 import subprocess
@@ -22,11 +24,11 @@ MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 RUN_ARGS = ["--model", "cnn", "--train-steps", "150", "--min-metric", "0.7"]
 
 
-def _run(data_dir, output_dir):
+def _run(data_dir, output_dir, artifact_types="oss"):
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run(
       [sys.executable, "-m", "runners.kubeflow_local", *RUN_ARGS, "--data-dir", data_dir,
-       "--output-dir", output_dir],
+       "--output-dir", output_dir, "--artifact-types", artifact_types],
       cwd=e2e_helpers.REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500,
       check=False)
 
@@ -68,7 +70,7 @@ def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):
   data_dir, output_dir, _ = first_run
   serving_dir = OutputLayout(output_dir).serving_dir("cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
-  result = _run(data_dir, output_dir)
+  result = _run(data_dir, output_dir, artifact_types="spec")
   assert result.returncode == 0, result.stdout + result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert states["Trainer"] == "cached" and states["served_baseline"] == "executed"

@@ -32,6 +32,7 @@ from tfx import v1 as tfx
 from tfx.utils import import_utils
 
 import kubeflow_runner
+from components import kfp_entrypoint
 from pipeline import configs, pipeline
 from runners import kubeflow_spec, roots
 from runners.layout import OutputLayout
@@ -47,7 +48,9 @@ TFLITE_ROOT = "s3://kfp-bucket/tflite"
 BASE_ARGS = ["--image", IMAGE, "--pipeline-root", PIPELINE_ROOT, "--data-root", DATA_ROOT,
              "--serving-root", SERVING_ROOT, "--tflite-root", TFLITE_ROOT]
 TARGETS = kubeflow_spec.TARGETS
-RUN_EXECUTOR = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+# The image's entrypoint wrapper around TFX's kubeflow_v2_run_executor.
+RUN_EXECUTOR = ["python", "-m", "components.kfp_entrypoint"]
+SPEC_FLAGS = (kfp_entrypoint.INPUTS_SPEC_FLAG, kfp_entrypoint.OUTPUTS_SPEC_FLAG)
 # tfx/orchestration/kubeflow/v2/step_builder.py splits a LatestBlessedModelStrategy
 # Resolver into two MLMD queries: the latest blessing, then the model it blessed.
 BLESSING_QUERY_SUFFIX = "-model-blessing-resolver"
@@ -189,6 +192,8 @@ def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family
   resolvers = {label for label, e in executors.items() if "resolver" in e}
   assert resolvers == (set() if target == kubeflow_spec.KFP else {
       f"baseline_resolver{s}_executor" for s in (MODEL_QUERY_SUFFIX, BLESSING_QUERY_SUFFIX)})
+  declared_outputs = {c["executorLabel"]: c.get("outputDefinitions", {}).get("artifacts", {})
+                      for c in json_format.MessageToDict(spec)["components"].values()}
   classes = {}
   for label, executor in executors.items():
     if label in resolvers:
@@ -196,6 +201,10 @@ def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family
     container = executor["container"]
     assert container["image"] == IMAGE and container["command"] == RUN_EXECUTOR, label
     class_path = container["args"][container["args"].index("--executor_class_path") + 1]
+    # The wrapper gets the component's declared outputs, to type what it writes.
+    outputs = json.loads(container["args"][
+        container["args"].index(kfp_entrypoint.OUTPUTS_SPEC_FLAG) + 1])
+    assert outputs == {"artifacts": declared_outputs[label]}, label
     classes[label] = import_utils.import_class_by_path(class_path)
   # The Python function component runs as its generated executor class.
   assert classes["AnomaliesGate_executor"].__module__ == "components.anomalies_gate"
@@ -259,9 +268,11 @@ def test_beam_args_of_each_preset_reach_every_executor(family, preset):
       container = executor["container"]
       hooks = [container["args"]] + [h["args"] for h in container.get("lifecycle", {}).values()]
       for args in hooks:
-        # Schema 2.1: the task's inputs spec (one argument) follows its input.
-        assert args[args.index("{{$}}") + 1] == "--json_serialized_inputs_spec_args", label
-        assert args[args.index("{{$}}") + 3:] == expected, label
+        # The task's inputs (and outputs) spec follow its input, then Beam's.
+        at = args.index("{{$}}") + 1
+        while args[at] in SPEC_FLAGS:
+          at += 2
+        assert args[at:] == expected, label
 
 
 def test_extra_beam_arg_overrides_a_preset_value():

@@ -110,7 +110,8 @@ def _tiny_spec(fail: bool):
 
 
 def test_importer_output_reaches_the_container_and_its_output_metadata_comes_back(tmp_path):
-  executor = spec_executor.SpecExecutor(_tiny_spec(fail=False), str(tmp_path), stream=io.StringIO())
+  executor = spec_executor.SpecExecutor(_tiny_spec(fail=False), str(tmp_path),
+                                        stream=io.StringIO())
   runs = executor.run()
   assert [r.state for r in runs.values()] == ["imported", "executed", "executed"]
   first = runs["first"].outputs["copied"]

@@ -1,0 +1,76 @@
+"""The pipeline image's task entrypoint: TFX's Kubeflow v2 executor runner,
+given the artifact types the spec declares.
+
+Vertex AI Pipelines hands a task its artifacts typed as the spec declares
+them (`instanceSchema: "title: tfx.Model ..."`); the open-source KFP 2.x
+launcher hands them typed `system.Model`, `system.Dataset`,
+`system.Artifact`, ... with an empty instance schema (kubeflow/pipelines
+#13476; the sky-uk/kfp-operator TFX patch image works around the same
+thing). TFX's `kubeflow_v2_run_executor` re-creates each artifact's Python
+class from that type, so with the open-source shape it cannot (`import
+system.Model` fails) or picks the wrong class (Examples and a generic
+Dataset both arrive as `system.Dataset`).
+
+This wrapper takes the declared types from the spec itself — the inputs
+spec TFX already passes (`--json_serialized_inputs_spec_args`) and the
+outputs spec the compiler adds (`--json_serialized_outputs_spec_args`,
+runners/kubeflow_spec.py) — writes them into the executor input, and then
+runs TFX's entrypoint unchanged. With the Vertex shape it changes nothing.
+
+    python -m components.kfp_entrypoint --executor_class_path C \\
+        --json_serialized_invocation_args '{{$}}' \\
+        --json_serialized_inputs_spec_args JSON --json_serialized_outputs_spec_args JSON \\
+        [beam args ...]
+"""
+import argparse
+import json
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+INVOCATION_FLAG = "--json_serialized_invocation_args"
+INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
+OUTPUTS_SPEC_FLAG = "--json_serialized_outputs_spec_args"
+
+
+def declared_types(executor_input: Dict[str, Any], inputs_spec: Optional[Dict[str, Any]],
+                   outputs_spec: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+  """`executor_input` with every artifact typed as the spec declares it."""
+  fixed = json.loads(json.dumps(executor_input))
+  for side, spec in (("inputs", inputs_spec), ("outputs", outputs_spec)):
+    declared = (spec or {}).get("artifacts", {})
+    for key, artifacts in fixed.get(side, {}).get("artifacts", {}).items():
+      if key in declared:
+        for artifact in artifacts.get("artifacts", []):
+          artifact["type"] = declared[key]["artifactType"]
+  return fixed
+
+
+def parse_args(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
+  """TFX's flags plus the outputs spec; everything else is a Beam argument."""
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--executor_class_path", required=True)
+  parser.add_argument(INVOCATION_FLAG, required=True)
+  parser.add_argument(INPUTS_SPEC_FLAG)
+  parser.add_argument(OUTPUTS_SPEC_FLAG)
+  return parser.parse_known_args(argv)
+
+
+def typed_arguments(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
+  """The arguments for TFX's entrypoint, the executor input re-typed."""
+  args, beam_args = parse_args(argv)
+  load = lambda text: json.loads(text) if text else None  # noqa: E731
+  args.json_serialized_invocation_args = json.dumps(declared_types(
+      json.loads(args.json_serialized_invocation_args),
+      load(args.json_serialized_inputs_spec_args),
+      load(getattr(args, OUTPUTS_SPEC_FLAG[2:]))))
+  return args, beam_args
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+  # pylint: disable=import-outside-toplevel  (TFX only once the flags parsed)
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+  kubeflow_v2_run_executor.main(typed_arguments(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,90 @@
+"""The image's task entrypoint types artifacts as the spec declares them,
+whether the launcher hands them over as Vertex AI does (declared types) or as
+open-source KFP does (`system.*`), and then runs TFX's executor runner."""
+import json
+
+import pytest
+from tfx.dsl.components.base import base_executor
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.types import standard_artifacts
+
+from components import kfp_entrypoint
+from components.eval_report.component import EvaluationReport
+
+SEEN = {}
+
+
+class ProbeExecutor(base_executor.BaseExecutor):
+  """Records the artifact classes and properties TFX handed it."""
+
+  def Do(self, input_dict, output_dict, exec_properties):
+    SEEN.update(inputs={k: [type(a) for a in v] for k, v in input_dict.items()},
+                outputs={k: [type(a) for a in v] for k, v in output_dict.items()},
+                split_names=input_dict["examples"][0].split_names,
+                exec_properties=exec_properties)
+    output_dict["blessing"][0].set_int_custom_property("blessed", 1)
+
+
+def _schema(title):
+  return {"instanceSchema": f"title: {title}\ntype: object\n"}
+
+
+DECLARED_INPUTS = {"model": _schema("tfx.Model"), "examples": _schema("tfx.Examples"),
+                   "report": _schema("tfx_model_factory.EvaluationReport")}
+DECLARED_OUTPUTS = {"blessing": _schema("tfx.ModelBlessing")}
+OSS_TYPES = {"model": {"schemaTitle": "system.Model"},
+             "examples": {"schemaTitle": "system.Dataset"},
+             "report": {"schemaTitle": "system.Artifact"},
+             "blessing": {"schemaTitle": "system.Artifact"}}
+
+
+def _argv(tmp_path, shape):
+  def typed(key, declared):
+    return OSS_TYPES[key] if shape == "oss" else declared
+
+  executor_input = {
+      "inputs": {
+          "artifacts": {key: {"artifacts": [{
+              "name": f"artifacts/{index}", "type": typed(key, declared),
+              "uri": str(tmp_path / key),
+              "metadata": {"split_names": '["train", "eval"]'} if key == "examples" else {}}]}
+              for index, (key, declared) in enumerate(DECLARED_INPUTS.items())},
+          "parameterValues": {"note": "hello"}},
+      "outputs": {
+          "artifacts": {"blessing": {"artifacts": [{
+              "name": "artifacts/9", "type": typed("blessing", DECLARED_OUTPUTS["blessing"]),
+              "uri": str(tmp_path / "blessing")}]}},
+          "outputFile": str(tmp_path / "task" / "output_metadata.json")},
+  }
+  inputs_spec = {"artifacts": {k: {"artifactType": v} for k, v in DECLARED_INPUTS.items()},
+                 "parameters": {"note": {"parameterType": "STRING"}}}
+  outputs_spec = {"artifacts": {k: {"artifactType": v} for k, v in DECLARED_OUTPUTS.items()}}
+  return ["--executor_class_path", f"{__name__}.ProbeExecutor",
+          kfp_entrypoint.INVOCATION_FLAG, json.dumps(executor_input),
+          kfp_entrypoint.INPUTS_SPEC_FLAG, json.dumps(inputs_spec),
+          kfp_entrypoint.OUTPUTS_SPEC_FLAG, json.dumps(outputs_spec),
+          "--runner=DirectRunner"]
+
+
+@pytest.mark.parametrize("shape", ["vertex", "oss"])
+def test_executor_gets_the_declared_tfx_artifact_classes(tmp_path, shape):
+  SEEN.clear()
+  kfp_entrypoint.main(_argv(tmp_path, shape))
+  assert SEEN["inputs"] == {"model": [standard_artifacts.Model],
+                            "examples": [standard_artifacts.Examples],
+                            "report": [EvaluationReport]}
+  assert SEEN["outputs"] == {"blessing": [standard_artifacts.ModelBlessing]}
+  assert SEEN["split_names"] == '["train", "eval"]'
+  assert SEEN["exec_properties"] == {"note": "hello"}
+  with open(tmp_path / "task" / "output_metadata.json") as f:
+    written = json.load(f)
+  assert written["artifacts"]["blessing"]["artifacts"][0]["metadata"]["blessed"] == 1
+
+
+def test_without_the_wrapper_tfx_cannot_read_the_open_source_shape(tmp_path):
+  argv = _argv(tmp_path, "oss")
+  at = argv.index(kfp_entrypoint.OUTPUTS_SPEC_FLAG)
+  del argv[at:at + 2]  # TFX's own entrypoint knows no outputs spec.
+  with pytest.raises(ImportError, match="system"):
+    kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags(  # pylint: disable=protected-access
+        ["prog", *argv]))
