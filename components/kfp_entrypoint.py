@@ -27,21 +27,36 @@ import json
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+# Types the KFP and Vertex UIs render, by their names there, and the classes
+# that carry those names here (components/kfp_ui.py): TFX imports a custom
+# type by its name, which `system.HTML` is not.
+UI_TYPE_CLASSES = {"system.HTML": "components.kfp_ui.KubeflowHtml",
+                   "system.Metrics": "components.kfp_ui.KubeflowMetrics"}
 INVOCATION_FLAG = "--json_serialized_invocation_args"
 INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 OUTPUTS_SPEC_FLAG = "--json_serialized_outputs_spec_args"
 
 
+def _importable(declared: Dict[str, Any]) -> Dict[str, Any]:
+  """A declared type, or the importable class path of a UI type."""
+  title = declared.get("schemaTitle") or declared.get("instanceSchema", "")
+  for ui_type, class_path in UI_TYPE_CLASSES.items():
+    if title in (ui_type, f"title: {ui_type}") or title.startswith(f"title: {ui_type}\n"):
+      return {"instanceSchema": f"title: {class_path}\ntype: object\n"}
+  return declared
+
+
 def declared_types(executor_input: Dict[str, Any], inputs_spec: Optional[Dict[str, Any]],
                    outputs_spec: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-  """`executor_input` with every artifact typed as the spec declares it."""
+  """`executor_input` with every artifact typed as the spec declares it (UI
+  types as the classes that carry their names)."""
   fixed = json.loads(json.dumps(executor_input))
   for side, spec in (("inputs", inputs_spec), ("outputs", outputs_spec)):
     declared = (spec or {}).get("artifacts", {})
     for key, artifacts in fixed.get(side, {}).get("artifacts", {}).items():
       if key in declared:
         for artifact in artifacts.get("artifacts", []):
-          artifact["type"] = declared[key]["artifactType"]
+          artifact["type"] = _importable(declared[key]["artifactType"])
   return fixed
 
 

@@ -7,7 +7,8 @@ directory where resolvers cannot run) -> Evaluator (TFMA) -> Pusher ->
 TFLiteExporter (when the family has a TFLite adapter and the runner gives a
 TFLite directory).
 
-EvalReport writes each Evaluator output as an HTML + JSON report artifact.
+EvalReport writes each Evaluator output as an HTML + JSON report artifact
+(on Kubeflow also as the HTML and Metrics artifacts its UI renders).
 
 `create_pipeline` is pure: it builds the DAG from a FamilyConfig and values the
 runner supplies (paths, Beam args, metadata), and touches no file system.
@@ -20,6 +21,7 @@ from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
 from components.baseline_strategy import LatestBlessedBaselineStrategy
 from components.eval_report.component import EvalReport
+from components.kfp_ui import KubeflowUiArtifacts
 from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.tflite_exporter.component import TFLiteExporter
 from pipeline.configs import FamilyConfig
@@ -43,6 +45,7 @@ def create_pipeline(
     tflite_dir: Optional[str] = None,
     tflite_quantization: Optional[str] = None,
     reference_statistics_path: Optional[str] = None,
+    kubeflow_ui_artifacts: bool = False,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -71,6 +74,8 @@ def create_pipeline(
     tflite_quantization: overrides the family's TFLite quantisation mode.
     reference_statistics_path: statistics the train split must not drift from
       (the schema's drift comparators); None: no drift check.
+    kubeflow_ui_artifacts: also write the report as the HTML and Metrics
+      artifacts the Kubeflow and Vertex UIs render (components/kfp_ui).
   """
   example_gen = family.example_source.component(data_dir)
   statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -130,6 +135,9 @@ def create_pipeline(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=serving_model_dir))).with_id("Pusher")
 
+  ui_artifacts = ([KubeflowUiArtifacts(report=eval_report.outputs["report"])]
+                  if kubeflow_ui_artifacts else [])
+
   exporters = []
   if tflite_dir and family.tflite_adapter:
     exporters.append(TFLiteExporter(
@@ -146,7 +154,7 @@ def create_pipeline(
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
                   anomalies_gate, transform, trainer, baseline,
-                  evaluator, eval_report, pusher, *exporters],
+                  evaluator, eval_report, *ui_artifacts, pusher, *exporters],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args)

@@ -84,6 +84,10 @@ def _summary(runs) -> str:
     metadata = pushed["metadata"]
     lines.append(f"Pushed: {metadata['pushed_destination']}" if metadata.get("pushed") == 1
                  else f"Pushed: nothing ({metadata.get('not_pushed_reason', 'not blessed')})")
+  ui = runs.get("KubeflowUiArtifacts")
+  if ui and ui.outputs:
+    lines.append(f"UI artifacts: {ui.outputs['html']['uri']} (system.HTML), "
+                 f"{ui.outputs['metrics']['uri']} (system.Metrics)")
   export = runs.get("TFLiteExporter") and runs["TFLiteExporter"].outputs.get("tflite_export")
   if export:
     metadata = export["metadata"]

@@ -57,7 +57,8 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
   tfx_pipeline = pipeline.create_pipeline(**roots_lib.pipeline_arguments(
       family, roots, beam_pipeline_args=beam_pipeline_args,
       baseline_strategy=(None if target == KFP
-                         else tfx.dsl.experimental.LatestBlessedModelStrategy), **options))
+                         else tfx.dsl.experimental.LatestBlessedModelStrategy),
+      kubeflow_ui_artifacts=True, **options))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True))
@@ -66,8 +67,22 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
   if target == KFP:
     spec["root"]["dag"]["tasks"][SERVED_BASELINE_TASK]["cachingOptions"] = {
         "enableCache": False}
+  _name_ui_types_as_kfp_does(spec)
   _run_through_entrypoint(spec)
   return spec
+
+
+def _name_ui_types_as_kfp_does(spec: Dict) -> None:
+  """Declares the UI types (`system.HTML`, `system.Metrics`) by schema title
+  and version, the form KFP's own SDK writes and its UI renders; TFX writes
+  every custom type as an instance schema."""
+  for component in spec["components"].values():
+    for side in ("inputDefinitions", "outputDefinitions"):
+      for artifact in component.get(side, {}).get("artifacts", {}).values():
+        schema = artifact["artifactType"].get("instanceSchema", "")
+        title = (yaml.safe_load(schema) or {}).get("title", "") if schema else ""
+        if title.startswith("system."):
+          artifact["artifactType"] = {"schemaTitle": title, "schemaVersion": "0.0.1"}
 
 
 def _run_through_entrypoint(spec: Dict) -> None:

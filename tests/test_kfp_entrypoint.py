@@ -7,6 +7,7 @@ import pytest
 from tfx.dsl.components.base import base_executor
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.types import standard_artifacts
+from tfx.utils import import_utils
 
 from components import kfp_entrypoint
 from components.eval_report.component import EvaluationReport
@@ -88,3 +89,13 @@ def test_without_the_wrapper_tfx_cannot_read_the_open_source_shape(tmp_path):
   with pytest.raises(ImportError, match="system"):
     kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags(  # pylint: disable=protected-access
         ["prog", *argv]))
+
+
+def test_ui_types_are_handed_to_tfx_as_the_classes_that_carry_their_names():
+  for ui_type, class_path in kfp_entrypoint.UI_TYPE_CLASSES.items():
+    assert import_utils.import_class_by_path(class_path).TYPE_NAME == ui_type
+    typed = kfp_entrypoint.declared_types(
+        {"outputs": {"artifacts": {"page": {"artifacts": [{"type": {"schemaTitle": ui_type}}]}}}},
+        None, {"artifacts": {"page": {"artifactType": {"schemaTitle": ui_type}}}})
+    assert typed["outputs"]["artifacts"]["page"]["artifacts"][0]["type"] == {
+        "instanceSchema": f"title: {class_path}\ntype: object\n"}

@@ -6,6 +6,7 @@ re-run with the declared types (as Vertex AI hands them) that takes the
 served model as its baseline and pushes nothing, and bad data stopping every
 task after the gate."""
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,26 @@ def test_spec_run_pushes_a_blessed_savedmodel_and_its_tflite_version(first_run):
   # The first evaluation had nothing served to compare with.
   (evaluation,) = _evaluations(output_dir)
   assert not results.load_evaluation(evaluation).has_baseline
+
+
+def test_spec_run_writes_the_report_as_the_artifacts_the_kfp_ui_renders(first_run):
+  _, output_dir, result = first_run
+  root = OutputLayout(output_dir).pipeline_root
+  (html,) = glob.glob(os.path.join(root, "*", "KubeflowUiArtifacts", "html"))
+  assert f"UI artifacts: {html} (system.HTML)" in result.stdout
+  with open(html, encoding="utf-8") as f:
+    page = f.read()
+  (report,) = glob.glob(os.path.join(root, "*", "EvalReport", "report", "report.html"))
+  with open(report, encoding="utf-8") as f:
+    assert page == f.read()
+  (written,) = glob.glob(os.path.join(root, "*", ".launcher", "KubeflowUiArtifacts",
+                                      "output_metadata.json"))
+  with open(written, encoding="utf-8") as f:
+    metrics = json.load(f)["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+  evaluation = results.load_evaluation(_evaluations(output_dir)[0])
+  accuracy = evaluation.overall.metric("sparse_categorical_accuracy").candidate
+  assert metrics["sparse_categorical_accuracy"] == pytest.approx(accuracy)
+  assert metrics["blessed"] == 1
 
 
 def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):

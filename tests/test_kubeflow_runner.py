@@ -123,7 +123,7 @@ def _edges_of(components):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_kfp_task_graph_is_the_local_pipeline_with_the_served_baseline(compiled, family):
   _, _, spec = compiled(family, kubeflow_spec.KFP)
-  local = _local_pipeline(family, baseline_strategy=None)
+  local = _local_pipeline(family, baseline_strategy=None, kubeflow_ui_artifacts=True)
   assert set(spec.root.dag.tasks) == {c.id for c in local.components}
   assert {"TFLiteExporter", "EvalReport", "served_baseline"} <= set(spec.root.dag.tasks)
   assert _task_edges(spec) == _edges_of(local.components)
@@ -132,7 +132,8 @@ def test_kfp_task_graph_is_the_local_pipeline_with_the_served_baseline(compiled,
 @pytest.mark.parametrize("family", FAMILIES)
 def test_vertex_task_graph_is_the_local_pipeline_with_tfx_resolver_queries(compiled, family):
   _, _, spec = compiled(family, kubeflow_spec.VERTEX)
-  local = _local_pipeline(family)  # with the local baseline strategy
+  # With the local baseline strategy.
+  local = _local_pipeline(family, kubeflow_ui_artifacts=True)
   (resolver,) = [c for c in local.components if isinstance(c, tfx.dsl.Resolver)]
   model_query, blessing_query = resolver.id + MODEL_QUERY_SUFFIX, resolver.id + BLESSING_QUERY_SUFFIX
   task_of = {c.id: c.id for c in local.components}
@@ -169,6 +170,19 @@ def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family, tar
   assert (baseline.producer_task, baseline.output_artifact_key) == (
       ("served_baseline", "baseline") if target == kubeflow_spec.KFP
       else ("baseline_resolver" + MODEL_QUERY_SUFFIX, "model"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_report_reaches_the_ui_as_the_html_and_metrics_types_it_renders(
+    compiled, family, target):
+  _, _, spec = compiled(family, target)
+  outputs = spec.components["KubeflowUiArtifacts"].output_definitions.artifacts
+  assert {k: (v.artifact_type.schema_title, v.artifact_type.schema_version)
+          for k, v in outputs.items()} == {"html": ("system.HTML", "0.0.1"),
+                                           "metrics": ("system.Metrics", "0.0.1")}
+  report = spec.root.dag.tasks["KubeflowUiArtifacts"].inputs.artifacts["report"]
+  assert report.task_output_artifact.producer_task == "EvalReport"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -216,7 +230,8 @@ def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family
   titles = {yaml.safe_load(d["artifactType"]["instanceSchema"])["title"]
             for c in json_format.MessageToDict(spec)["components"].values()
             for side in ("inputDefinitions", "outputDefinitions")
-            for d in c.get(side, {}).get("artifacts", {}).values()}
+            for d in c.get(side, {}).get("artifacts", {}).values()
+            if "instanceSchema" in d["artifactType"]}
   for title in titles - {t for t in titles if t.startswith("tfx.")}:
     assert import_utils.import_class_by_path(title).TYPE_NAME == title
 
