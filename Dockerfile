@@ -21,8 +21,10 @@ WORKDIR /pipeline
 COPY . /pipeline
 
 # matplotlib draws the evaluation report's plots (components/eval_report);
-# the base image does not ship it, and it pulls nothing from the TF/Beam stack.
-RUN python -m pip install --no-cache-dir matplotlib==3.10.9 \
+# tensorflow-io (the release built for TensorFlow 2.16) gives tf.io.gfile the
+# s3:// filesystem for MinIO/S3 roots, and boto3 gives Beam's S3 filesystem
+# its client. The base image ships none of them.
+RUN python -m pip install --no-cache-dir matplotlib==3.10.9 tensorflow-io==0.37.1 boto3==1.44.8 \
  && python -m pip install --no-cache-dir --no-deps -e /pipeline \
  && python -c "import importlib, os; from pipeline import configs, pipeline; import tfx_model_factory; \
 fams = configs.FAMILIES.values(); \

@@ -3,7 +3,8 @@
     python kubeflow_runner.py --model cnn [--target kfp|vertex] --image IMAGE \\
         --pipeline-root URI --data-root URI --serving-root URI --tflite-root URI \\
         [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...] \\
-        --output build/kubeflow/cnn.yaml
+        [--trainer-cpu N] [--trainer-memory GB] [--trainer-gpu N [--gpu-type T]] \\
+        [--beam-cpu N] [--beam-memory GB] --output build/kubeflow/cnn.yaml
 
 `--target kfp` (the default) is for open-source Kubeflow Pipelines 2.x, which
 runs no TFX resolvers: the Evaluator's baseline is the newest version under
@@ -52,6 +53,14 @@ def parse_args(argv):
     parser.add_argument(f"--{root}", required=True, help="URI such as gs://bucket/path")
   parser.add_argument("--output", required=True, help="PipelineSpec YAML to write")
   beam_presets.add_arguments(parser)
+  group = parser.add_argument_group("resources", "what tasks ask the cluster for")
+  group.add_argument("--trainer-cpu", type=float, help="Trainer CPU cores (request = limit)")
+  group.add_argument("--trainer-memory", type=float, help="Trainer memory in GB (request = limit)")
+  group.add_argument("--trainer-gpu", type=int, help="Trainer accelerators")
+  group.add_argument("--gpu-type", default=kubeflow_spec.DEFAULT_GPU_TYPE,
+                     help="accelerator type (default: %(default)s; Vertex: e.g. NVIDIA_TESLA_T4)")
+  group.add_argument("--beam-cpu", type=float, help="CPU cores requested by each Beam task")
+  group.add_argument("--beam-memory", type=float, help="memory in GB requested by each Beam task")
   args = parser.parse_args(argv)
   for root in ROOTS:
     value = getattr(args, root.replace("-", "_"))
@@ -60,7 +69,11 @@ def parse_args(argv):
                    f"(gs://, s3://, ...), not a path of this machine: {value!r}")
   try:
     args.beam_args = beam_presets.beam_pipeline_args(args, worker_image=args.image)
-  except beam_presets.BeamPresetError as error:
+    args.resources = kubeflow_spec.Resources(
+        trainer_cpu=args.trainer_cpu, trainer_memory=args.trainer_memory,
+        trainer_gpu=args.trainer_gpu, gpu_type=args.gpu_type,
+        beam_cpu=args.beam_cpu, beam_memory=args.beam_memory)
+  except (beam_presets.BeamPresetError, ValueError) as error:
     parser.error(str(error))
   return args
 
@@ -72,7 +85,8 @@ def compile_pipeline(args) -> dict:
       serving_root=args.serving_root, tflite_root=args.tflite_root,
       schema_root=IMAGE_SCHEMA_ROOT)
   return kubeflow_spec.compile_spec(configs.get_family(args.model), cluster_roots,
-                                    args.target, args.image, args.beam_args)
+                                    args.target, args.image, args.beam_args,
+                                    resources=args.resources)
 
 
 def main(argv=None) -> int:

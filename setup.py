@@ -15,8 +15,12 @@ setuptools.setup(
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",
         "tf-keras==2.16.0",
+        # s3:// (MinIO, KFP's artifact store): tf.io.gfile's filesystem, Beam's client.
+        "tensorflow-io==0.37.1",
+        "boto3",
         "dill",
         "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
     ],
-    extras_require={"test": ["pytest"]},
+    # moto's server: the S3-compatible server the S3 end-to-end test starts.
+    extras_require={"test": ["pytest", "moto[server]"]},
 )

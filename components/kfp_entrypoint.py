@@ -16,6 +16,11 @@ spec TFX already passes (`--json_serialized_inputs_spec_args`) and the
 outputs spec the compiler adds (`--json_serialized_outputs_spec_args`,
 runners/kubeflow_spec.py) — writes them into the executor input, and then
 runs TFX's entrypoint unchanged. With the Vertex shape it changes nothing.
+A task that touches `s3://` (MinIO, KFP's default artifact store) gets
+tensorflow-io's S3 filesystem registered first; credentials and endpoint come
+from the standard AWS environment variables (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL for Beam's boto3 client,
+S3_ENDPOINT for tensorflow-io), never from the spec.
 
     python -m components.kfp_entrypoint --executor_class_path C \\
         --json_serialized_invocation_args '{{$}}' \\
@@ -24,6 +29,8 @@ runs TFX's entrypoint unchanged. With the Vertex shape it changes nothing.
 """
 import argparse
 import json
+import logging
+import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -32,6 +39,7 @@ from typing import Any, Dict, List, Optional, Tuple
 # type by its name, which `system.HTML` is not.
 UI_TYPE_CLASSES = {"system.HTML": "components.kfp_ui.KubeflowHtml",
                    "system.Metrics": "components.kfp_ui.KubeflowMetrics"}
+S3_SCHEME = "s3://"
 INVOCATION_FLAG = "--json_serialized_invocation_args"
 INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 OUTPUTS_SPEC_FLAG = "--json_serialized_outputs_spec_args"
@@ -83,8 +91,22 @@ def typed_arguments(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
 
 def main(argv: Optional[List[str]] = None) -> None:
   # pylint: disable=import-outside-toplevel  (TFX only once the flags parsed)
+  parsed = typed_arguments(sys.argv[1:] if argv is None else argv)
+  on_s3 = S3_SCHEME in parsed[0].json_serialized_invocation_args
+  if on_s3:
+    # TensorFlow 2.16 reads s3:// only through tensorflow-io's filesystem
+    # plugin, which registers itself on import.
+    import tensorflow_io  # noqa: F401  pylint: disable=unused-import
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
-  kubeflow_v2_run_executor.main(typed_arguments(sys.argv[1:] if argv is None else argv))
+  kubeflow_v2_run_executor.main(parsed)
+  if on_s3 and argv is None:
+    # tensorflow-io's S3 client aborts the interpreter while it shuts down
+    # ("pure virtual method called", exit 134) after the task succeeded, which
+    # the launcher would report as a failure: end the process here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

@@ -20,15 +20,22 @@ through the image's entrypoint wrapper (components/kfp_entrypoint.py), which
 types artifacts as the spec declares them whichever launcher hands them over;
 the compiler gives it each component's outputs spec.
 """
+import dataclasses
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import yaml
 
 from components import kfp_entrypoint
 from pipeline import configs
 from runners import roots as roots_lib
+
+# The tasks whose Beam pipelines do the data work, by the spec's task names.
+BEAM_TASKS = ("ImportExampleGen", "MovieLensExampleGen", "StatisticsGen", "Transform",
+              "Evaluator")
+TRAINER_TASK = "Trainer"
+DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 
 KFP = "kfp"
 VERTEX = "vertex"
@@ -39,8 +46,50 @@ TFX_ENTRYPOINT = ["python", "-m",
 ENTRYPOINT = ["python", "-m", kfp_entrypoint.__name__]
 
 
+@dataclasses.dataclass(frozen=True)
+class Resources:
+  """What the Trainer and the Beam tasks ask the cluster for; None: nothing.
+
+  The Trainer gets its CPU and memory as request and limit (a training pod
+  that is throttled or evicted halfway wastes the run) and `trainer_gpu`
+  accelerators of `gpu_type` (`nvidia.com/gpu` on open-source KFP, e.g.
+  `NVIDIA_TESLA_T4` on Vertex); the Beam tasks get requests only, so a
+  DirectRunner pod may burst when the node has room.
+  """
+  trainer_cpu: Optional[float] = None      # cores
+  trainer_memory: Optional[float] = None   # GB
+  trainer_gpu: Optional[int] = None
+  gpu_type: str = DEFAULT_GPU_TYPE
+  beam_cpu: Optional[float] = None         # cores
+  beam_memory: Optional[float] = None      # GB
+
+  def __post_init__(self):
+    for name in ("trainer_cpu", "trainer_memory", "trainer_gpu", "beam_cpu", "beam_memory"):
+      value = getattr(self, name)
+      if value is not None and not value > 0:
+        raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+  def for_task(self, task: str) -> Dict[str, Any]:
+    """The spec's `resources` of a container task (empty: none asked)."""
+    spec: Dict[str, Any] = {}
+    if task == TRAINER_TASK:
+      if self.trainer_cpu:
+        spec.update(cpuLimit=self.trainer_cpu, cpuRequest=self.trainer_cpu)
+      if self.trainer_memory:
+        spec.update(memoryLimit=self.trainer_memory, memoryRequest=self.trainer_memory)
+      if self.trainer_gpu:
+        spec["accelerator"] = {"type": self.gpu_type, "count": self.trainer_gpu}
+    elif task in BEAM_TASKS:
+      if self.beam_cpu:
+        spec["cpuRequest"] = self.beam_cpu
+      if self.beam_memory:
+        spec["memoryRequest"] = self.beam_memory
+    return spec
+
+
 def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: str,
-                 image: str, beam_pipeline_args: List[str], **options: Any) -> Dict:
+                 image: str, beam_pipeline_args: List[str],
+                 resources: Resources = Resources(), **options: Any) -> Dict:
   """The PipelineSpec of `family` for `target`, as the dict that is written out.
 
   The pipeline root becomes the spec's defaultPipelineRoot, so a run created
@@ -69,7 +118,18 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
         "enableCache": False}
   _name_ui_types_as_kfp_does(spec)
   _run_through_entrypoint(spec)
+  _ask_for(resources, spec)
   return spec
+
+
+def _ask_for(resources: Resources, spec: Dict) -> None:
+  """Sets each task's resource requests and limits on its container."""
+  executors = spec["deploymentSpec"]["executors"]
+  for task_name, task in spec["root"]["dag"]["tasks"].items():
+    wanted = resources.for_task(task_name)
+    if wanted:
+      label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+      executors[label]["container"]["resources"] = wanted
 
 
 def _name_ui_types_as_kfp_does(spec: Dict) -> None:

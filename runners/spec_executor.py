@@ -50,6 +50,9 @@ from typing import Any, Dict, List, Optional, TextIO
 import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The launcher's own files (outputs metadata, logs, the cache index) go under
+# a local state directory: the pipeline root when that is local.
+LAUNCHER_DIR = ".launcher"
 CACHE_DIR = ".kfp-local-cache"
 LOGS_DIR = ".kfp-local-logs"
 # What the Dockerfile sets in the image (ENV), for every task.
@@ -170,6 +173,7 @@ class SpecExecutor:
   """Runs one compiled spec under a local pipeline root."""
 
   def __init__(self, spec: Dict[str, Any], pipeline_root: Optional[str] = None,
+               state_dir: Optional[str] = None,
                enable_cache: bool = True, stream: TextIO = sys.stdout,
                python: str = sys.executable, artifact_types: str = OSS_TYPES):
     check_runs_on_open_source_kfp(spec)
@@ -178,9 +182,10 @@ class SpecExecutor:
     self._typed = oss_type if artifact_types == OSS_TYPES else (lambda declared: declared)
     self._spec = spec
     self._root = pipeline_root or spec["defaultPipelineRoot"]
-    if "://" in self._root:
-      raise SpecError(f"pipeline root {self._root!r}: the local executor writes "
-                      "local paths only")
+    if state_dir is None and "://" in self._root:
+      raise SpecError(f"pipeline root {self._root!r} is not local: give the executor a "
+                      "local state directory for its own files")
+    self._state = state_dir or self._root
     self._enable_cache = enable_cache
     self._stream = stream
     self._python = python
@@ -239,11 +244,11 @@ class SpecExecutor:
         "inputs": {"artifacts": self._input_artifacts(task, component, runs),
                    "parameterValues": _parameter_values(task)},
         "outputs": {"artifacts": self._output_artifacts(name, component),
-                    "outputFile": os.path.join(self._root, self.run_id, ".launcher", name,
+                    "outputFile": os.path.join(self._state, self.run_id, LAUNCHER_DIR, name,
                                                "output_metadata.json")},
     }
     caching = self._enable_cache and task.get("cachingOptions", {}).get("enableCache", False)
-    cache_path = os.path.join(self._root, CACHE_DIR,
+    cache_path = os.path.join(self._state, CACHE_DIR,
                               _fingerprint(component, executor, executor_input) + ".json")
     if caching and os.path.isfile(cache_path):
       with open(cache_path, encoding="utf-8") as f:
@@ -266,8 +271,10 @@ class SpecExecutor:
     output_file = executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
     for artifacts in executor_input["outputs"]["artifacts"].values():
-      os.makedirs(artifacts["artifacts"][0]["uri"], exist_ok=True)
-    run.log_path = os.path.join(self._root, LOGS_DIR, self.run_id, f"{name}.log")
+      uri = artifacts["artifacts"][0]["uri"]
+      if "://" not in uri:  # As the launcher prepares local output folders.
+        os.makedirs(uri, exist_ok=True)
+    run.log_path = os.path.join(self._state, LOGS_DIR, self.run_id, f"{name}.log")
     os.makedirs(os.path.dirname(run.log_path), exist_ok=True)
     with open(run.log_path, "w", encoding="utf-8") as log:
       result = subprocess.run(command, cwd=REPO_ROOT, env=dict(os.environ, **IMAGE_ENV),

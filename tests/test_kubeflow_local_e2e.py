@@ -17,6 +17,7 @@ from components import atomic_pusher
 from components.eval_report import results
 from components.tflite_exporter import layout as tflite_layout
 from pipeline import configs
+from runners import spec_executor
 from runners.layout import OutputLayout
 from tests import e2e_helpers
 
@@ -77,8 +78,8 @@ def test_spec_run_writes_the_report_as_the_artifacts_the_kfp_ui_renders(first_ru
   (report,) = glob.glob(os.path.join(root, "*", "EvalReport", "report", "report.html"))
   with open(report, encoding="utf-8") as f:
     assert page == f.read()
-  (written,) = glob.glob(os.path.join(root, "*", ".launcher", "KubeflowUiArtifacts",
-                                      "output_metadata.json"))
+  (written,) = glob.glob(os.path.join(root, "*", spec_executor.LAUNCHER_DIR,
+                                      "KubeflowUiArtifacts", "output_metadata.json"))
   with open(written, encoding="utf-8") as f:
     metrics = json.load(f)["artifacts"]["metrics"]["artifacts"][0]["metadata"]
   evaluation = results.load_evaluation(_evaluations(output_dir)[0])

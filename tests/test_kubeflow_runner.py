@@ -316,6 +316,7 @@ def test_extra_beam_arg_overrides_a_preset_value():
     (["--serving-root", "serving"], "--serving-root must be a URI the cluster can reach"),
     (["--tflite-root", "/tmp/tflite"], "--tflite-root must be a URI the cluster can reach"),
     (["--target", "argo"], "invalid choice: 'argo'"),
+    (["--trainer-memory", "0"], "--trainer-memory must be positive"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
   with pytest.raises(SystemExit) as exit_info:
@@ -324,15 +325,45 @@ def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
   assert message in capsys.readouterr().err
 
 
+RESOURCE_ARGS = ["--trainer-cpu", "4", "--trainer-memory", "16", "--trainer-gpu", "1",
+                 "--beam-cpu", "2", "--beam-memory", "8"]
+
+
+def test_resources_become_requests_and_limits_of_the_trainer_and_beam_tasks():
+  spec = _spec_dict("cnn", *RESOURCE_ARGS)
+  executors = spec["deploymentSpec"]["executors"]
+  label_of = {task: spec["components"][t["componentRef"]["name"]]["executorLabel"]
+              for task, t in spec["root"]["dag"]["tasks"].items()}
+  asked = {task: executors[label]["container"].get("resources")
+           for task, label in label_of.items()}
+  assert asked.pop("Trainer") == {
+      "cpuLimit": 4.0, "cpuRequest": 4.0, "memoryLimit": 16.0, "memoryRequest": 16.0,
+      "accelerator": {"type": "nvidia.com/gpu", "count": 1}}
+  for task in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+    assert asked.pop(task) == {"cpuRequest": 2.0, "memoryRequest": 8.0}, task
+  assert set(asked.values()) == {None}
+  # The spec with resources parses strictly, as KFP reads it.
+  json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+
+
 def _normalised(text):
   """The spec without what changes with no change to the pipeline: the TFX version."""
   return re.sub(r"(?m)^sdkVersion: .*$", "sdkVersion: <normalised>", text)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("family", FAMILIES)
-def test_spec_matches_golden(compiled, family, target):
-  actual = _normalised(compiled(family, target)[1])
+def _compiled_with_resources(tmp_path):
+  path = str(tmp_path / "cnn-resources.yaml")
+  assert kubeflow_runner.main(["--model", "cnn", *BASE_ARGS, *RESOURCE_ARGS,
+                               "--output", path]) == 0
+  with open(path, encoding="utf-8") as f:
+    return f.read()
+
+
+@pytest.mark.parametrize("target, family", [
+    *[(t, f) for t in TARGETS for f in FAMILIES], (kubeflow_spec.KFP, "cnn-resources")])
+def test_spec_matches_golden(compiled, family, target, tmp_path):
+  actual = _normalised(_compiled_with_resources(tmp_path) if family == "cnn-resources"
+                       else compiled(family, target)[1])
   golden = os.path.join(GOLDEN_DIR, target, f"{family}.yaml")
   if os.environ.get("UPDATE_GOLDENS") == "1":
     os.makedirs(os.path.dirname(golden), exist_ok=True)
