@@ -11,6 +11,7 @@ versions equal serving versions, which are immutable).
 """
 import json
 import os
+import shutil
 from typing import Any, Dict, List
 
 import tensorflow as tf
@@ -32,7 +33,10 @@ def write_version(tflite_dir: str, version: str, model_bytes: bytes,
     with open(os.path.join(staging, MODEL_FILE), "wb") as f:
       f.write(model_bytes)
     for name, source in extra_files.items():
-      tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)
+      if publishing.is_uri(source):  # A Transform output on an object store.
+        tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)
+      else:
+        shutil.copyfile(source, os.path.join(staging, name))
 
   _, path = publishing.publish(
       assemble, tflite_dir, METADATA_FILE,
