@@ -12,7 +12,6 @@ validation, 1 on any other failure, 2 on bad arguments.
 """
 import argparse
 import logging
-import math
 import os
 import sys
 import time
@@ -21,52 +20,23 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
-from pipeline import configs  # noqa: E402
 from runners import beam_presets, preflight  # noqa: E402
 from runners.layout import OutputLayout  # noqa: E402
-
-EXIT_DATA_ANOMALIES = 3
 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
-                      help="model family to run")
-  parser.add_argument("--output-dir", default="outputs")
-  parser.add_argument("--data-dir", help="folder with train/ and eval/ data, or MovieLens u.data + u.item "
-                      "(default: the family's shipped data under data/)")
-  parser.add_argument("--train-steps", type=int, help="override training steps")
-  parser.add_argument("--min-metric", type=float,
-                      help="override the minimum value of the gated metric")
-  parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+  preflight.add_run_arguments(parser, default_output_dir="outputs")
   parser.add_argument("--no-drift-check", action="store_true",
                       help="do not compare the train split with the shipped reference "
                       "statistics (for data of your own; train/eval skew is still checked)")
   beam_presets.add_arguments(parser)
   args = parser.parse_args(argv)
-  family = configs.get_family(args.model)
-  args.data_dir = os.path.abspath(
-      args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
-  if not os.path.isdir(args.data_dir):
-    parser.error(f"--data-dir {args.data_dir} is not a readable directory")
-  args.output_dir = os.path.abspath(args.output_dir)
-  if not preflight.can_create_directory(args.output_dir):
-    parser.error(f"--output-dir {args.output_dir} cannot be created or written "
-                 "(a file is in the way, or no write permission)")
-  if args.train_steps is not None and args.train_steps < 1:
-    parser.error("--train-steps must be at least 1")
-  if args.min_metric is not None and not math.isfinite(args.min_metric):
-    parser.error("--min-metric must be a finite number")
   try:
     args.beam_args = beam_presets.beam_pipeline_args(args)
   except beam_presets.BeamPresetError as error:
     parser.error(str(error))
-  try:
-    preflight.check_input(family, args.data_dir)
-  except preflight.InputDataError as error:
-    print(f"error: bad input data: {error}", file=sys.stderr)
-    sys.exit(EXIT_DATA_ANOMALIES)
-  return args, family
+  return args, preflight.check_run_arguments(parser, args)
 
 
 def _route_logs(log_path: str, progress: logging.Handler) -> None:
@@ -117,7 +87,7 @@ def main(argv=None) -> int:
     tfx.orchestration.LocalDagRunner().run(tfx_pipeline)
   except Exception as error:  # pylint: disable=broad-except
     failure = error
-    status = EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
+    status = preflight.EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
   node_ids = [c.id for c in tfx_pipeline.components]
   runs = run_summary.read_node_runs(arguments["metadata_connection_config"],
                                      family.pipeline_name, node_ids, started_ms, resolver_ids)

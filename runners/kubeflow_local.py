@@ -14,7 +14,6 @@ nothing new. Exit status: 0 the run completed (blessed or not), 3 a task
 stopped on bad data, 1 any other task failure, 2 bad arguments.
 """
 import argparse
-import math
 import os
 import sys
 
@@ -23,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
 from pipeline import configs  # noqa: E402
-from runners import beam_presets, kubeflow_spec, preflight, roots, spec_executor  # noqa: E402
+from runners import (beam_presets, kubeflow_spec, preflight, roots,  # noqa: E402
+                     spec_executor)
 from runners.layout import OutputLayout  # noqa: E402
 
-EXIT_DATA_ANOMALIES = 3
 # What a task that stopped on bad data logs (components/anomalies_gate.py).
 _DATA_FAILURE = "DataAnomaliesError"
 LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
@@ -35,40 +34,18 @@ LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m runners.kubeflow_local",
                                    description=__doc__.splitlines()[0])
-  parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES))
+  preflight.add_run_arguments(parser,
+                              default_output_dir=os.path.join("outputs", "kubeflow-local"))
   parser.add_argument("--target", choices=[kubeflow_spec.KFP], default=kubeflow_spec.KFP,
                       help="only the open-source KFP target runs here (the vertex "
                       "target's resolvers run on Vertex AI only)")
-  parser.add_argument("--output-dir", default=os.path.join("outputs", "kubeflow-local"))
-  parser.add_argument("--data-dir", help="the family's data (default: its shipped data)")
-  parser.add_argument("--train-steps", type=int, help="override training steps")
-  parser.add_argument("--min-metric", type=float,
-                      help="override the minimum value of the gated metric")
-  parser.add_argument("--no-cache", action="store_true", help="run every task")
   parser.add_argument("--artifact-types", choices=spec_executor.ARTIFACT_TYPES,
                       default=spec_executor.OSS_TYPES,
                       help="how tasks get their artifacts typed: oss, system.* as the "
                       "open-source launcher hands them (default); spec, as declared, "
                       "as Vertex AI hands them")
   args = parser.parse_args(argv)
-  family = configs.get_family(args.model)
-  args.data_dir = os.path.abspath(
-      args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
-  args.output_dir = os.path.abspath(args.output_dir)
-  if not os.path.isdir(args.data_dir):
-    parser.error(f"--data-dir {args.data_dir} is not a readable directory")
-  if not preflight.can_create_directory(args.output_dir):
-    parser.error(f"--output-dir {args.output_dir} cannot be created or written")
-  if args.train_steps is not None and args.train_steps < 1:
-    parser.error("--train-steps must be at least 1")
-  if args.min_metric is not None and not math.isfinite(args.min_metric):
-    parser.error("--min-metric must be a finite number")
-  try:
-    preflight.check_input(family, args.data_dir)
-  except preflight.InputDataError as error:
-    print(f"error: bad input data: {error}", file=sys.stderr)
-    sys.exit(EXIT_DATA_ANOMALIES)
-  return args, family
+  return args, preflight.check_run_arguments(parser, args)
 
 
 def _summary(runs) -> str:
@@ -124,7 +101,7 @@ def main(argv=None) -> int:
     return 0
   tail = spec_executor.failure_log_tail(failed[0])
   print(f"\nFAILED: task {failed[0].name} (log: {failed[0].log_path})\n{tail}", file=sys.stderr)
-  return EXIT_DATA_ANOMALIES if _DATA_FAILURE in tail else 1
+  return preflight.EXIT_DATA_ANOMALIES if _DATA_FAILURE in tail else 1
 
 
 if __name__ == "__main__":

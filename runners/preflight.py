@@ -6,13 +6,21 @@ write; these checks name the file or directory at fault instead. The input
 check is the family's example source's own (components/example_sources.py),
 so this module imports neither TFX nor TensorFlow.
 """
+import argparse
+import math
 import os
+import sys
 from typing import List
 
 from components.example_sources import InputDataError
+from pipeline import configs
 from pipeline.configs import FamilyConfig
 
-__all__ = ["InputDataError", "can_create_directory", "check_input"]
+__all__ = ["InputDataError", "EXIT_DATA_ANOMALIES", "add_run_arguments",
+           "can_create_directory", "check_input", "check_run_arguments"]
+
+# Exit status of a run stopped by its data (here, or at the AnomaliesGate).
+EXIT_DATA_ANOMALIES = 3
 
 
 def can_create_directory(path: str) -> bool:
@@ -25,3 +33,45 @@ def can_create_directory(path: str) -> bool:
 def check_input(family: FamilyConfig, data_dir: str) -> List[str]:
   """Raises InputDataError naming the file at fault; returns the files found."""
   return family.example_source.check(data_dir)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
+  """The arguments every runner that runs a family's pipeline here takes."""
+  parser.add_argument("--model", required=True, choices=sorted(configs.FAMILIES),
+                      help="model family to run")
+  parser.add_argument("--output-dir", default=default_output_dir)
+  parser.add_argument("--data-dir", help="folder with train/ and eval/ data, or MovieLens "
+                      "u.data + u.item (default: the family's shipped data under data/)")
+  parser.add_argument("--train-steps", type=int, help="override training steps")
+  parser.add_argument("--min-metric", type=float,
+                      help="override the minimum value of the gated metric")
+  parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+def check_run_arguments(parser: argparse.ArgumentParser,
+                        args: argparse.Namespace) -> FamilyConfig:
+  """Checks what `add_run_arguments` parsed, before anything is written.
+
+  Bad arguments exit 2 (through `parser.error`); input data the family's
+  ExampleGen cannot read exits EXIT_DATA_ANOMALIES naming the file. Makes
+  `args.data_dir` and `args.output_dir` absolute; returns the family.
+  """
+  family = configs.get_family(args.model)
+  args.data_dir = os.path.abspath(
+      args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
+  if not os.path.isdir(args.data_dir):
+    parser.error(f"--data-dir {args.data_dir} is not a readable directory")
+  args.output_dir = os.path.abspath(args.output_dir)
+  if not can_create_directory(args.output_dir):
+    parser.error(f"--output-dir {args.output_dir} cannot be created or written "
+                 "(a file is in the way, or no write permission)")
+  if args.train_steps is not None and args.train_steps < 1:
+    parser.error("--train-steps must be at least 1")
+  if args.min_metric is not None and not math.isfinite(args.min_metric):
+    parser.error("--min-metric must be a finite number")
+  try:
+    check_input(family, args.data_dir)
+  except InputDataError as error:
+    print(f"error: bad input data: {error}", file=sys.stderr)
+    sys.exit(EXIT_DATA_ANOMALIES)
+  return family
