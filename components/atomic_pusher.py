@@ -27,7 +27,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components import publishing
+from components import publishing, uris
 from modules.common import warmup
 
 # Written last into every pushed version: which model and blessing it came
@@ -61,7 +61,7 @@ def push_atomically(model_path: str, base_dir: str,
   """Stages, verifies and publishes `model_path` with its push record;
   returns (version, path)."""
   def assemble(staging: str) -> None:
-    if publishing.is_uri(model_path):
+    if uris.is_uri(model_path):
       io_utils.copy_dir(model_path, staging)
     else:
       shutil.rmtree(staging)

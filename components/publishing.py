@@ -35,19 +35,11 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from absl import logging
 import tensorflow as tf
 
+from components.uris import is_uri, join
+
 STAGING_PREFIX = ".staging-"
 CLAIM_PREFIX = ".claim-"
 STALE_STAGING_SECONDS = 3600
-
-
-def is_uri(path: str) -> bool:
-  """Whether `path` names an object store (`scheme://...`), not a local path."""
-  return "://" in path
-
-
-def join(base: str, *parts: str) -> str:
-  """`base`/parts, with "/" on object stores."""
-  return "/".join([base.rstrip("/"), *parts]) if is_uri(base) else os.path.join(base, *parts)
 
 
 def numeric_versions(base: str) -> List[int]:

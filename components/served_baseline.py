@@ -29,7 +29,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils, path_utils
 
-from components import atomic_pusher, publishing
+from components import atomic_pusher, uris
 
 FOUND_KEY = "found"
 SERVED_VERSION_KEY = "served_version"
@@ -46,7 +46,7 @@ def ServedBaseline(  # pylint: disable=invalid-name
     logging.info("No complete version under %s: no baseline", serving_dir)
     baseline.set_int_custom_property(FOUND_KEY, 0)
     return
-  io_utils.copy_dir(publishing.join(serving_dir, str(version)),
+  io_utils.copy_dir(uris.join(serving_dir, str(version)),
                     path_utils.serving_model_dir(baseline.uri))
   logging.info("Baseline: version %s under %s (model %s)", version, serving_dir,
                record.get("model_uri"))

@@ -8,10 +8,9 @@ so every output is wired the same way in every runner: a runner chooses
 roots, never paths of single outputs.
 """
 import dataclasses
-import os
-import posixpath
 from typing import Any, Dict, List, Optional
 
+from components.uris import join
 from pipeline import configs
 from runners.layout import OutputLayout
 
@@ -30,11 +29,6 @@ class Roots:
   tflite_root: Optional[str]
   schema_root: str = configs.SCHEMA_ROOT
   metadata_path: Optional[str] = None
-
-
-def join(root: str, *parts: str) -> str:
-  """`root`/parts with "/" for URIs (gs://, s3://), the OS separator for paths."""
-  return posixpath.join(root, *parts) if "://" in root else os.path.join(root, *parts)
 
 
 def local_roots(layout: OutputLayout, data_root: str = configs.DEFAULT_DATA_ROOT) -> Roots:

@@ -49,6 +49,8 @@ from typing import Any, Dict, List, Optional, TextIO
 
 import yaml
 
+from components import uris
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The launcher's own files (outputs metadata, logs, the cache index) go under
 # a local state directory: the pipeline root when that is local.
@@ -118,10 +120,6 @@ def oss_type(declared: Dict[str, Any]) -> Dict[str, Any]:
       yaml.safe_load(declared.get("instanceSchema", "")) or {}).get("title", "")
   return {"schemaTitle": title if title.startswith("system.")
           else _SYSTEM_TITLES.get(title, "system.Artifact")}
-
-
-def _join(root: str, *parts: str) -> str:
-  return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
 
 
 def _parameter_values(task: Dict[str, Any]) -> Dict[str, Any]:
@@ -230,7 +228,7 @@ class SpecExecutor:
     return {key: {"artifacts": [{
         "name": f"{self.run_id}/{name}/{key}",
         "type": self._typed(spec["artifactType"]),
-        "uri": _join(self._root, self.run_id, name, key),
+        "uri": uris.join(self._root, self.run_id, name, key),
         "metadata": {}}]} for key, spec in declared.items()}
 
   def _run_task(self, name: str, run: TaskRun, runs: Dict[str, TaskRun]) -> None:

@@ -26,7 +26,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import publishing
+from components import uris
 from components.tflite_exporter import conversion, layout, parity
 from modules.common import contract
 
@@ -122,7 +122,7 @@ class Executor(base_executor.BaseExecutor):
     if not version.isdigit():
       raise ValueError(f"pushed model {pushed.uri} has no numeric pushed_version "
                        f"({version!r}); the TFLite version must equal the serving one")
-    target = publishing.join(tflite_dir, version)
+    target = uris.join(tflite_dir, version)
     if tf.io.gfile.exists(target):  # Fail before converting.
       raise FileExistsError(f"TFLite version {target} already exists; "
                             "versions are never replaced")

@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 
 import tensorflow as tf
 
-from components import publishing
+from components import publishing, uris
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
@@ -33,7 +33,7 @@ def write_version(tflite_dir: str, version: str, model_bytes: bytes,
     with open(os.path.join(staging, MODEL_FILE), "wb") as f:
       f.write(model_bytes)
     for name, source in extra_files.items():
-      if publishing.is_uri(source):  # A Transform output on an object store.
+      if uris.is_uri(source):  # A Transform output on an object store.
         tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)
       else:
         shutil.copyfile(source, os.path.join(staging, name))
@@ -51,5 +51,5 @@ def published_versions(tflite_dir: str) -> List[int]:
 
 def read_metadata(version_dir: str) -> Dict[str, Any]:
   """metadata.json of an exported version (a local path or a URI)."""
-  with tf.io.gfile.GFile(publishing.join(version_dir, METADATA_FILE)) as f:
+  with tf.io.gfile.GFile(uris.join(version_dir, METADATA_FILE)) as f:
     return json.load(f)
