@@ -64,8 +64,7 @@ def push_atomically(model_path: str, base_dir: str,
     if uris.is_uri(model_path):
       io_utils.copy_dir(model_path, staging)
     else:
-      shutil.rmtree(staging)
-      shutil.copytree(model_path, staging)
+      shutil.copytree(model_path, staging, dirs_exist_ok=True)
 
   return publishing.publish(
       assemble, base_dir, PUSH_RECORD,
@@ -99,10 +98,11 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
       self._MarkNotPushed(model_push)
       model_push.set_string_custom_property(NOT_PUSHED_REASON, reason)
       return
-    version, final = push_atomically(self.GetModelPath(input_dict), base_dir,
+    model_path = self.GetModelPath(input_dict)
+    version, final = push_atomically(model_path, base_dir,
                                      record=push_record(model, blessings[0]))
     logging.info("Model pushed to %s", final)
-    io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
+    io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=final, pushed_version=version)
 
 

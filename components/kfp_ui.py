@@ -19,9 +19,7 @@ from tfx import types
 from tfx import v1 as tfx
 
 from components.eval_report import report as report_lib
-from components.eval_report.component import EvaluationReport
-
-BLESSED_KEY = "blessed"
+from components.eval_report.component import BLESSED_KEY, EvaluationReport
 
 
 class KubeflowHtml(types.Artifact):

@@ -105,6 +105,7 @@ def create_pipeline(
 
   if baseline_strategy is None:
     baseline = ServedBaseline(serving_dir=serving_model_dir).with_id("served_baseline")
+    baseline_model = baseline.outputs["baseline"]
     evaluator_class = ServedBaselineEvaluator
   else:
     resolver_inputs = {
@@ -115,13 +116,13 @@ def create_pipeline(
       resolver_inputs["candidate"] = trainer.outputs["model"]
     baseline = tfx.dsl.Resolver(
         strategy_class=baseline_strategy, **resolver_inputs).with_id("baseline_resolver")
+    baseline_model = baseline.outputs["model"]
     evaluator_class = tfx.components.Evaluator
 
   evaluator = evaluator_class(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
-      baseline_model=baseline.outputs[
-          "baseline" if baseline_strategy is None else "model"],
+      baseline_model=baseline_model,
       eval_config=build_eval_config(family, gate_min_value)).with_id("Evaluator")
 
   eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],

@@ -14,6 +14,7 @@ nothing new. Exit status: 0 the run completed (blessed or not), 3 a task
 stopped on bad data, 1 any other task failure, 2 bad arguments.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -21,13 +22,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
-from pipeline import configs  # noqa: E402
 from runners import (beam_presets, kubeflow_spec, preflight, roots,  # noqa: E402
                      spec_executor)
 from runners.layout import OutputLayout  # noqa: E402
 
-# What a task that stopped on bad data logs (components/anomalies_gate.py).
-_DATA_FAILURE = "DataAnomaliesError"
 LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
 
 
@@ -49,6 +47,7 @@ def parse_args(argv):
 
 
 def _summary(runs) -> str:
+  from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
@@ -60,7 +59,7 @@ def _summary(runs) -> str:
   if pushed:
     metadata = pushed["metadata"]
     lines.append(f"Pushed: {metadata['pushed_destination']}" if metadata.get("pushed") == 1
-                 else f"Pushed: nothing ({metadata.get('not_pushed_reason', 'not blessed')})")
+                 else f"Pushed: nothing ({metadata.get(NOT_PUSHED_REASON, 'not blessed')})")
   ui = runs.get("KubeflowUiArtifacts")
   if ui and ui.outputs:
     lines.append(f"UI artifacts: {ui.outputs['html']['uri']} (system.HTML), "
@@ -76,14 +75,12 @@ def _summary(runs) -> str:
 def main(argv=None) -> int:
   args, family = parse_args(argv)
   layout = OutputLayout(args.output_dir)
-  local_roots = roots.Roots(pipeline_root=layout.pipeline_root,
-                            data_root=configs.DEFAULT_DATA_ROOT,
-                            serving_root=layout.serving_root, tflite_root=layout.tflite_root)
-  options = {k: v for k, v in (("train_steps", args.train_steps),
-                               ("gate_min_value", args.min_metric)) if v is not None}
-  spec = kubeflow_spec.compile_spec(family, local_roots, args.target, LOCAL_IMAGE,
+  # A local run's roots, but MLMD is the orchestrator's (here: none).
+  spec_roots = dataclasses.replace(roots.local_roots(layout), metadata_path=None)
+  spec = kubeflow_spec.compile_spec(family, spec_roots, args.target, LOCAL_IMAGE,
                                     list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
-                                    **options)
+                                    train_steps=args.train_steps,
+                                    gate_min_value=args.min_metric)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:
@@ -99,9 +96,11 @@ def main(argv=None) -> int:
   failed = [run for run in runs.values() if run.state == "failed"]
   if not failed:
     return 0
+  # What a task stopped by bad data raises, named in its log.
+  from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
   tail = spec_executor.failure_log_tail(failed[0])
   print(f"\nFAILED: task {failed[0].name} (log: {failed[0].log_path})\n{tail}", file=sys.stderr)
-  return preflight.EXIT_DATA_ANOMALIES if _DATA_FAILURE in tail else 1
+  return preflight.EXIT_DATA_ANOMALIES if DataAnomaliesError.__name__ in tail else 1
 
 
 if __name__ == "__main__":

@@ -131,7 +131,9 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
       lines.append(f"Pushed: {_custom(pushed, 'pushed_destination')}"
                    + (" (cached: pushed by an earlier run)" if pusher.state == "cached" else ""))
     else:
-      lines.append(f"Pushed: nothing ({_custom(pushed, 'not_pushed_reason') or 'model not blessed'})")
+      from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
+      reason = _custom(pushed, NOT_PUSHED_REASON) or "model not blessed"
+      lines.append(f"Pushed: nothing ({reason})")
   elif pusher:
     lines.append(f"Pushed: nothing (Pusher {pusher.state})")
   exporter = runs.get("TFLiteExporter")

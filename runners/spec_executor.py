@@ -180,7 +180,7 @@ class SpecExecutor:
     self._typed = oss_type if artifact_types == OSS_TYPES else (lambda declared: declared)
     self._spec = spec
     self._root = pipeline_root or spec["defaultPipelineRoot"]
-    if state_dir is None and "://" in self._root:
+    if state_dir is None and uris.is_uri(self._root):
       raise SpecError(f"pipeline root {self._root!r} is not local: give the executor a "
                       "local state directory for its own files")
     self._state = state_dir or self._root
@@ -270,7 +270,7 @@ class SpecExecutor:
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
     for artifacts in executor_input["outputs"]["artifacts"].values():
       uri = artifacts["artifacts"][0]["uri"]
-      if "://" not in uri:  # As the launcher prepares local output folders.
+      if not uris.is_uri(uri):  # As the launcher prepares local output folders.
         os.makedirs(uri, exist_ok=True)
     run.log_path = os.path.join(self._state, LOGS_DIR, self.run_id, f"{name}.log")
     os.makedirs(os.path.dirname(run.log_path), exist_ok=True)

@@ -2,8 +2,8 @@
 
 The evaluation report (report.py), its terminal lines (terminal.py) and,
 through those, the runner's summary and the review CLI all show an
-evaluation; reading it here, once, keeps them from disagreeing. Everything comes from `tfma.load_eval_result`
-and `tfma.load_validation_result`: metric values, TFMA's own
+evaluation; reading it here, once, keeps them from disagreeing. Everything
+comes from `tfma.load_eval_result` and `tfma.load_validation_result`: metric values, TFMA's own
 candidate-minus-baseline diffs, the thresholds of the EvalConfig the
 Evaluator actually ran (TFX drops change thresholds when there is no
 baseline) and which of them TFMA's validator failed. Nothing is recomputed.
