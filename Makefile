@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test chromium kubeflow kubeflow-local bench
+.PHONY: env run test chromium kubeflow kubeflow-local bench movielens
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -14,10 +14,18 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-run: env
+# MovieLens-100k may not be redistributed, so it is fetched and converted here
+# (data/movielens/README.md); env is order-only so that it does not make the
+# file look stale on every run.
+data/movielens/ml-100k/u.data: | env
+	$(PY) -m data.movielens.fetch_ml100k
+
+movielens: data/movielens/ml-100k/u.data
+
+run: env $(if $(filter two_tower,$(MODEL)),data/movielens/ml-100k/u.data)
 	$(PY) local_runner.py --model $(MODEL)
 
-test: env chromium
+test: env chromium data/movielens/ml-100k/u.data
 	$(PY) -m pytest tests
 
 # Compiles every family for Kubeflow Pipelines into build/kubeflow/<target>/<family>.yaml.

@@ -18,7 +18,7 @@ from data.interactions import reference_recall  # noqa: E402
 
 SHIPPED_DIR = REPO_ROOT / "data" / "interactions" / "synthetic"
 SMALL = gen.GeneratorConfig(num_users=120, num_items=600, num_interactions=6000)
-OUTPUT_FILES = (movielens.RATINGS_FILE, movielens.ITEMS_FILE, gen.ORACLE_FILE)
+OUTPUT_FILES = (movielens.RATINGS_FILE, movielens.ITEMS_FILE, gen.USERS_FILE, gen.ORACLE_FILE)
 
 # Rows in the exact MovieLens-100k layout, including a latin-1 accented title
 # and item 267, whose title and dates are empty in the real file.
@@ -54,6 +54,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert (first / movielens.RATINGS_FILE).read_bytes() != (other / movielens.RATINGS_FILE).read_bytes()
     assert (first / gen.ORACLE_FILE).read_bytes() != (other / gen.ORACLE_FILE).read_bytes()
+    assert (first / gen.USERS_FILE).read_bytes() != (other / gen.USERS_FILE).read_bytes()
 
 
 def test_generated_files_follow_movielens_format(tmp_path):
@@ -86,6 +87,16 @@ def test_generated_files_follow_movielens_format(tmp_path):
         assert oracle["item_factors"].shape == (SMALL.num_items, SMALL.dim)
         assert oracle["item_log_popularity"].shape == (SMALL.num_items,)
 
+    user_lines = (out / gen.USERS_FILE).read_text("ascii").splitlines()
+    assert len(user_lines) == SMALL.num_users
+    for user_id, line in enumerate(user_lines, start=1):
+        uid, age, gender, occupation, zip_code = line.split("|")
+        assert int(uid) == user_id
+        assert 7 <= int(age) <= 73
+        assert gender in ("M", "F")
+        assert occupation in gen._OCCUPATION_FREQUENCY
+        assert len(zip_code) == 5 and zip_code.isdigit()
+
     interactions, _ = movielens.load_movielens(str(out))
     assert all(row.genres for row in interactions)
 
@@ -101,8 +112,8 @@ def test_reader_handles_real_movielens_rows_with_latin1_titles(tmp_path):
     assert items[1123].title == "Misérables, Les (1995)"
     assert items[1].genres == ("Animation", "Children's", "Comedy")
     assert items[267] == movielens.Item(267, "unknown", "", ("unknown",))
-    assert interactions[0] == movielens.Interaction(
-        196, 1, 3, 881250949, ("Animation", "Children's", "Comedy"))
+    # The u.data fields and the joined genres (Interaction may carry more item fields).
+    assert interactions[0][:5] == (196, 1, 3, 881250949, ("Animation", "Children's", "Comedy"))
     assert interactions[2].genres == ("Drama", "War")
 
 
@@ -170,7 +181,7 @@ def test_time_split_breaks_ties_by_item_and_keeps_small_users_in_train():
 
 def test_shipped_dataset_is_what_the_default_generator_writes(tmp_path):
     regenerated = _generate(tmp_path, "default", seed=0, config=gen.GeneratorConfig())
-    for name in (movielens.RATINGS_FILE, movielens.ITEMS_FILE):
+    for name in (movielens.RATINGS_FILE, movielens.ITEMS_FILE, gen.USERS_FILE):
         assert (SHIPPED_DIR / name).read_bytes() == (regenerated / name).read_bytes(), name
     # Factors are compared by value: another CPU's BLAS kernels may round the
     # last bit differently, which no sampled id or rating is sensitive to.

@@ -31,6 +31,7 @@ ITEMS = (b"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%
          b"|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n")
 RATINGS = (b"196\t1\t3\t881250949\n196\t267\t3\t881251955\n196\t1123\t5\t881250000\n"
            b"22\t1123\t1\t878887116\n")
+USERS = b"196|49|M|writer|55105\n"  # user 22 is missing: unknown features
 
 
 def _run_example_gen(data_dir: str, output_dir: str):
@@ -60,10 +61,25 @@ def _row(example: tf.train.Example):
           feature[features.TIMESTAMP].int64_list.value[0])
 
 
+def _context(example: tf.train.Example):
+  """(title, year, user features, history, history length) of an example."""
+  feature = example.features.feature
+
+  def text(key):
+    return feature[key].bytes_list.value[0].decode("utf-8")
+
+  return (text(features.TITLE), feature[features.RELEASE_YEAR].int64_list.value[0],
+          (feature[features.USER_AGE].int64_list.value[0], text(features.USER_GENDER),
+           text(features.USER_OCCUPATION), text(features.USER_ZIP)),
+          [v.decode() for v in feature[features.HISTORY].bytes_list.value],
+          feature[features.HISTORY_LENGTH].int64_list.value[0])
+
+
 def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path):
   (tmp_path / "data").mkdir()
   (tmp_path / "data" / "u.item").write_bytes(ITEMS)
   (tmp_path / "data" / "u.data").write_bytes(RATINGS)
+  (tmp_path / "data" / "u.user").write_bytes(USERS)
   artifact = _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
   assert sorted(eval(artifact.split_names)) == ["eval", "train"]
   train = sorted(_row(e) for e in _read_split(str(tmp_path / "out"), "train"))
@@ -75,6 +91,17 @@ def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path
       ("196", "267", ("unknown",), 3, 881251955)]
   assert train == [("196", "1123", ("Drama", "War"), 5, 881250000),
                    ("22", "1123", ("Drama", "War"), 1, 878887116)]
+  # Both eval rows are predicted from the train timeline only (never from the
+  # other eval row); the first train row has no history; u.user joins in.
+  contexts = {_row(e)[1]: _context(e) for e in _read_split(str(tmp_path / "out"), "eval")}
+  assert contexts["1"] == ("Toy Story (1995)", 1995, (49, "M", "writer", "55105"),
+                           ["1123"], 1)
+  assert contexts["267"][:2] == ("unknown", 0) and contexts["267"][3:] == (["1123"], 1)
+  train_contexts = {_row(e)[0]: _context(e)
+                    for e in _read_split(str(tmp_path / "out"), "train")}
+  assert train_contexts["196"][3:] == ([], 0)
+  assert train_contexts["22"][:3] == ("Misérables, Les (1995)", 1995,
+                                      (0, "unknown", "unknown", "unknown"))
 
 
 def test_example_gen_matches_the_reference_split_of_generated_data(tmp_path):
@@ -142,6 +169,25 @@ def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(tmp_pa
       {features.USER_ID: tf.constant([[b"no-such-user"]])})
   num_users = len(tft_output.vocabulary_by_name(features.USER_VOCAB))
   assert users[features.transformed_name(features.USER_ID)].numpy().tolist() == [num_users]
+  # History items map through the item vocabulary, most recent first, padded.
+  history = transformed[features.transformed_name(features.HISTORY)]
+  assert history.shape == (len(instances), movielens.HISTORY_LENGTH)
+  for row, indices in zip(instances, history):
+    items = [item_vocab[i] for i in indices if i != preprocessing.PAD]
+    assert items == list(row[features.HISTORY])[:movielens.HISTORY_LENGTH]
+  titles = transformed[features.transformed_name(features.TITLE)]
+  assert titles.shape == (len(instances), preprocessing.TITLE_WORDS)
+  words = tft_output.vocabulary_by_name(features.TITLE_VOCAB)
+  assert b"synthetic" in words and b"1998" not in words  # the year is its own feature
+
+
+def test_preprocessing_buckets_years_and_ages():
+  years = preprocessing.year_bucket(tf.constant([0, 1900, 1924, 1925, 1995, 2030], tf.int64))
+  assert years.numpy().tolist() == [0, 1, 1, 2, 16, preprocessing.YEAR_BUCKETS - 1]
+  words = preprocessing.title_words(tf.constant(["Misérables, Les (1995)", "unknown"]))
+  # Non-ASCII letters split words (titles are latin-1 in u.item, rarely accented).
+  assert tf.sparse.to_dense(words, "").numpy().tolist() == [
+      [b"mis", b"rables", b"les"], [b"unknown", b"", b""]]
 
 
 @pytest.fixture(scope="module")
@@ -163,10 +209,11 @@ def _train_items_by_user(serialized):
 
 def test_signatures_and_warmup_requests(exported):
   export_dir, signatures = exported
-  assert set(signatures) == {contract.SERVING_DEFAULT, features.SCORING_SIGNATURE,
-                             contract.RAW_SIGNATURE, contract.TRANSFORM_SIGNATURE}
+  assert set(signatures) == {contract.SERVING_DEFAULT, features.HISTORY_SIGNATURE,
+                             features.SCORING_SIGNATURE, contract.RAW_SIGNATURE,
+                             contract.TRANSFORM_SIGNATURE}
   assert configs.TWO_TOWER.eval_signature == features.SCORING_SIGNATURE
-  assert warmup.replay(export_dir) == 3
+  assert warmup.replay(export_dir) == 4
 
 
 def test_top_k_excludes_train_items_and_unknown_users_get_popular_items(exported, small_split):
@@ -188,16 +235,21 @@ def test_top_k_excludes_train_items_and_unknown_users_get_popular_items(exported
   assert counts[item_ids[-1][0]] == counts[popular[0]]
 
 
-def _example(user: str, item: bytes) -> bytes:
-  """A complete raw tf.Example, as TFMA sends it to the scoring signature."""
-  def strings(value):
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-  return tf.train.Example(features=tf.train.Features(feature={
-      features.USER_ID: strings(user.encode()), features.ITEM_ID: strings(item),
-      features.GENRES_KEY: strings(b"Drama"),
-      features.RATING: tf.train.Feature(int64_list=tf.train.Int64List(value=[4])),
-      features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
-  })).SerializeToString()
+def _eval_example_of(user: str, small_split) -> tf.train.Example:
+  """The user's eval example: its history and features are what the model
+  stores for the user (the whole train timeline), as TFMA sends it."""
+  for record in small_split["eval"]:
+    example = tf.train.Example.FromString(record)
+    if _row(example)[0] == user:
+      return example
+  raise AssertionError(f"user {user} has no eval example")
+
+
+def _with_item(example: tf.train.Example, item: bytes) -> bytes:
+  changed = tf.train.Example()
+  changed.CopyFrom(example)
+  changed.features.feature[features.ITEM_ID].bytes_list.value[:] = [item]
+  return changed.SerializeToString()
 
 
 def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
@@ -208,12 +260,49 @@ def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
       features.TOP_ITEM_IDS].numpy()[0]
   seen_item = sorted(seen[user])[0]
   candidates = list(top) + [seen_item]
-  examples = [_example(user, item) for item in candidates]
-  ranks = signatures[features.SCORING_SIGNATURE](examples=tf.constant(examples))[
-      features.RANK].numpy()
+  template = _eval_example_of(user, small_split)
+  examples = [_with_item(template, item) for item in candidates]
+  outputs = signatures[features.SCORING_SIGNATURE](examples=tf.constant(examples))
+  ranks = outputs[features.RANK].numpy()
   np.testing.assert_array_equal(ranks[:model.TOP_K], np.arange(model.TOP_K))
   catalogue = {item for items in seen.values() for item in items}
   assert ranks[-1] == len(catalogue)  # an item seen in train: a certain miss
   raw = signatures[contract.RAW_SIGNATURE](
       user_id=tf.constant([user] * len(candidates)), item_id=tf.constant(candidates))
   np.testing.assert_array_equal(raw[features.RANK].numpy(), ranks)
+  # popular_rank: how many unseen items are more popular than the true one.
+  counts = collections.Counter(item for items in seen.values() for item in items)
+  unseen = [item for item in counts if item not in seen[user]]
+  for item, popular_rank in zip(candidates[:-1], outputs[features.POPULAR_RANK].numpy()):
+    assert sum(counts[other] > counts[item] for other in unseen) <= popular_rank <= sum(
+        counts[other] >= counts[item] for other in unseen) - 1
+  assert outputs[features.POPULAR_RANK].numpy()[-1] == len(catalogue)
+
+
+def test_recent_items_in_a_request_are_masked_and_personalise_unknown_users(
+    exported, small_split):
+  _, signatures = exported
+  seen = _train_items_by_user(small_split["train"])
+  user = sorted(seen)[0]
+  recommend = signatures[features.HISTORY_SIGNATURE]
+  stored = signatures[contract.SERVING_DEFAULT](user_id=tf.constant([user]))[
+      features.TOP_ITEM_IDS].numpy()[0]
+  # No recent items ("" only): the same answer as serving_default.
+  same = recommend(user_id=tf.constant([user]), recent_item_ids=tf.constant([[""]]))
+  np.testing.assert_array_equal(same[features.TOP_ITEM_IDS].numpy()[0], stored)
+  # Items the request says the user just had are never recommended back.
+  fresh = recommend(user_id=tf.constant([user]),
+                    recent_item_ids=tf.constant([[stored[0], stored[1], b""]]))
+  assert not {stored[0], stored[1]} & set(fresh[features.TOP_ITEM_IDS].numpy()[0])
+  # An unknown user with recent items gets an answer from them, not the
+  # popularity list every unknown user without history gets.
+  another = sorted(seen)[1]
+  history = [item for item in sorted(seen[another])][:5]
+  out = recommend(user_id=tf.constant(["no-such-user", "no-such-user"]),
+                  recent_item_ids=tf.constant([history, [b""] * len(history)]))
+  personalised, popular = out[features.TOP_ITEM_IDS].numpy()
+  assert not set(personalised) & set(history)
+  assert list(personalised) != list(popular)
+  np.testing.assert_array_equal(
+      popular, signatures[contract.SERVING_DEFAULT](user_id=tf.constant(["no-such-user"]))[
+          features.TOP_ITEM_IDS].numpy()[0])

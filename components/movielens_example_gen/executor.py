@@ -22,8 +22,9 @@ from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
 from modules.two_tower import features, movielens
 
 
-def to_example(row: movielens.Interaction) -> tf.train.Example:
-  """Ids as strings (they are categories, not quantities), genres as names."""
+def to_example(timeline_row: movielens.TimelineRow, user: movielens.User) -> tf.train.Example:
+  """Ids as strings (they are categories, not quantities), genres as names;
+  the user's demographics and earlier train items ride along."""
   def strings(*values):
     return tf.train.Feature(bytes_list=tf.train.BytesList(
         value=[v.encode("utf-8") for v in values]))
@@ -31,29 +32,44 @@ def to_example(row: movielens.Interaction) -> tf.train.Example:
   def ints(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
+  row = timeline_row.interaction
   return tf.train.Example(features=tf.train.Features(feature={
       features.USER_ID: strings(str(row.user_id)),
       features.ITEM_ID: strings(str(row.item_id)),
       features.GENRES_KEY: strings(*row.genres),
       features.RATING: ints(row.rating),
       features.TIMESTAMP: ints(row.timestamp),
+      features.TITLE: strings(row.title),
+      features.RELEASE_YEAR: ints(row.release_year),
+      features.USER_AGE: ints(user.age),
+      features.USER_GENDER: strings(user.gender),
+      features.USER_OCCUPATION: strings(user.occupation),
+      features.USER_ZIP: strings(user.zip_code),
+      features.HISTORY: strings(*(str(item) for item in timeline_row.history)),
+      features.HISTORY_LENGTH: ints(timeline_row.history_length),
   }))
 
 
-def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, movielens.Item]]:
-  """movielens.load_movielens on any filesystem TensorFlow reads (gs://, ...).
+def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, movielens.User]]:
+  """The interactions and users of `data_dir`, on any filesystem TensorFlow
+  reads (gs://, s3://, ...).
 
   The reader opens local files only, so remote files are copied to a local
   temporary directory first; format errors still name the original file.
   """
+  def load(local_dir):
+    interactions, _ = movielens.load_movielens(local_dir)
+    return interactions, movielens.load_users(local_dir)
+
   if "://" not in data_dir:
-    return movielens.load_movielens(data_dir)
+    return load(data_dir)
   remote = data_dir.rstrip("/")
   with tempfile.TemporaryDirectory() as local_dir:
-    for name in (movielens.ITEMS_FILE, movielens.RATINGS_FILE):
-      tf.io.gfile.copy(f"{remote}/{name}", os.path.join(local_dir, name))
+    for name in (movielens.ITEMS_FILE, movielens.RATINGS_FILE, movielens.USERS_FILE):
+      if name != movielens.USERS_FILE or tf.io.gfile.exists(f"{remote}/{name}"):
+        tf.io.gfile.copy(f"{remote}/{name}", os.path.join(local_dir, name))
     try:
-      return movielens.load_movielens(local_dir)
+      return load(local_dir)
     except movielens.MovieLensFormatError as error:
       raise movielens.MovieLensFormatError(
           f"{remote}/{os.path.basename(error.path)}", error.line_number, error.reason) from None
@@ -61,10 +77,11 @@ def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, moviele
 
 def split_examples(data_dir: str, split_name: str) -> Iterator[tf.train.Example]:
   """The tf.Examples of one split of the MovieLens files in `data_dir`."""
-  interactions, _ = _load(data_dir)
-  train, evaluation = movielens.time_split(interactions)
-  for row in train if split_name == TRAIN_SPLIT else evaluation:
-    yield to_example(row)
+  interactions, users = _load(data_dir)
+  for timeline_row in movielens.timelines(interactions):
+    if timeline_row.split == split_name:
+      yield to_example(timeline_row,
+                       users.get(timeline_row.interaction.user_id, movielens.UNKNOWN_USER))
 
 
 @beam.ptransform_fn

@@ -4,8 +4,8 @@ Why synthetic: the pipeline and its tests need an interaction log that ships
 with the repository (no download, no third-party licence) and whose structure
 is known, so that the best achievable recall can be computed from the true
 factors (see reference_recall.py) and a trained two-tower model judged against
-it. The files have the layout of MovieLens-100k's u.data / u.item, so the same
-pipeline runs unchanged on the real dataset.
+it. The files have the layout of MovieLens-100k's u.data / u.item / u.user,
+so the same pipeline runs unchanged on the real dataset.
 
 Generative model, all randomness from one seed:
 
@@ -37,6 +37,12 @@ Generative model, all randomness from one seed:
 9. Ratings 1-5: user.item plus a per-user bias plus noise, cut at quantiles
    that reproduce MovieLens-100k's rating histogram.
 
+10. Users: a u.user row per user (age, gender, occupation, zip code) drawn
+    independently of everything above with MovieLens-100k's frequencies, so
+    that code written for the real dataset's user file runs on this one. It
+    comes from its own child of the seed, so adding it changed no byte of
+    the other files.
+
 The true factors go to oracle_factors.npz next to u.data and u.item.
 
 Usage (from the repository root):
@@ -58,6 +64,9 @@ import numpy as np
 from modules.two_tower.movielens import GENRES, ITEMS_FILE, RATINGS_FILE
 
 ORACLE_FILE = "oracle_factors.npz"
+# MovieLens-100k's user file (modules/two_tower/movielens.py reads only u.data
+# and u.item): user_id|age|gender|occupation|zip_code.
+USERS_FILE = "u.user"
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "synthetic")
 
 # Share of MovieLens-100k items flagged with each genre, in GENRES[1:] order.
@@ -66,6 +75,18 @@ _GENRE_FREQUENCY = np.array([
     0.014, 0.054, 0.033, 0.036, 0.146, 0.060, 0.149, 0.042, 0.016,
 ])
 _UNKNOWN_GENRE_SHARE = 0.002
+# MovieLens-100k's 21 occupations and the share of its 943 users in each.
+_OCCUPATION_FREQUENCY = {
+    "administrator": 79, "artist": 28, "doctor": 7, "educator": 95, "engineer": 67,
+    "entertainment": 18, "executive": 32, "healthcare": 16, "homemaker": 7, "lawyer": 12,
+    "librarian": 51, "marketing": 26, "none": 9, "other": 105, "programmer": 66,
+    "retired": 14, "salesman": 12, "scientist": 31, "student": 196, "technician": 27,
+    "writer": 45,
+}
+# MovieLens-100k's user ages (7-73): users per age band [lower, upper).
+_AGE_BANDS = np.array([7, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 74])
+_AGE_BAND_USERS = np.array([11, 66, 157, 175, 135, 106, 88, 80, 62, 32, 19, 12])
+_MALE_SHARE = 670 / 943
 # MovieLens-100k's share of ratings 1..4 cumulated (5 takes the rest).
 _RATING_CDF = np.array([0.061, 0.175, 0.447, 0.788])
 # MovieLens-100k's collection window (unix seconds).
@@ -219,6 +240,21 @@ def _item_lines(rng: np.random.Generator, genres: np.ndarray,
     return lines
 
 
+def _user_lines(rng: np.random.Generator, num_users: int) -> list[str]:
+    """u.user rows: ages uniform within a MovieLens age band drawn with its
+    frequency, gender and occupation with MovieLens' shares, 5-digit zips."""
+    bands = rng.choice(_AGE_BAND_USERS.size, size=num_users,
+                       p=_AGE_BAND_USERS / _AGE_BAND_USERS.sum())
+    ages = rng.integers(_AGE_BANDS[bands], _AGE_BANDS[bands + 1])
+    genders = np.where(rng.random(num_users) < _MALE_SHARE, "M", "F")
+    names = list(_OCCUPATION_FREQUENCY)
+    counts = np.array(list(_OCCUPATION_FREQUENCY.values()))
+    occupations = rng.choice(len(names), size=num_users, p=counts / counts.sum())
+    zip_codes = rng.integers(1000, 100000, num_users)
+    return [f"{user + 1}|{ages[user]}|{genders[user]}|{names[occupations[user]]}|"
+            f"{zip_codes[user]:05d}\n" for user in range(num_users)]
+
+
 def _write_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
     """np.savez, but with fixed zip timestamps so that reruns are byte-identical."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -230,10 +266,12 @@ def _write_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def generate(config: GeneratorConfig, seed: int, output_dir: str) -> int:
-    """Writes u.data, u.item and oracle_factors.npz; returns the row count."""
+    """Writes u.data, u.item, u.user and oracle_factors.npz; returns the row count."""
+    # Children are numbered, so spawning a tenth (user_rng, for u.user) left
+    # the first nine streams and hence the other files unchanged.
     (genre_rng, factor_rng, popularity_rng, activity_rng, sample_rng,
-     time_rng, rating_rng, item_rng, order_rng) = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9))
+     time_rng, rating_rng, item_rng, order_rng, user_rng) = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10))
 
     genres = _draw_genres(genre_rng, config.num_items)
     unknown = genre_rng.random(config.num_items) < _UNKNOWN_GENRE_SHARE
@@ -267,6 +305,8 @@ def generate(config: GeneratorConfig, seed: int, output_dir: str) -> int:
     with open(os.path.join(output_dir, ITEMS_FILE), "w", encoding="latin-1", newline="\n") as f:
         f.writelines(_item_lines(item_rng, genres, unknown))
     _write_npz(os.path.join(output_dir, ORACLE_FILE), oracle)
+    with open(os.path.join(output_dir, USERS_FILE), "w", encoding="ascii", newline="\n") as f:
+        f.writelines(_user_lines(user_rng, config.num_users))
     return int(user_rows.size)
 
 

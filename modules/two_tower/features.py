@@ -9,16 +9,38 @@ ITEM_ID = "item_id"
 GENRES_KEY = "genres"
 RATING = "rating"
 TIMESTAMP = "timestamp"
+# Item side: title and release year besides the genres.
+TITLE = "title"
+RELEASE_YEAR = "release_year"
+# User side (u.user): demographics, and the history of earlier train items
+# (movielens.TimelineRow), most recent first.
+USER_AGE = "user_age"
+USER_GENDER = "user_gender"
+USER_OCCUPATION = "user_occupation"
+USER_ZIP = "user_zip"
+HISTORY = "history_item_ids"
+HISTORY_LENGTH = "history_length"
 
 # Transform vocabulary files (tft.TFTransformOutput.vocabulary_by_name).
 USER_VOCAB = "user_id_vocab"
 ITEM_VOCAB = "item_id_vocab"
+GENDER_VOCAB = "user_gender_vocab"
+OCCUPATION_VOCAB = "user_occupation_vocab"
+ZIP_VOCAB = "user_zip_prefix_vocab"
+TITLE_VOCAB = "title_token_vocab"
 GENRE_NAMES = GENRES
 
 # Outputs of the serving signatures.
 TOP_ITEM_IDS = "item_ids"
 TOP_SCORES = "scores"
 RANK = "rank"  # 0-based rank of the true item among the user's unseen items; TFMA scores it
+# The same rank under the most-popular ranking: the in-run baseline the gate
+# measures the model's lift over.
+POPULAR_RANK = "popular_rank"
+# Input of the `recommend_with_history` signature: the request's recent item
+# ids, most recent first ("" pads rows to one width).
+RECENT_ITEM_IDS = "recent_item_ids"
+HISTORY_SIGNATURE = "recommend_with_history"
 # The serialized-tf.Example signature TFMA scores (serving_default takes raw
 # user ids).
 SCORING_SIGNATURE = "score_examples"

@@ -1,18 +1,26 @@
 """Two-tower retrieval model: the Trainer's `run_fn` for the `two_tower` family.
 
-Query tower: user-id embedding refined by a small residual MLP. Candidate
-tower: item-id embedding and multi-hot genres through a small MLP, plus a
-per-item bias. Both end in a vector whose dot product is the score; the bias
-rides along as an extra coordinate (query side 1, candidate side the bias) so
-retrieval stays a single dot product.
+The task is YouTube's candidate generation: predict the item a user picks
+next from what they picked before. Every train interaction is an example
+whose history is the user's earlier train items (movielens.TimelineRow), so
+training asks exactly what the time split evaluates: the user's next items.
 
-Training uses in-batch softmax: each example's item is the positive and the
-other items of the batch are its negatives. Negatives drawn that way are
-popular items far more often than rare ones, so logits are corrected by
--log P(item in batch) (logQ correction); without it the model learns to
-demote popular items, while the data (and the oracle) say users pick them
-more often. Copies of the positive item elsewhere in the batch are masked,
-not counted as negatives.
+User (query) tower: the history's item embeddings plus a learned embedding
+of each position (recency), pooled by attention (a learned score per entry,
+softmax over the entries present), concatenated with the user-id embedding,
+demographics (age bucket, gender, occupation, zip region) and the history's
+length, through a small MLP. Item (candidate) tower: the item-id embedding
+plus a projection of its genres, release-year bucket and title words, and a
+per-item bias. The bias rides along as an extra coordinate (query side 1,
+candidate side the bias) so retrieval stays one dot product.
+
+With a catalogue of thousands of items the loss is the full softmax over all
+of them: no sampled negatives, hence no sampling-bias correction. Items
+already in the example's history are masked (serving never recommends them).
+
+Hyper-parameters were chosen on a validation split carved from train by time
+(each user's last 2 train interactions), never on the eval split; see
+README "Two-tower on real MovieLens-100k".
 """
 import dataclasses
 from typing import Dict
@@ -26,7 +34,8 @@ from tfx_bsl.public import tfxio
 
 from modules.common import contract, training
 from modules.two_tower import catalog as catalog_lib
-from modules.two_tower import features
+from modules.two_tower import features, preprocessing, retrieval
+from modules.two_tower.movielens import HISTORY_LENGTH
 from modules.two_tower.retrieval import RetrievalIndex
 
 TOP_K = 10
@@ -34,90 +43,177 @@ TOP_K = 10
 
 @dataclasses.dataclass(frozen=True)
 class Hyperparameters:
-  embedding_dim: int = 32
-  hidden_units: int = 64
-  temperature: float = 1.0
-  learning_rate: float = 3e-3
-  embedding_l2: float = 1e-5
+  embedding_dim: int = 64
+  feature_dim: int = 8       # embeddings of the side features
+  dropout: float = 0.2       # on the query tower's input
+  # Share of train examples whose user id is replaced by the out-of-vocabulary
+  # one, so that slot learns "a user known only by their history" (a new user
+  # passing recent items to recommend_with_history).
+  unknown_user_rate: float = 0.05
+  learning_rate: float = 2e-3
 
 
 HPARAMS = Hyperparameters()
-# An epoch is about one pass over the 97k shipped train rows; eval recall@10
-# peaks after 4-6 epochs and then drops as user embeddings overfit, hence
-# the family's 475 train steps (5 epochs).
-SETTINGS = training.TrainingSettings(batch_size=1024, steps_per_epoch=95)
+# An epoch is ~380 steps over ml-100k's 98k train rows; validation recall@10
+# levels off after 4-6 epochs, hence the family's 1,900 train steps.
+SETTINGS = training.TrainingSettings(batch_size=256, steps_per_epoch=380)
 
 
-def query_vectors(model, user_index: tf.Tensor, temperature: float) -> tf.Tensor:
-  """The query tower of `model`: a TwoTowerModel, or the Keras object loaded
-  back from its SavedModel (same layers, none of the Python methods), which
-  the TFLite exporter converts."""
-  embedding = model.user_embedding(tf.reshape(user_index, [-1]))
-  vector = (embedding + model.query_mlp(embedding)) / temperature
-  return tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+@dataclasses.dataclass(frozen=True)
+class Vocabularies:
+  """Sizes of the index ranges the embeddings cover (each with its OOV slot)."""
+  users: int
+  items: int
+  genders: int
+  occupations: int
+  zip_regions: int
+  title_words: int
+
+  @classmethod
+  def of(cls, tf_transform_output: tft.TFTransformOutput) -> "Vocabularies":
+    def size(name):  # + the out-of-vocabulary bucket
+      return tf_transform_output.vocabulary_size_by_name(name) + 1
+    return cls(users=size(features.USER_VOCAB), items=size(features.ITEM_VOCAB),
+               genders=size(features.GENDER_VOCAB),
+               occupations=size(features.OCCUPATION_VOCAB),
+               zip_regions=size(features.ZIP_VOCAB), title_words=size(features.TITLE_VOCAB))
+
+  def unknown_user_features(self):
+    """Catalog row of a user outside the vocabulary: unknown age, OOV rest."""
+    return (0, self.genders - 1, self.occupations - 1, self.zip_regions - 1)
+
+
+def _embedding(size: int, dim: int, name: str) -> tf_keras.layers.Embedding:
+  return tf_keras.layers.Embedding(size, dim, name=name)
 
 
 class TwoTowerModel(tf_keras.Model):
-  """Both towers and the in-batch softmax loss (train_step / test_step)."""
+  """Both towers and the full-softmax next-item loss (train_step / test_step)."""
 
-  def __init__(self, num_users: int, num_items: int, item_log_q: np.ndarray,
+  def __init__(self, vocabularies: Vocabularies, catalog: catalog_lib.Catalog,
                hparams: Hyperparameters = HPARAMS, **kwargs):
     super().__init__(**kwargs)
     self.hparams = hparams
-    regularizer = tf_keras.regularizers.l2(hparams.embedding_l2)
-    self.user_embedding = tf_keras.layers.Embedding(
-        num_users + 1, hparams.embedding_dim, embeddings_regularizer=regularizer,
-        name="user_embedding")
+    dim, side = hparams.embedding_dim, hparams.feature_dim
+    self.history_embedding = _embedding(vocabularies.items, dim, "history_embedding")
+    self.position_embedding = _embedding(HISTORY_LENGTH, dim, "position_embedding")
+    self.attention = tf_keras.layers.Dense(1, name="attention")
+    self.user_embedding = _embedding(vocabularies.users, dim, "user_embedding")
+    self.unknown_user = vocabularies.users - 1
+    self.user_feature_embeddings = [
+        _embedding(size, side, f"user_{name}_embedding") for name, size in (
+            ("age", preprocessing.AGE_BUCKETS), ("gender", vocabularies.genders),
+            ("occupation", vocabularies.occupations), ("zip", vocabularies.zip_regions))]
+    self.query_dropout = tf_keras.layers.Dropout(hparams.dropout)
     self.query_mlp = tf_keras.Sequential([
-        tf_keras.layers.Dense(hparams.hidden_units, activation="relu"),
-        tf_keras.layers.Dense(hparams.embedding_dim)], name="query_mlp")
-    self.item_embedding = tf_keras.layers.Embedding(
-        num_items + 1, hparams.embedding_dim, embeddings_regularizer=regularizer,
-        name="item_embedding")
+        tf_keras.layers.Dense(2 * dim, activation="relu"),
+        tf_keras.layers.Dense(dim)], name="query_mlp")
+    self.item_embedding = _embedding(vocabularies.items, dim, "item_embedding")
+    self.year_embedding = _embedding(preprocessing.YEAR_BUCKETS, side, "year_embedding")
+    self.title_embedding = _embedding(vocabularies.title_words, side, "title_embedding")
+    self.item_features_projection = tf_keras.layers.Dense(dim, name="item_features")
     self.item_bias = tf_keras.layers.Embedding(
-        num_items + 1, 1, embeddings_initializer="zeros", name="item_bias")
-    self.candidate_mlp = tf_keras.Sequential([
-        tf_keras.layers.Dense(hparams.hidden_units, activation="relu"),
-        tf_keras.layers.Dense(hparams.embedding_dim)], name="candidate_mlp")
-    self.item_log_q = tf.constant(item_log_q, tf.float32)
+        vocabularies.items, 1, embeddings_initializer="zeros", name="item_bias")
+    self.item_genres = tf.constant(catalog.item_genres)
+    self.item_years = tf.constant(catalog.item_years)
+    self.item_titles = tf.constant(catalog.item_titles)
+    self.num_items = catalog.num_items
 
-  def query(self, user_index: tf.Tensor) -> tf.Tensor:
-    """[batch, dim + 1] query vectors, last coordinate 1 (meets the item bias)."""
-    return query_vectors(self, user_index, self.hparams.temperature)
+  def query(self, inputs: Dict[str, tf.Tensor], training=False) -> tf.Tensor:
+    """[batch, dim + 1] query vectors, last coordinate 1 (meets the item bias).
 
-  def candidate(self, item_index: tf.Tensor, genres: tf.Tensor) -> tf.Tensor:
-    """[batch, dim + 1] candidate vectors, last coordinate the item bias."""
-    item_index = tf.reshape(item_index, [-1])
-    embedding = self.item_embedding(item_index)
-    vector = embedding + self.candidate_mlp(tf.concat([embedding, genres], axis=1))
-    return tf.concat([vector, self.item_bias(item_index)], axis=1)
+    `inputs` holds the transformed user id, history, history length and
+    user features (an example's own, or a known user's Catalog row)."""
+    history = inputs[catalog_lib.HISTORY_XF]
+    present = history >= 0
+    entries = (self.history_embedding(tf.maximum(history, 0))
+               + self.position_embedding(tf.range(tf.shape(history)[1]))[tf.newaxis])
+    attention = self.attention(tf.tanh(entries))[:, :, 0]
+    attention = tf.where(present, attention, tf.constant(-1e9))
+    weights = tf.nn.softmax(attention, axis=1) * tf.cast(present, tf.float32)
+    pooled = tf.reduce_sum(weights[:, :, tf.newaxis] * entries, axis=1)
+    length = tf.cast(tf.reshape(inputs[catalog_lib.HISTORY_LENGTH_XF], [-1, 1]), tf.float32)
+    users = tf.reshape(inputs[catalog_lib.USER_XF], [-1])
+    if training:
+      forget = tf.random.uniform(tf.shape(users)) < self.hparams.unknown_user_rate
+      users = tf.where(forget, tf.constant(self.unknown_user, users.dtype), users)
+    parts = [pooled, tf.math.log1p(length) / np.log1p(HISTORY_LENGTH),
+             self.user_embedding(users)]
+    parts += [layer(tf.reshape(inputs[key], [-1])) for layer, key in
+              zip(self.user_feature_embeddings, catalog_lib.USER_FEATURES_XF)]
+    vector = self.query_mlp(self.query_dropout(tf.concat(parts, axis=1), training=training))
+    return tf.concat([vector, tf.ones_like(vector[:, :1])], axis=1)
+
+  def candidates(self) -> tf.Tensor:
+    """[num_items, dim + 1] candidate vectors, last coordinate the item bias."""
+    items = tf.range(self.num_items, dtype=tf.int64)
+    titles = self.item_titles
+    words = self.title_embedding(tf.maximum(titles, 0)) * tf.cast(
+        titles >= 0, tf.float32)[:, :, tf.newaxis]
+    mean_words = tf.reduce_sum(words, axis=1) / tf.maximum(
+        tf.reduce_sum(tf.cast(titles >= 0, tf.float32), axis=1, keepdims=True), 1.0)
+    side = tf.concat([self.item_genres, self.year_embedding(self.item_years), mean_words],
+                     axis=1)
+    vector = self.item_embedding(items) + self.item_features_projection(side)
+    return tf.concat([vector, self.item_bias(items)], axis=1)
 
   def call(self, inputs: Dict[str, tf.Tensor], training=False):
-    del training  # No layer behaves differently in training.
-    return (self.query(inputs[catalog_lib.USER_XF]),
-            self.candidate(inputs[catalog_lib.ITEM_XF], inputs[catalog_lib.GENRES_XF]))
+    """Logits of every item as each example's next item; history masked."""
+    logits = tf.matmul(self.query(inputs, training), self.candidates(), transpose_b=True)
+    history = inputs[catalog_lib.HISTORY_XF]
+    mask = retrieval.history_mask(history, tf.cast(self.num_items, tf.int64))
+    # An item picked again is not masked as its own label.
+    mask *= 1.0 - tf.one_hot(tf.reshape(inputs[catalog_lib.ITEM_XF], [-1]), self.num_items)
+    return tf.where(mask > 0, tf.constant(retrieval.MASKED_SCORE), logits)
 
-  def _in_batch_loss(self, inputs, training: bool) -> tf.Tensor:
-    queries, candidates = self(inputs, training=training)
+  def _loss(self, inputs, training: bool) -> tf.Tensor:
+    """Mean cross-entropy over examples whose item is in the catalogue (an
+    item first seen in eval has no candidate vector to be scored by)."""
     items = tf.reshape(inputs[catalog_lib.ITEM_XF], [-1])
-    logits = tf.matmul(queries, candidates, transpose_b=True)
-    logits -= tf.gather(self.item_log_q, items)[tf.newaxis, :]
-    duplicate = tf.equal(items[:, tf.newaxis], items[tf.newaxis, :])
-    duplicate &= ~tf.eye(tf.shape(items)[0], dtype=tf.bool)
-    logits = tf.where(duplicate, tf.constant(-1e9, logits.dtype), logits)
-    labels = tf.range(tf.shape(items)[0])
-    return tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    in_catalogue = items < self.num_items
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(in_catalogue, items, tf.zeros_like(items)),
+        logits=self(inputs, training=training))
+    weights = tf.cast(in_catalogue, tf.float32)
+    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
   def train_step(self, data):
     with tf.GradientTape() as tape:
-      loss = self._in_batch_loss(data, training=True)
-      total = loss + tf.add_n(self.losses) if self.losses else loss
-    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+      loss = self._loss(data, training=True)
+    self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
     return {"loss": loss}
 
   def test_step(self, data):
-    return {"loss": self._in_batch_loss(data, training=False)}
+    return {"loss": self._loss(data, training=False)}
+
+
+def known_user_inputs(index, user_index: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """A user's query-tower inputs from the Catalog tables in `index`."""
+  user_index = tf.reshape(user_index, [-1])
+  user_features = tf.gather(index.user_features, user_index)
+  inputs = {catalog_lib.USER_XF: user_index,
+            catalog_lib.HISTORY_XF: tf.gather(index.user_history, user_index),
+            catalog_lib.HISTORY_LENGTH_XF: tf.gather(index.user_history_length, user_index)}
+  inputs.update({key: user_features[:, column]
+                 for column, key in enumerate(catalog_lib.USER_FEATURES_XF)})
+  return inputs
+
+
+def prepend_history(recent: tf.Tensor, stored: tf.Tensor) -> tf.Tensor:
+  """[batch, HISTORY_LENGTH]: a request's recent items, then the stored
+  history, padding dropped in between (a stable sort moves it last)."""
+  both = tf.concat([recent, stored], axis=1)
+  width = tf.shape(both, out_type=tf.int64)[1]
+  order = tf.argsort(tf.where(both >= 0, tf.range(width)[tf.newaxis], width + tf.range(width)),
+                     axis=1)
+  return tf.gather(both, order, batch_dims=1)[:, :HISTORY_LENGTH]
+
+
+def recommend(model: TwoTowerModel, inputs: Dict[str, tf.Tensor], k: int):
+  """(item ids, scores) of the top k unseen items for query-tower inputs."""
+  scores = retrieval.masked_scores(model.index, inputs[catalog_lib.USER_XF],
+                                   inputs[catalog_lib.HISTORY_XF], model.query(inputs))
+  return retrieval.top_k(model.index, scores, k)
 
 
 def _one_pass(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput
@@ -130,75 +226,132 @@ def _one_pass(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransfo
 
 
 def serve_transformed(model: TwoTowerModel, transformed) -> training.Outputs:
-  """Rank of the true item among the user's unseen items (scoring signature)."""
-  users = transformed[catalog_lib.USER_XF]
-  scores = model.index.scores(users, model.query(users))
-  return {features.RANK: model.index.rank(scores, transformed[catalog_lib.ITEM_XF])}
+  """Scoring signature: the true item's rank among the user's unseen items,
+  under the model and under the most-popular ranking."""
+  scores = retrieval.masked_scores(model.index, transformed[catalog_lib.USER_XF],
+                                   transformed[catalog_lib.HISTORY_XF],
+                                   model.query(transformed))
+  items = transformed[catalog_lib.ITEM_XF]
+  return {features.RANK: retrieval.rank(scores, items),
+          features.POPULAR_RANK: retrieval.rank(
+              retrieval.popularity_scores(model.index, scores), items)}
 
 
-def raw_signature(predict_raw):
-  """`serving_raw`: the rank of `item_id` for `user_id`, from plain strings."""
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID),
-                                tf.TensorSpec([None], tf.string, name=features.ITEM_ID)])
-  def rank_item(user_id, item_id):
-    return predict_raw({features.USER_ID: tf.reshape(user_id, [-1, 1]),
-                        features.ITEM_ID: tf.reshape(item_id, [-1, 1])})
-  return rank_item
+def raw_signature(model: TwoTowerModel):
+  """`serving_raw`: the rank of `item_id` for known user `user_id`, plain strings."""
+  def factory(predict_raw):
+    del predict_raw  # The user's inputs come from the Catalog, not the request.
 
-
-def top_k_signatures(model: TwoTowerModel, k: int):
-  """`serving_default`: user ids in, the top-k unseen item ids and scores out."""
-  def factory(transform_raw):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID)])
-    def recommend(user_id):
-      users = transform_raw({features.USER_ID: tf.reshape(user_id, [-1, 1])})[
-          catalog_lib.USER_XF]
-      item_ids, scores = model.index.top_k(model.index.scores(users, model.query(users)), k)
-      return {features.TOP_ITEM_IDS: item_ids, features.TOP_SCORES: scores}
-    return {contract.SERVING_DEFAULT: recommend}
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID),
+                                  tf.TensorSpec([None], tf.string, name=features.ITEM_ID)])
+    def rank_item(user_id, item_id):
+      transformed = model.tft_layer({features.USER_ID: tf.reshape(user_id, [-1, 1]),
+                                     features.ITEM_ID: tf.reshape(item_id, [-1, 1])})
+      inputs = known_user_inputs(model.index, transformed[catalog_lib.USER_XF])
+      scores = retrieval.masked_scores(model.index, inputs[catalog_lib.USER_XF],
+                                       inputs[catalog_lib.HISTORY_XF], model.query(inputs))
+      return {features.RANK: retrieval.rank(scores, transformed[catalog_lib.ITEM_XF])}
+    return rank_item
   return factory
+
+
+def recommend_signatures(model: TwoTowerModel, k: int):
+  """`serving_default` (user ids in, top-k unseen item ids and scores out)
+  and `recommend_with_history` (the same, plus the request's recent items)."""
+  def factory(transform_raw):
+    def user_indices(user_id):
+      return transform_raw({features.USER_ID: tf.reshape(user_id, [-1, 1])})[
+          catalog_lib.USER_XF]
+
+    def outputs(item_ids, scores):
+      return {features.TOP_ITEM_IDS: item_ids, features.TOP_SCORES: scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.USER_ID)])
+    def recommend_known(user_id):
+      return outputs(*model.recommend_for_index(user_indices(user_id)))
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=features.USER_ID),
+        tf.TensorSpec([None, None], tf.string, name=features.RECENT_ITEM_IDS)])
+    def recommend_with_history(user_id, recent_item_ids):
+      # from_dense leaves the "" padding out.
+      recent = transform_raw({features.HISTORY: tf.sparse.from_dense(recent_item_ids)})[
+          catalog_lib.HISTORY_XF]
+      inputs = known_user_inputs(model.index, user_indices(user_id))
+      inputs[catalog_lib.HISTORY_XF] = prepend_history(recent, inputs[catalog_lib.HISTORY_XF])
+      return outputs(*recommend(model, inputs, k))
+    return {contract.SERVING_DEFAULT: recommend_known,
+            features.HISTORY_SIGNATURE: recommend_with_history}
+  return factory
+
+
+def _example(values: Dict[str, list]) -> bytes:
+  def feature(value):
+    if value and isinstance(value[0], int):
+      return tf.train.Feature(int64_list=tf.train.Int64List(value=value))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=value))
+  return tf.train.Example(features=tf.train.Features(
+      feature={key: feature(value) for key, value in values.items()})).SerializeToString()
 
 
 def warmup_requests(known_user: bytes, known_item: bytes):
   """A known and an unknown user for each signature; the scoring signature
   gets a complete raw tf.Example, as TFMA sends."""
   unknown_user = b"__warmup_unknown_user__"
-  example = tf.train.Example(features=tf.train.Features(feature={
-      features.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[known_user])),
-      features.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[known_item])),
-      features.GENRES_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[features.GENRE_NAMES[0].encode()])),
-      features.RATING: tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
-      features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
-  }))
+  example = _example({
+      features.USER_ID: [known_user], features.ITEM_ID: [known_item],
+      features.GENRES_KEY: [features.GENRE_NAMES[0].encode()], features.RATING: [3],
+      features.TIMESTAMP: [0], features.TITLE: [b"Warmup (1995)"],
+      features.RELEASE_YEAR: [1995], features.USER_AGE: [30],
+      features.USER_GENDER: [b"F"], features.USER_OCCUPATION: [b"other"],
+      features.USER_ZIP: [b"00000"], features.HISTORY: [known_item],
+      features.HISTORY_LENGTH: [1]})
   users = np.array([known_user, unknown_user], dtype=object)
   return {
       contract.SERVING_DEFAULT: {features.USER_ID: users},
+      features.HISTORY_SIGNATURE: {
+          features.USER_ID: users,
+          features.RECENT_ITEM_IDS: np.array([[known_item, b""]] * 2, dtype=object)},
       features.SCORING_SIGNATURE: {
-          contract.EXAMPLES_INPUT: np.array([example.SerializeToString()], dtype=object)},
+          contract.EXAMPLES_INPUT: np.array([example], dtype=object)},
       contract.RAW_SIGNATURE: {features.USER_ID: users,
                                features.ITEM_ID: np.array([known_item] * 2, dtype=object)},
   }
+
+
+def attach_index(model: TwoTowerModel, catalog: catalog_lib.Catalog, item_vocabulary,
+                 k: int) -> None:
+  """Freezes the candidates and Catalog into the model and adds
+  `recommend_for_index` (user vocabulary index in, top k out), the function
+  `serving_default` and the TFLite export both run."""
+  model.index = RetrievalIndex(model.candidates().numpy(),
+                               np.array(item_vocabulary, dtype=object), catalog)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name=catalog_lib.USER_XF)])
+  def recommend_for_index(user_index):
+    return recommend(model, known_user_inputs(model.index, user_index), k)
+  model.recommend_for_index = recommend_for_index
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.two_tower.model.run_fn`)."""
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-  user_vocab = tf_transform_output.vocabulary_by_name(features.USER_VOCAB)
-  item_vocab = tf_transform_output.vocabulary_by_name(features.ITEM_VOCAB)
+  vocabularies = Vocabularies.of(tf_transform_output)
+  item_vocabulary = tf_transform_output.vocabulary_by_name(features.ITEM_VOCAB)
   catalog = catalog_lib.collect(_one_pass(fn_args, tf_transform_output),
-                                len(user_vocab), len(item_vocab))
-  model = TwoTowerModel(len(user_vocab), len(item_vocab), catalog.log_sampling_probability())
+                                vocabularies.users - 1, vocabularies.items - 1,
+                                vocabularies.unknown_user_features())
+  model = TwoTowerModel(vocabularies, catalog)
   model.compile(optimizer=tf_keras.optimizers.Adam(HPARAMS.learning_rate))
   training.fit(fn_args, model, tf_transform_output, None, SETTINGS)
-  candidates = model.candidate(tf.range(len(item_vocab), dtype=tf.int64),
-                               tf.constant(catalog.item_genres))
-  model.index = RetrievalIndex(candidates.numpy(), np.array(item_vocab, dtype=object), catalog)
+  k = min(TOP_K, len(item_vocabulary))
+  attach_index(model, catalog, item_vocabulary, k)
+  user_vocabulary = tf_transform_output.vocabulary_by_name(features.USER_VOCAB)
   training.export_serving_model(
       model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(
           label_key="",  # Retrieval: the true item is an input, not a label.
-          serve_transformed=serve_transformed, raw_signature_factory=raw_signature,
-          warmup_requests=warmup_requests(user_vocab[0], item_vocab[0]),
+          serve_transformed=serve_transformed, raw_signature_factory=raw_signature(model),
+          warmup_requests=warmup_requests(user_vocabulary[0], item_vocabulary[0]),
           example_signature=features.SCORING_SIGNATURE,
-          extra_signatures=top_k_signatures(model, min(TOP_K, len(item_vocab)))))
+          extra_signatures=recommend_signatures(model, k)))

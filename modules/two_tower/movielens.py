@@ -4,12 +4,14 @@ The two-tower family's data source: MovieLensExampleGen
 (components/movielens_example_gen) turns what it reads into tf.Examples, and
 the data scripts (data/interactions) write and score files in the same
 format. The shipped data is a generated log (data/interactions/synthetic);
-the real MovieLens-100k has the same two files:
+the real MovieLens-100k has the same files:
 
 * ``u.data``: tab-separated ``user_id, item_id, rating, timestamp`` rows.
 * ``u.item``: ``|``-separated ``item_id|title|release date|video release
   date|IMDb URL|`` followed by 19 genre flags (0/1) in the order of ``GENRES``.
   The real file is latin-1 encoded (accented titles), not UTF-8.
+* ``u.user`` (optional): ``|``-separated ``user_id|age|gender|occupation|zip
+  code``. Without it every user gets UNKNOWN_USER's features.
 
 The reader is plain Python so that it has no dependency beyond the standard
 library and can run anywhere the pipeline does. Malformed rows raise
@@ -22,6 +24,8 @@ import collections
 import os
 from typing import Iterator, Mapping, NamedTuple, Sequence
 
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+
 # Genre flag order of MovieLens-100k's u.item (and of its u.genre file).
 GENRES = (
   "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
@@ -30,6 +34,11 @@ GENRES = (
 )
 RATINGS_FILE = "u.data"
 ITEMS_FILE = "u.item"
+USERS_FILE = "u.user"
+# Each example carries the items its user interacted with before it (train
+# interactions only, most recent first), at most this many: the user tower's
+# history input.
+HISTORY_LENGTH = 50
 # u.item carries accented titles in latin-1; u.data is ASCII, and reading it as
 # latin-1 too means stray bytes reach the integer check and get a line number
 # instead of failing as an undecodable file.
@@ -37,6 +46,7 @@ ENCODING = "latin-1"
 
 _ITEM_FIELDS = 5 + len(GENRES)
 _RATING_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+_USER_FIELDS = ("user_id", "age", "gender", "occupation", "zip_code")
 
 
 class MovieLensFormatError(ValueError):
@@ -58,14 +68,47 @@ class Item(NamedTuple):
   genres: tuple[str, ...]
 
 
+class User(NamedTuple):
+  """One row of u.user."""
+
+  user_id: int
+  age: int
+  gender: str
+  occupation: str
+  zip_code: str
+
+
+# What a user missing from u.user (or every user, without the file) gets.
+UNKNOWN_USER = User(0, 0, "unknown", "unknown", "unknown")
+
+
 class Interaction(NamedTuple):
-  """One row of u.data joined with its item's genre names (a tuple)."""
+  """One row of u.data joined with its item's genre names (a tuple), title
+  and release year (0 when u.item gives no release date)."""
 
   user_id: int
   item_id: int
   rating: int
   timestamp: int
   genres: tuple[str, ...]
+  title: str = ""
+  release_year: int = 0
+
+
+class TimelineRow(NamedTuple):
+  """An interaction as a split example: which split, and what came before.
+
+  ``history`` holds the item ids of the user's earlier *train* interactions,
+  most recent first, at most HISTORY_LENGTH of them; ``history_length`` counts
+  all of them (uncapped). An eval row's history is the whole train timeline,
+  never another eval row: the model predicts each held-out item from what it
+  could know at serving time.
+  """
+
+  split: str
+  interaction: Interaction
+  history: tuple[int, ...]
+  history_length: int
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
@@ -107,6 +150,36 @@ def read_items(path: str) -> dict[int, Item]:
   return items
 
 
+def release_year(item: Item) -> int:
+  """The year of u.item's release date (``01-Jan-1995``), 0 when missing."""
+  year = item.release_date[-4:]
+  return int(year) if year.isascii() and year.isdigit() else 0
+
+
+def read_users(path: str) -> dict[int, User]:
+  """Reads a u.user file into a dict keyed by user id."""
+  users: dict[int, User] = {}
+  for line_number, line in _lines(path):
+    fields = line.split("|")
+    if len(fields) != len(_USER_FIELDS):
+      raise MovieLensFormatError(
+        path, line_number,
+        f"expected {len(_USER_FIELDS)} '|'-separated fields, got {len(fields)}")
+    user_id = _parse_int(path, line_number, "user_id", fields[0])
+    if user_id in users:
+      raise MovieLensFormatError(path, line_number, f"duplicate user_id {user_id}")
+    age = _parse_int(path, line_number, "age", fields[1])
+    gender, occupation, zip_code = (field.strip() or "unknown" for field in fields[2:])
+    users[user_id] = User(user_id, age, gender, occupation, zip_code)
+  return users
+
+
+def load_users(data_dir: str) -> dict[int, User]:
+  """``data_dir``/u.user, or no users when the log comes without one."""
+  path = os.path.join(data_dir, USERS_FILE)
+  return read_users(path) if os.path.exists(path) else {}
+
+
 def read_interactions(path: str, items: Mapping[int, Item]) -> list[Interaction]:
   """Reads a u.data file, rejecting item ids that ``items`` does not know."""
   interactions = []
@@ -126,7 +199,8 @@ def read_interactions(path: str, items: Mapping[int, Item]) -> list[Interaction]
     if not 1 <= rating <= 5:
       raise MovieLensFormatError(
         path, line_number, f"rating must be 1-5, got {rating}")
-    interactions.append(Interaction(user_id, item_id, rating, timestamp, item.genres))
+    interactions.append(Interaction(user_id, item_id, rating, timestamp, item.genres,
+                                    item.title, release_year(item)))
   return interactions
 
 
@@ -151,20 +225,61 @@ def time_split(
   ``min_interactions`` rows stay entirely in train, and every other user
   keeps at least one train row. Both outputs keep the input row order.
   """
-  if eval_per_user < 1:
-    raise ValueError(f"eval_per_user must be >= 1, got {eval_per_user}")
-  if min_interactions < 2:
-    raise ValueError(f"min_interactions must be >= 2, got {min_interactions}")
+  _check_split_rule(eval_per_user, min_interactions)
   rows_by_user: dict[int, list[int]] = collections.defaultdict(list)
   for index, row in enumerate(interactions):
     rows_by_user[row.user_id].append(index)
   eval_rows: set[int] = set()
   for rows in rows_by_user.values():
-    if len(rows) < min_interactions:
-      continue
     rows.sort(key=lambda i: (interactions[i].timestamp, interactions[i].item_id))
-    eval_rows.update(rows[-min(eval_per_user, len(rows) - 1):])
+    eval_rows.update(rows[len(rows) - _held_out(len(rows), eval_per_user, min_interactions):])
   train = [row for i, row in enumerate(interactions) if i not in eval_rows]
   evaluation = [row for i, row in enumerate(interactions) if i in eval_rows]
   return train, evaluation
 
+
+
+def _check_split_rule(eval_per_user: int, min_interactions: int) -> None:
+  if eval_per_user < 1:
+    raise ValueError(f"eval_per_user must be >= 1, got {eval_per_user}")
+  if min_interactions < 2:
+    raise ValueError(f"min_interactions must be >= 2, got {min_interactions}")
+
+
+def _held_out(num_rows: int, eval_per_user: int, min_interactions: int) -> int:
+  """How many of a user's latest rows time_split holds out."""
+  return 0 if num_rows < min_interactions else min(eval_per_user, num_rows - 1)
+
+
+def user_timeline(
+  rows: Sequence[Interaction],
+  eval_per_user: int = 2,
+  min_interactions: int = 3,
+  history_length: int = HISTORY_LENGTH,
+) -> list[TimelineRow]:
+  """One user's rows as split examples with their history, in time order.
+
+  The split is time_split's (the same rule, applied to this user alone), so
+  the splits of all users' timelines are exactly time_split's; taking one
+  user at a time is what lets a Beam pipeline group by user and scale.
+  """
+  _check_split_rule(eval_per_user, min_interactions)
+  ordered = sorted(rows, key=lambda row: (row.timestamp, row.item_id))
+  num_train = len(ordered) - _held_out(len(ordered), eval_per_user, min_interactions)
+  recent_first = [row.item_id for row in reversed(ordered[:num_train])]
+  timeline = []
+  for position, row in enumerate(ordered):
+    earlier = min(position, num_train)
+    history = tuple(recent_first[num_train - earlier:][:history_length])
+    timeline.append(TimelineRow(TRAIN_SPLIT if position < num_train else EVAL_SPLIT,
+                                row, history, earlier))
+  return timeline
+
+
+def timelines(interactions: Sequence[Interaction], **split_rule) -> Iterator[TimelineRow]:
+  """user_timeline over every user of the log (users in first-seen order)."""
+  rows_by_user: dict[int, list[Interaction]] = collections.defaultdict(list)
+  for row in interactions:
+    rows_by_user[row.user_id].append(row)
+  for rows in rows_by_user.values():
+    yield from user_timeline(rows, **split_rule)

@@ -2,8 +2,9 @@
 
 The TFLite model is the whole top-K recommender, not the query tower alone:
 user vocabulary index in, the K best unseen item ids and their scores out,
-exactly what `serving_default` returns for the raw user id. The candidate
-embeddings, popularity fallback and each user's seen items are constants
+exactly what `serving_default` returns for the raw user id: both run the
+model's `recommend_for_index` function. The candidate embeddings, popularity
+fallback and each user's features, history and seen items are constants
 inside the model, so an app needs no item table or nearest-neighbour code of
 its own; it only maps its user id to the index through user_vocab.txt, which
 ships next to the model (rule in PREPROCESSING, implemented by `prepare`).
@@ -18,8 +19,8 @@ import tensorflow_transform as tft
 
 from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter, Tensors,
                                      read_vocabulary)
-from modules.two_tower import catalog, features, retrieval
-from modules.two_tower.model import HPARAMS, TOP_K, query_vectors
+from modules.two_tower import catalog, features
+from modules.two_tower.model import TOP_K
 
 VOCABULARY_FILE = "user_vocab.txt"
 
@@ -38,11 +39,14 @@ class TwoTowerAdapter(FamilyAdapter):
                "(answered with the most popular items); int64, one per request row"),
   }
 
+  def load_model(self, saved_model_dir: str) -> Any:
+    """The SavedModel as tf.saved_model restores it: `recommend_for_index`
+    is a saved function, which a Keras load would not bring back."""
+    return tf.saved_model.load(saved_model_dir)
+
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
-    users = transformed[catalog.USER_XF]
-    scores = retrieval.masked_scores(model.index, users,
-                                     query_vectors(model, users, HPARAMS.temperature))
-    item_ids, top_scores = retrieval.top_k(model.index, scores, TOP_K)
+    item_ids, top_scores = model.recommend_for_index(
+        tf.reshape(transformed[catalog.USER_XF], [-1]))
     return {features.TOP_ITEM_IDS: item_ids, features.TOP_SCORES: top_scores}
 
   def parity_request(self, serialized: tf.Tensor) -> Tuple[Tensors, Arrays]:
