@@ -35,7 +35,7 @@ from runners.layout import OutputLayout  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "results")
 # Components that run as Beam pipelines (the ones a Beam runner can scale out).
-_BEAM_COMPONENTS = ("MovieLensExampleGen", "ImportExampleGen", "StatisticsGen", "Transform",
+_BEAM_COMPONENTS = ("MovieLensExampleGen", "TFRecordExampleGen", "StatisticsGen", "Transform",
                     "Evaluator")
 # The runner's default preset (runners/beam_presets.py): in-process DirectRunner.
 DIRECT = ["--beam-preset", beam_presets.DIRECT]
@@ -71,7 +71,7 @@ def run_pipeline(args: List[str]) -> Dict[str, float]:
 def node_runs(output_dir: str, family: configs.FamilyConfig, since_ms: int):
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
-  node_ids = ["ImportExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
+  node_ids = ["TFRecordExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
               "ExampleValidator", "AnomaliesGate", "Transform", "Trainer", "Evaluator",
               "Pusher", "TFLiteExporter", "EvalReport"]
   runs = run_summary.read_node_runs(connection, family.pipeline_name, node_ids, since_ms)

@@ -30,7 +30,7 @@ from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.types import artifact_utils
 
-from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
@@ -127,7 +127,8 @@ def AnomaliesGate(  # pylint: disable=invalid-name
   """Fails the run on schema anomalies, train/eval skew or drift from the
   reference statistics (`reference_statistics`: a path; empty: no drift check)."""
   schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
-  by_split = {split: _split_statistics(statistics, split) for split in (TRAIN_SPLIT, EVAL_SPLIT)}
+  by_split = {split: _split_statistics(statistics, split)
+              for split in (TRAIN_SPLIT, VALIDATION_SPLIT, EVAL_SPLIT)}
   problems = describe_anomalies(anomalies.uri,
                                 artifact_utils.decode_split_names(anomalies.split_names))
   problems += describe_invalid_utf8(schema_proto, by_split)

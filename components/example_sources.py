@@ -3,15 +3,16 @@
 A source knows the three things about its kind of input that would otherwise
 be dispatched on a string in three places:
 
-- `component(data_dir)`: the ExampleGen that reads it into the `train` and
-  `eval` splits (contract.SPLITS). The split is fixed by the data, never
-  hashed by ExampleGen, so every run and every reference figure uses the same
-  examples;
+- `component(data_dir)`: the ExampleGen that reads its `train` and `eval`
+  (contract.SPLITS) and carves a `validation` split out of train
+  (components/carved_splits). The eval split is fixed by the data, so every
+  run and every reference figure uses the same eval examples;
 - `check(data_dir)`: a check of the files in a second, before any component
   runs, that names the file at fault (ExampleGen fails late and obscurely on
   a missing split or an empty or non-GZIP file);
-- `records(data_dir, split)`: the serialized tf.Examples of a split exactly as
-  that ExampleGen emits them (for the reference statistics and tests).
+- `records(data_dir, split)`: the serialized tf.Examples of a split (train,
+  validation or eval) exactly as that ExampleGen emits them (for the
+  reference statistics and tests).
 
 Importing this module imports neither TFX nor TensorFlow: the runners check
 their input with it while arguments are still being parsed.
@@ -23,7 +24,8 @@ import os
 import zlib
 from typing import Iterator, List
 
-from modules.common.contract import SPLITS
+from modules.common.contract import (EVAL_SPLIT, SPLITS, TRAIN_SPLIT, VALIDATION_SPLIT,
+                                     is_validation_record)
 from modules.two_tower import movielens
 
 
@@ -66,11 +68,9 @@ class TFRecordSource(ExampleSource):
   kind = "tfrecord"
 
   def component(self, data_dir: str):
-    from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
-    return tfx.components.ImportExampleGen(
-        input_base=data_dir,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=f"{split}/*") for split in SPLITS]))
+    # pylint: disable=import-outside-toplevel
+    from components.tfrecord_example_gen.component import TFRecordExampleGen
+    return TFRecordExampleGen(input_base=data_dir)
 
   def check(self, data_dir: str) -> List[str]:
     files = []
@@ -86,9 +86,12 @@ class TFRecordSource(ExampleSource):
 
   def records(self, data_dir: str, split: str) -> Iterator[bytes]:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    files = sorted(glob.glob(os.path.join(data_dir, split, "*")))
+    folder = EVAL_SPLIT if split == EVAL_SPLIT else TRAIN_SPLIT
+    files = sorted(glob.glob(os.path.join(data_dir, folder, "*")))
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-      yield record.numpy()
+      record = record.numpy()
+      if split == EVAL_SPLIT or is_validation_record(record) == (split == VALIDATION_SPLIT):
+        yield record
 
 
 class MovieLensSource(ExampleSource):

@@ -1,6 +1,7 @@
 """The one TFX pipeline every model family runs through.
 
-ExampleGen -> StatisticsGen -> ImportSchemaGen (curated schema) ->
+ExampleGen (train, validation carved from train, eval) -> StatisticsGen ->
+ImportSchemaGen (curated schema) ->
 ExampleValidator -> AnomaliesGate -> Transform -> Trainer ->
 baseline (a Resolver over MLMD, or ServedBaseline reading the serving
 directory where resolvers cannot run) -> Evaluator (TFMA) -> Pusher ->
@@ -24,6 +25,7 @@ from components.eval_report.component import EvalReport
 from components.kfp_ui import KubeflowUiArtifacts
 from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.tflite_exporter.component import TFLiteExporter
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
 
@@ -89,10 +91,14 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       reference_statistics=reference_statistics_path or "")
 
+  # Transform analyses train alone and transforms what the Trainer reads; the
+  # eval split is never transformed, so no Trainer choice can touch it.
   transform = tfx.components.Transform(
       examples=example_gen.outputs["examples"],
       schema=schema_gen.outputs["schema"],
-      preprocessing_fn=family.preprocessing_fn)
+      preprocessing_fn=family.preprocessing_fn,
+      splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT],
+                                           transform=list(TRAINER_SPLITS)))
   transform.add_upstream_node(anomalies_gate)
 
   trainer = tfx.components.Trainer(
@@ -100,8 +106,9 @@ def create_pipeline(
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(num_steps=train_steps or family.train_steps),
-      eval_args=tfx.proto.EvalArgs(num_steps=family.eval_steps))
+      train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT],
+                                     num_steps=train_steps or family.train_steps),
+      eval_args=tfx.proto.EvalArgs(splits=[VALIDATION_SPLIT], num_steps=family.eval_steps))
 
   if baseline_strategy is None:
     baseline = ServedBaseline(serving_dir=serving_model_dir).with_id("served_baseline")
@@ -123,6 +130,7 @@ def create_pipeline(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
       baseline_model=baseline_model,
+      example_splits=[EVAL_SPLIT],
       eval_config=build_eval_config(family, gate_min_value)).with_id("Evaluator")
 
   eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],

@@ -32,7 +32,7 @@ from pipeline import configs
 from runners import roots as roots_lib
 
 # The tasks whose Beam pipelines do the data work, by the spec's task names.
-BEAM_TASKS = ("ImportExampleGen", "MovieLensExampleGen", "StatisticsGen", "Transform",
+BEAM_TASKS = ("TFRecordExampleGen", "MovieLensExampleGen", "StatisticsGen", "Transform",
               "Evaluator")
 TRAINER_TASK = "Trainer"
 DEFAULT_GPU_TYPE = "nvidia.com/gpu"

@@ -1,11 +1,20 @@
 """End to end: the CNN pipeline on a small slice of the shipped digits."""
+import glob
+import json
 import os
 import re
 
 import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store as mlmd
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
 
+from components.example_sources import TFRECORD
 from modules.cnn import features
+from modules.common.contract import is_validation_record
 from pipeline import configs
+from runners.layout import OutputLayout
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
@@ -82,3 +91,45 @@ def test_train_labels_drifting_from_the_reference_stop_at_the_gate(first_run, tm
   assert re.search(r"^\s+AnomaliesGate\s+failed", result.stdout, re.M), result.stdout
   assert "Transform" not in states and "Trainer" not in states
   assert e2e_helpers.pushed_versions(serving_dir) == before
+
+
+def _split_records(examples_uri: str, split: str) -> set:
+  files = glob.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+  return {r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")}
+
+
+def _examples_of(store, component: str, event_type) -> "metadata_store_pb2.Artifact":
+  """The one Examples artifact a component's first execution (the first
+  run's) read or wrote; its execution type is the component class's path."""
+  types = {t.id: t.name for t in store.get_execution_types()}
+  execution = min((e for e in store.get_executions()
+                   if types[e.type_id].endswith(f".{component}")), key=lambda e: e.id)
+  ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
+         if event.type == event_type]
+  examples_type = store.get_artifact_type("Examples").id
+  (examples,) = [a for a in store.get_artifacts_by_id(ids) if a.type_id == examples_type]
+  return examples
+
+
+def test_trainer_never_receives_the_eval_split(first_run):
+  """ExampleGen carves validation out of train; the Trainer's examples hold
+  train and validation only, so nothing it chooses can see eval."""
+  data_dir, output_dir, _ = first_run
+  store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(
+      OutputLayout(output_dir).metadata_path))
+  trained_on = _examples_of(store, "Trainer", metadata_store_pb2.Event.INPUT)
+  assert json.loads(trained_on.properties["split_names"].string_value) == [
+      "train", "validation"]
+  assert sorted(os.listdir(trained_on.uri)) == ["Split-train", "Split-validation"]
+
+  generated = _examples_of(store, "TFRecordExampleGen", metadata_store_pb2.Event.OUTPUT)
+  with open(glob.glob(os.path.join(data_dir, "train", "*"))[0], "rb") as f:
+    assert f.read(2) == b"\x1f\x8b"  # the shipped slice is GZIP TFRecords
+  shipped_train = {r.numpy() for r in tf.data.TFRecordDataset(
+      glob.glob(os.path.join(data_dir, "train", "*")), compression_type="GZIP")}
+  train, validation = (_split_records(generated.uri, s) for s in ("train", "validation"))
+  assert validation and not train & validation
+  assert train | validation == shipped_train
+  assert all(is_validation_record(record) for record in validation)
+  assert not any(is_validation_record(record) for record in train)
+  assert _split_records(generated.uri, "eval") == set(TFRECORD.records(data_dir, "eval"))

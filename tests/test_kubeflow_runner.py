@@ -153,6 +153,23 @@ def test_vertex_task_graph_is_the_local_pipeline_with_tfx_resolver_queries(compi
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("family", FAMILIES)
+def test_only_the_evaluator_reads_the_eval_split(compiled, family, target):
+  """Transform analyses train and transforms train + validation; the Trainer
+  trains on train and validates on validation; the Evaluator reads eval."""
+  _, _, spec = compiled(family, target)
+
+  def param(task, name):
+    return json.loads(_param(spec, task, name))
+
+  assert param("Transform", "splits_config") == {
+      "analyze": ["train"], "transform": ["train", "validation"]}
+  assert param("Trainer", "train_args")["splits"] == ["train"]
+  assert param("Trainer", "eval_args")["splits"] == ["validation"]
+  assert param("Evaluator", "example_splits") == ["eval"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_gate_orders_transform_and_evaluator_orders_pusher(compiled, family, target):
   _, _, spec = compiled(family, target)
   tasks = spec.root.dag.tasks
@@ -339,7 +356,7 @@ def test_resources_become_requests_and_limits_of_the_trainer_and_beam_tasks():
   assert asked.pop("Trainer") == {
       "cpuLimit": 4.0, "cpuRequest": 4.0, "memoryLimit": 16.0, "memoryRequest": 16.0,
       "accelerator": {"type": "nvidia.com/gpu", "count": 1}}
-  for task in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+  for task in ("TFRecordExampleGen", "StatisticsGen", "Transform", "Evaluator"):
     assert asked.pop(task) == {"cpuRequest": 2.0, "memoryRequest": 8.0}, task
   assert set(asked.values()) == {None}
   # The spec with resources parses strictly, as KFP reads it.

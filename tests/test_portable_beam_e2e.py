@@ -31,7 +31,7 @@ def test_statistics_transform_and_evaluator_run_as_portable_beam_jobs(tmp_path_f
       tmp_path_factory, MNIST, 300, 100,
       ["--model", "cnn", "--train-steps", "20", "--min-metric", "0", *PORTABLE])
   states = e2e_helpers.component_states(result.stdout)
-  for component in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+  for component in ("TFRecordExampleGen", "StatisticsGen", "Transform", "Evaluator"):
     assert states[component] == "executed", states
   (log_path,) = glob.glob(os.path.join(OutputLayout(output_dir).logs_dir, "*.log"))
   with open(log_path, encoding="utf-8") as f:

@@ -47,7 +47,7 @@ def test_run_killed_during_training_resumes_with_one_new_version(digits, tmp_pat
   resumed = e2e_helpers.run_pipeline(args)
   assert resumed.returncode == 0, resumed.stdout + resumed.stderr
   states = e2e_helpers.component_states(resumed.stdout)
-  for upstream in ("ImportExampleGen", "StatisticsGen", "Transform"):
+  for upstream in ("TFRecordExampleGen", "StatisticsGen", "Transform"):
     assert states[upstream] == "cached", states
   assert states["Trainer"] == "executed" and states["Pusher"] == "executed"
   versions = e2e_helpers.pushed_versions(serving_dir)

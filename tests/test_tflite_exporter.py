@@ -243,7 +243,7 @@ def test_pipeline_exports_after_the_pusher_only_when_given_a_tflite_dir():
   assert producers == {executor.MODEL_KEY: "Trainer", executor.BLESSING_KEY: "Evaluator",
                        executor.PUSHED_MODEL_KEY: "Pusher",
                        executor.TRANSFORM_GRAPH_KEY: "Transform",
-                       executor.EXAMPLES_KEY: "ImportExampleGen"}
+                       executor.EXAMPLES_KEY: "TFRecordExampleGen"}
   assert exporter.exec_properties[executor.QUANTIZATION_KEY] == contract.INT8
   assert exporter.exec_properties[executor.ADAPTER_KEY] == configs.CNN.tflite_adapter
   default = {c.id: c for c in _cnn_pipeline(tflite_dir="/out/tflite/cnn").components}

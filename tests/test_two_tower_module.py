@@ -81,7 +81,8 @@ def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path
   (tmp_path / "data" / "u.data").write_bytes(RATINGS)
   (tmp_path / "data" / "u.user").write_bytes(USERS)
   artifact = _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
-  assert sorted(eval(artifact.split_names)) == ["eval", "train"]
+  assert sorted(eval(artifact.split_names)) == ["eval", "train", "validation"]
+  assert _read_split(str(tmp_path / "out"), "validation") == []  # too few rows to carve
   train = sorted(_row(e) for e in _read_split(str(tmp_path / "out"), "train"))
   evaluation = [_row(e) for e in _read_split(str(tmp_path / "out"), "eval")]
   # User 196's two latest (by timestamp, not file order) are held out;
@@ -109,7 +110,10 @@ def test_example_gen_matches_the_reference_split_of_generated_data(tmp_path):
   _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
   interactions, _ = movielens.load_movielens(str(tmp_path / "data"))
   train, evaluation = movielens.time_split(interactions)
-  for split, rows in (("train", train), ("eval", evaluation)):
+  # Validation is time_split applied again to train: each user's 2 latest
+  # train rows (every generated user has enough of them).
+  fit, validation = movielens.time_split(train)
+  for split, rows in (("train", fit), ("validation", validation), ("eval", evaluation)):
     got = collections.Counter(_row(e)[:2] for e in _read_split(str(tmp_path / "out"), split))
     assert got == collections.Counter((str(r.user_id), str(r.item_id)) for r in rows)
 
@@ -144,7 +148,7 @@ def small_split(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("interactions"))
   generate_interactions.generate(SMALL, seed=5, output_dir=data_dir)
   return {split: [e.SerializeToString() for e in example_gen_executor.split_examples(
-      data_dir, split)] for split in ("train", "eval")}
+      data_dir, split)] for split in ("train", "validation", "eval")}
 
 
 def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(tmp_path, small_split):
@@ -195,11 +199,13 @@ def exported(tmp_path_factory, small_split):
   work_dir = str(tmp_path_factory.mktemp("two_tower_train"))
   export_dir = tft_testing.train_family_model(
       model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
-      small_split["train"], small_split["eval"], work_dir, train_steps=40)
+      small_split["train"], small_split["validation"], work_dir, train_steps=40)
   return export_dir, tf.saved_model.load(export_dir).signatures
 
 
 def _train_items_by_user(serialized):
+  """{user: items}: what the model knows of each user (train and validation,
+  every interaction before the eval cut) and never recommends back."""
   seen = collections.defaultdict(set)
   for record in serialized:
     user, item = _row(tf.train.Example.FromString(record))[:2]
@@ -218,7 +224,7 @@ def test_signatures_and_warmup_requests(exported):
 
 def test_top_k_excludes_train_items_and_unknown_users_get_popular_items(exported, small_split):
   _, signatures = exported
-  seen = _train_items_by_user(small_split["train"])
+  seen = _train_items_by_user(small_split["train"] + small_split["validation"])
   users = sorted(seen)[:5]
   out = signatures[contract.SERVING_DEFAULT](
       user_id=tf.constant(users + ["no-such-user"]))
@@ -254,7 +260,7 @@ def _with_item(example: tf.train.Example, item: bytes) -> bytes:
 
 def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
   _, signatures = exported
-  seen = _train_items_by_user(small_split["train"])
+  seen = _train_items_by_user(small_split["train"] + small_split["validation"])
   user = sorted(seen)[0]
   top = signatures[contract.SERVING_DEFAULT](user_id=tf.constant([user]))[
       features.TOP_ITEM_IDS].numpy()[0]
@@ -265,14 +271,17 @@ def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
   outputs = signatures[features.SCORING_SIGNATURE](examples=tf.constant(examples))
   ranks = outputs[features.RANK].numpy()
   np.testing.assert_array_equal(ranks[:model.TOP_K], np.arange(model.TOP_K))
-  catalogue = {item for items in seen.values() for item in items}
-  assert ranks[-1] == len(catalogue)  # an item seen in train: a certain miss
+  # The catalogue: the item vocabulary, analysed on train alone.
+  catalogue = {item for items in _train_items_by_user(small_split["train"]).values()
+               for item in items}
+  assert ranks[-1] == len(catalogue)  # an item the user has: a certain miss
   raw = signatures[contract.RAW_SIGNATURE](
       user_id=tf.constant([user] * len(candidates)), item_id=tf.constant(candidates))
   np.testing.assert_array_equal(raw[features.RANK].numpy(), ranks)
-  # popular_rank: how many unseen items are more popular than the true one.
+  # popular_rank: how many unseen catalogue items are more popular than the
+  # true one (counted over every interaction before the eval cut).
   counts = collections.Counter(item for items in seen.values() for item in items)
-  unseen = [item for item in counts if item not in seen[user]]
+  unseen = [item for item in catalogue if item not in seen[user]]
   for item, popular_rank in zip(candidates[:-1], outputs[features.POPULAR_RANK].numpy()):
     assert sum(counts[other] > counts[item] for other in unseen) <= popular_rank <= sum(
         counts[other] >= counts[item] for other in unseen) - 1
@@ -282,7 +291,7 @@ def test_scoring_signature_ranks_agree_with_top_k(exported, small_split):
 def test_recent_items_in_a_request_are_masked_and_personalise_unknown_users(
     exported, small_split):
   _, signatures = exported
-  seen = _train_items_by_user(small_split["train"])
+  seen = _train_items_by_user(small_split["train"] + small_split["validation"])
   user = sorted(seen)[0]
   recommend = signatures[features.HISTORY_SIGNATURE]
   stored = signatures[contract.SERVING_DEFAULT](user_id=tf.constant([user]))[

@@ -1,7 +1,7 @@
 """Two-tower wiring in the shared pipeline: ExampleGen kind, TFMA signature, gate."""
 import numpy as np
 import tensorflow_model_analysis as tfma
-from tfx.components import ImportExampleGen
+from components.tfrecord_example_gen.component import TFRecordExampleGen
 
 from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.two_tower import features, metrics
@@ -18,7 +18,7 @@ def test_two_tower_pipeline_reads_movielens_and_cnn_keeps_tfrecords(tmp_path):
     return found
 
   assert isinstance(example_gen(configs.TWO_TOWER), MovieLensExampleGen)
-  assert isinstance(example_gen(configs.CNN), ImportExampleGen)
+  assert isinstance(example_gen(configs.CNN), TFRecordExampleGen)
 
 
 def test_eval_config_scores_the_family_signature_and_gates_lift_over_popular():

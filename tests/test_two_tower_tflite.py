@@ -32,11 +32,11 @@ def exported(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp("interactions"))
   generate_interactions.generate(SMALL, seed=11, output_dir=data_dir)
   split = {name: [e.SerializeToString() for e in example_gen_executor.split_examples(
-      data_dir, name)] for name in ("train", "eval")}
+      data_dir, name)] for name in ("train", "validation", "eval")}
   work_dir = str(tmp_path_factory.mktemp("two_tower_tflite"))
   export_dir = tft_testing.train_family_model(
       two_tower_model.run_fn, preprocessing.preprocessing_fn, configs.TWO_TOWER.schema_path(),
-      split["train"], split["eval"], work_dir, train_steps=40)
+      split["train"], split["validation"], work_dir, train_steps=40)
   artifacts = tflite_testing.as_artifacts(work_dir, export_dir, split["eval"])
   tflite_dir = tmp_path_factory.mktemp("tflite") / "two_tower"
   tflite_testing.run_exporter(artifacts, tflite_dir, "two_tower",

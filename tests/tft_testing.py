@@ -121,18 +121,20 @@ def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
 
 
 def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path: str,
-                       train_serialized: List[bytes], eval_serialized: List[bytes],
+                       train_serialized: List[bytes], validation_serialized: List[bytes],
                        work_dir: str, train_steps: int) -> str:
-  """Transforms real examples, calls `run_fn` like the Trainer; returns the export dir."""
+  """Transforms real examples, calls `run_fn` like the Trainer (train files
+  and, as its eval files, the validation split's); returns the export dir."""
   schema = load_schema(schema_path)
   transform_dir = os.path.join(work_dir, "transform")
   train_path = os.path.join(work_dir, "transformed", "train.gz")
-  eval_path = os.path.join(work_dir, "transformed", "eval.gz")
+  validation_path = os.path.join(work_dir, "transformed", "validation.gz")
   tft_output = analyze_and_transform(
       preprocessing_fn, decode(train_serialized, schema), schema, transform_dir, train_path)
-  eval_batch = tft_output.transform_raw_features(parse(eval_serialized, schema))
-  eval_rows = _rows({k: v.numpy() for k, v in eval_batch.items()}, len(eval_serialized))
-  write_transformed(eval_rows, tft_output.transformed_metadata.schema, eval_path)
-  fn_args = make_fn_args(work_dir, transform_dir, [train_path], [eval_path], train_steps)
+  validation_batch = tft_output.transform_raw_features(parse(validation_serialized, schema))
+  validation_rows = _rows({k: v.numpy() for k, v in validation_batch.items()},
+                          len(validation_serialized))
+  write_transformed(validation_rows, tft_output.transformed_metadata.schema, validation_path)
+  fn_args = make_fn_args(work_dir, transform_dir, [train_path], [validation_path], train_steps)
   run_fn(fn_args)
   return fn_args.serving_model_dir

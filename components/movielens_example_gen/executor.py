@@ -1,7 +1,9 @@
-"""Beam executor: MovieLens-format u.data + u.item -> tf.Examples, split by time.
+"""Beam executor: MovieLens-format u.data + u.item (+ u.user) -> tf.Examples,
+split by time.
 
 The split is not a hash of each row: every user's latest interactions form the
-eval split (modules/two_tower/movielens.time_split), which is the split the
+eval split (modules/two_tower/movielens.time_split), the ones before those the
+validation split (movielens.user_timeline); eval is the split the
 reference recalls (data/interactions/reference_recall.py) are computed on, so
 the model's recall and the references are comparable. Parsing and the split
 rule are imported from that module, not re-implemented, and a malformed row
@@ -13,12 +15,9 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
-from tfx.components.example_gen import base_example_gen_executor
-from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
 
-from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+from components.carved_splits import OUTPUT_SPLITS, CarvedSplitsExecutor
 from modules.two_tower import features, movielens
 
 
@@ -77,54 +76,38 @@ def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, moviele
 
 def split_examples(data_dir: str, split_name: str) -> Iterator[tf.train.Example]:
   """The tf.Examples of one split of the MovieLens files in `data_dir`."""
+  for split, example in examples_by_split(data_dir):
+    if split == split_name:
+      yield example
+
+
+def examples_by_split(data_dir: str) -> Iterator[Tuple[str, tf.train.Example]]:
+  """(split name, tf.Example) of every row of the MovieLens files in `data_dir`."""
   interactions, users = _load(data_dir)
   for timeline_row in movielens.timelines(interactions):
-    if timeline_row.split == split_name:
-      yield to_example(timeline_row,
-                       users.get(timeline_row.interaction.user_id, movielens.UNKNOWN_USER))
+    yield timeline_row.split, to_example(
+        timeline_row, users.get(timeline_row.interaction.user_id, movielens.UNKNOWN_USER))
 
 
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _MovieLensToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                        split_name: str) -> beam.pvalue.PCollection:
-  """Reads the files on a worker (not while building the graph), then fans out.
-
-  The time split needs every row of a user at once, so one element reads the
-  whole log; Reshuffle spreads the examples over workers for what follows.
-  """
-  data_dir = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-  return (pipeline
-          | "DataDir" >> beam.Create([data_dir])
-          | "ReadAndSplit" >> beam.FlatMap(split_examples, split_name)
-          | "Spread" >> beam.Reshuffle())
-
-
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-  """Emits the `train` and `eval` splits of a MovieLens-format directory."""
-
-  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-    """A PTransform taking (exec_properties, split name): the split is decided
-    by time per user, not by a file pattern, so it gets the split's name."""
-    return _MovieLensToExample
+class Executor(CarvedSplitsExecutor):
+  """Emits the train, validation and eval splits of a MovieLens-format directory."""
 
   def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                              exec_properties: Dict[str, Any]
                              ) -> Dict[str, beam.pvalue.PCollection]:
-    """One PCollection per input split, named `train` and `eval`.
+    """Overridden (as BaseExampleGenExecutor suggests for custom splitting)
+    because which split a row goes to depends on all of its user's rows.
 
-    Overridden (as BaseExampleGenExecutor suggests for custom splitting)
-    because the base class hands the transform a file pattern, while which
-    rows go to a split depends on all of a user's rows.
+    The files are read on a worker (not while building the graph); the time
+    split needs every row of a user at once, so one element reads the whole
+    log, and Reshuffle spreads the examples over workers for what follows.
     """
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    names = [split.name for split in input_config.splits]
-    if sorted(names) != sorted([TRAIN_SPLIT, EVAL_SPLIT]):
-      raise ValueError(f"MovieLens ExampleGen makes exactly the splits "
-                       f"{TRAIN_SPLIT!r} and {EVAL_SPLIT!r}, got {names}")
-    to_examples = self.GetInputSourceToExamplePTransform()
-    return {name: pipeline | f"InputToRecord[{name}]" >> to_examples(exec_properties, name)
-            for name in names}
+    data_dir = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    tagged = (pipeline
+              | "DataDir" >> beam.Create([data_dir])
+              | "ReadAndSplit" >> beam.FlatMap(examples_by_split)
+              | "Spread" >> beam.Reshuffle())
+    parts = tagged | "BySplit" >> beam.Partition(
+        lambda pair, _: OUTPUT_SPLITS.index(pair[0]), len(OUTPUT_SPLITS))
+    return {name: part | f"Examples[{name}]" >> beam.Values()
+            for name, part in zip(OUTPUT_SPLITS, parts)}

@@ -15,13 +15,32 @@ TensorFlow, and so that each of those names has exactly one definition:
   `run_fn`).
 """
 import abc
+import hashlib
 import importlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-# Splits, as ExampleGen names them; the Evaluator gates on EVAL_SPLIT.
+# Splits, as ExampleGen names them. The data comes as TRAIN_SPLIT and
+# EVAL_SPLIT (SPLITS); ExampleGen carves VALIDATION_SPLIT out of train.
+# Transform analyses train alone, the Trainer trains on train and makes every
+# choice (early stopping, best weights) on validation, and only the Evaluator
+# reads eval, the split the gate and every published figure use.
 TRAIN_SPLIT = "train"
+VALIDATION_SPLIT = "validation"
 EVAL_SPLIT = "eval"
 SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+TRAINER_SPLITS = (TRAIN_SPLIT, VALIDATION_SPLIT)
+# Share of the train split's tf.Examples that go to validation, by hash.
+VALIDATION_PERCENT = 10
+
+
+def is_validation_record(serialized_example: bytes) -> bool:
+  """Whether a train-split tf.Example (its serialized bytes) goes to validation.
+
+  A hash of the bytes, not a random draw: the same examples every run, on
+  every runner, without coordination; identical examples land together.
+  """
+  digest = hashlib.sha256(serialized_example).digest()
+  return int.from_bytes(digest[:8], "big") % 100 < VALIDATION_PERCENT
 
 # Signatures of every exported SavedModel and the input they take.
 SERVING_DEFAULT = "serving_default"

@@ -1,6 +1,7 @@
 """What the serving model must know about the train split, beyond the towers.
 
-One pass over Transform's train output collects, per vocabulary index:
+One pass over Transform's train and validation output (every interaction
+before the eval cut) collects, per vocabulary index:
 
 * each item's features (genres, release-year bucket, title words) and train
   count: the candidate tower's input for every servable item, not only those
@@ -59,12 +60,14 @@ class Catalog:
 
 def collect(batches: tf.data.Dataset, num_users: int, num_items: int,
             unknown_user_features: Sequence[int]) -> Catalog:
-  """Builds the Catalog from one pass over batches of transformed train examples.
+  """Builds the Catalog from one pass over batches of transformed examples:
+  every interaction before the eval cut (train and validation).
 
+  Vocabularies were analysed on train alone, so a validation row may hold an
+  item outside them: it is left out (it cannot be recommended or masked).
   Raises if a vocabulary item never shows up (then it would be served with
-  made-up features) or an example carries an out-of-vocabulary index (the
-  vocabulary was analysed on this very split, so that means a mismatch).
-  `unknown_user_features` is the out-of-vocabulary user's row.
+  made-up features). `unknown_user_features` is the out-of-vocabulary user's
+  row.
   """
   keys = (USER_XF, ITEM_XF, GENRES_XF, YEAR_XF, TITLE_XF, HISTORY_XF, HISTORY_LENGTH_XF,
           *USER_FEATURES_XF)
@@ -75,14 +78,13 @@ def collect(batches: tf.data.Dataset, num_users: int, num_items: int,
       columns[key].append(value.reshape([value.shape[0], -1]) if value.ndim > 1
                           else value.reshape([-1]))
   data = {key: np.concatenate(parts) for key, parts in columns.items()}
+  known = (data[USER_XF].reshape([-1]) < num_users) & (data[ITEM_XF].reshape([-1]) < num_items)
+  data = {key: value[known] for key, value in data.items()}
   users, items = data[USER_XF].reshape([-1]), data[ITEM_XF].reshape([-1])
-  if users.max() >= num_users or items.max() >= num_items:
-    raise ValueError("train examples hold out-of-vocabulary ids: the transform graph "
-                     "does not match the train split it should have been analysed on")
   item_counts = np.bincount(items, minlength=num_items)
   if not item_counts.all():
     raise ValueError(f"{int((item_counts == 0).sum())} vocabulary items never occur "
-                     "in the train split")
+                     "in the examples: the transform graph does not match them")
 
   def per_item(values: np.ndarray) -> np.ndarray:
     table = np.zeros((num_items,) + values.shape[1:], values.dtype)
@@ -90,7 +92,7 @@ def collect(batches: tf.data.Dataset, num_users: int, num_items: int,
     return table
 
   lengths = data[HISTORY_LENGTH_XF].reshape([-1])
-  # Each user's latest train example: its item, then the history before it.
+  # Each user's latest example: its item, then the history before it.
   order = np.lexsort((lengths, users))
   last = order[np.r_[users[order][1:] != users[order][:-1], True]]
   user_history = np.full([num_users + 1, data[HISTORY_XF].shape[1]], PAD, np.int64)

@@ -24,7 +24,7 @@ import collections
 import os
 from typing import Iterator, Mapping, NamedTuple, Sequence
 
-from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT
+from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
 # Genre flag order of MovieLens-100k's u.item (and of its u.genre file).
 GENRES = (
@@ -98,11 +98,11 @@ class Interaction(NamedTuple):
 class TimelineRow(NamedTuple):
   """An interaction as a split example: which split, and what came before.
 
-  ``history`` holds the item ids of the user's earlier *train* interactions,
-  most recent first, at most HISTORY_LENGTH of them; ``history_length`` counts
-  all of them (uncapped). An eval row's history is the whole train timeline,
-  never another eval row: the model predicts each held-out item from what it
-  could know at serving time.
+  ``history`` holds the item ids of the user's earlier train and validation
+  interactions, most recent first, at most HISTORY_LENGTH of them;
+  ``history_length`` counts all of them (uncapped). An eval row's history is
+  the whole timeline before the eval cut, never another eval row: the model
+  predicts each held-out item from what it could know at serving time.
   """
 
   split: str
@@ -259,20 +259,26 @@ def user_timeline(
 ) -> list[TimelineRow]:
   """One user's rows as split examples with their history, in time order.
 
-  The split is time_split's (the same rule, applied to this user alone), so
-  the splits of all users' timelines are exactly time_split's; taking one
-  user at a time is what lets a Beam pipeline group by user and scale.
+  The eval rows are time_split's (the same rule, applied to this user
+  alone), so the eval rows of all users' timelines are exactly time_split's;
+  the same rule applied again to the rows before them carves the validation
+  rows out of train: the Trainer chooses on those, never on eval. A row's
+  history is the user's earlier non-eval rows, so an eval row is predicted
+  from everything before the eval cut and nothing after it. Taking one user
+  at a time is what lets a Beam pipeline group by user and scale.
   """
   _check_split_rule(eval_per_user, min_interactions)
   ordered = sorted(rows, key=lambda row: (row.timestamp, row.item_id))
-  num_train = len(ordered) - _held_out(len(ordered), eval_per_user, min_interactions)
-  recent_first = [row.item_id for row in reversed(ordered[:num_train])]
+  num_known = len(ordered) - _held_out(len(ordered), eval_per_user, min_interactions)
+  num_train = num_known - _held_out(num_known, eval_per_user, min_interactions)
+  recent_first = [row.item_id for row in reversed(ordered[:num_known])]
   timeline = []
   for position, row in enumerate(ordered):
-    earlier = min(position, num_train)
-    history = tuple(recent_first[num_train - earlier:][:history_length])
-    timeline.append(TimelineRow(TRAIN_SPLIT if position < num_train else EVAL_SPLIT,
-                                row, history, earlier))
+    earlier = min(position, num_known)
+    split = (TRAIN_SPLIT if position < num_train else
+             VALIDATION_SPLIT if position < num_known else EVAL_SPLIT)
+    history = tuple(recent_first[num_known - earlier:][:history_length])
+    timeline.append(TimelineRow(split, row, history, earlier))
   return timeline
 
 
