@@ -171,3 +171,49 @@ def test_raw_signature_answers_empty_long_unseen_and_invalid_text(loaded):
   from_examples = loaded.signatures[contract.SERVING_DEFAULT](
       examples=tf.constant([serialize(t, 0) for t in EDGE_TEXTS]))
   np.testing.assert_allclose(from_examples[features.PROBABILITY].numpy(), probability, atol=1e-6)
+
+
+def test_sequence_bigrams_line_up_with_the_characters():
+  from modules.lstm.layers import CharNGramHash
+  ids = tf.constant([[5, 6, 7, 0, 0], [0, 0, 0, 0, 0]], tf.int64)
+  cut = CharNGramHash(2, 1000)(ids).numpy()
+  aligned = CharNGramHash(2, 1000, same_length=True)(ids).numpy()
+  assert cut.shape == (2, 4) and aligned.shape == (2, 5)
+  np.testing.assert_array_equal(aligned[:, :4], cut)
+  # Bigrams starting at 5 and 6 get bucket ids; those touching padding get 0.
+  assert np.all((aligned[0, :2] >= 1) & (aligned[0, :2] <= 1000))
+  assert not aligned[0, 2:].any() and not aligned[1].any()
+
+
+def test_attention_pooling_ignores_padding_and_pools_empty_reviews_to_zeros():
+  from modules.lstm.layers import MaskedAttentionPooling
+  tf_keras.utils.set_random_seed(0)
+  pooling = MaskedAttentionPooling(8)
+  steps = tf.random.normal([1, 3, 4])
+  padded = tf.concat([steps, 100.0 * tf.ones([1, 2, 4])], axis=1)
+  alone = pooling(steps, mask=tf.constant([[True] * 3])).numpy()
+  with_padding = pooling(padded, mask=tf.constant([[True] * 3 + [False] * 2])).numpy()
+  np.testing.assert_allclose(with_padding, alone, atol=1e-6)
+  # A convex combination of the unmasked steps: inside their range.
+  assert np.all(alone <= steps.numpy().max(axis=1) + 1e-6)
+  assert np.all(alone >= steps.numpy().min(axis=1) - 1e-6)
+  empty = pooling(padded, mask=tf.constant([[False] * 5])).numpy()
+  np.testing.assert_array_equal(empty, np.zeros([1, 4]))
+
+
+@pytest.mark.parametrize("variant, has_rnn, has_bags", [
+    (model.SEQUENCE, True, False), (model.BAGS, False, True), (model.COMBINED, True, True)])
+def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags):
+  built = model.build_model(100, variant=variant)
+  names = {layer.name for layer in built.layers}
+  assert ("bigru" in names) == has_rnn and ("bigru_attention" in names) == has_rnn
+  assert ("char2_embedding" in names) == has_bags and ("char3_pool" in names) == has_bags
+  assert built.output_shape == (None, 1)
+  assert built.output_names == [features.PROBABILITY]
+  probability = built.predict(np.zeros([2, SEQ], np.int64), verbose=0)
+  assert np.all(np.isfinite(probability))
+
+
+def test_unknown_variant_is_refused():
+  with pytest.raises(ValueError, match="variant"):
+    model.build_model(100, variant="lstm")

@@ -55,10 +55,12 @@ def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
 def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
         tf_transform_output: tft.TFTransformOutput, label_key: str,
         settings: TrainingSettings) -> tf_keras.callbacks.History:
-  """Trains for exactly TrainArgs.num_steps, validating on the eval split."""
+  """Trains for at most TrainArgs.num_steps, validating on the Trainer's
+  eval files: the validation split EvalArgs names (carved from train; the
+  pipeline never hands the Trainer the gated eval split)."""
   train_ds = make_dataset(fn_args, fn_args.train_files, tf_transform_output,
                           label_key, settings.batch_size, shuffle=True)
-  eval_ds = make_dataset(fn_args, fn_args.eval_files, tf_transform_output,
+  validation_ds = make_dataset(fn_args, fn_args.eval_files, tf_transform_output,
                          label_key, settings.batch_size, shuffle=False)
   steps_per_epoch = max(1, min(settings.steps_per_epoch, fn_args.train_steps))
   epochs = max(1, math.ceil(fn_args.train_steps / steps_per_epoch))
@@ -70,7 +72,7 @@ def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
         patience=settings.early_stopping_patience, restore_best_weights=True))
   return model.fit(
       train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
-      validation_data=eval_ds, validation_steps=max(1, fn_args.eval_steps),
+      validation_data=validation_ds, validation_steps=max(1, fn_args.eval_steps),
       callbacks=callbacks, verbose=2)
 
 

@@ -26,11 +26,12 @@ VOCABULARY_FILE = "vocab.txt"
 class LstmAdapter(FamilyAdapter):
   """Character ids in, probability out; quantised parity measured as AUC."""
   inputs = (tf.TensorSpec([features.SEQUENCE_LENGTH], tf.int64, name=IDS_XF),)
-  # The LSTM's while loop lowers to TFLite builtins only with static tensor
+  # The BiGRU's while loop lowers to TFLite builtins only with static tensor
   # list shapes, batch included; an app classifies one review at a time.
   batch_size = 1
-  # int8 calibration of the LSTM's while loop crashes the converter
-  # (segmentation fault, TF 2.16): refused before it can take a run down.
+  # int8 calibration of the recurrent while loop crashes the converter
+  # (segmentation fault, TF 2.16, seen with the earlier BiLSTM): refused
+  # before it can take a run down.
   quantization_modes = (FLOAT32, DYNAMIC_RANGE)
   quality_metric = "auc"
   preprocessing = {

@@ -1,0 +1,163 @@
+"""Ablation of the LSTM family's classifier on the honest protocol.
+
+Trains `modules.lstm.model.build_model` in its three variants (the recurrent
+branch alone, the hashed char n-gram bags alone, both) on the train split
+minus its validation records, early-stops each on validation AUC exactly as
+the Trainer does (SETTINGS: batch 64, epochs of 100 steps, patience 2, best
+weights restored, at most TRAIN_STEPS = the pipeline's 600 steps), and only
+then scores the restored model on validation and on the untouched eval split.
+Validation is the train-split records `contract.is_validation_record` picks
+(10% by hash of the serialized tf.Example), as ExampleGen carves them; eval
+is never used to train, stop or choose anything.
+
+The character ids are made in NumPy by the rule of
+`modules/lstm/preprocessing.py` (vocabulary over the first SEQUENCE_LENGTH
+characters of the training records, kept at CHAR_FREQUENCY_THRESHOLD
+occurrences, one OOV id after it, 0 = padding), not through tf.Transform,
+so a run takes minutes rather than a pipeline.
+
+    python -m data.reviews.lstm_ablation            # writes lstm_ablation.json
+    python -m data.reviews.lstm_ablation --variants sequence
+"""
+import argparse
+import collections
+import json
+import os
+import time
+from typing import Dict, List, Tuple
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from modules.common import contract  # noqa: E402
+from modules.lstm import features, model as lstm_model  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The LSTM family's TrainArgs (pipeline/configs.py): early stopping usually
+# ends a run well before.
+TRAIN_STEPS = 600
+FEATURES = {features.TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
+            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+# Characters tf.Transform keeps out of vocabulary files (they end a line);
+# they map to the OOV id there, so they do here.
+_NOT_IN_VOCABULARY = {"\n", "\r"}
+
+
+def read_split(path: str) -> List[Tuple[bytes, str, int]]:
+  """(serialized tf.Example, text, label) of each record of a GZIP TFRecord file."""
+  records = []
+  for serialized in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
+    example = tf.io.parse_single_example(serialized, FEATURES)
+    records.append((serialized, example[features.TEXT_KEY].numpy().decode("utf-8", "replace"),
+                    int(example[features.LABEL_KEY])))
+  return records
+
+
+def char_vocabulary(texts: List[str]) -> Dict[str, int]:
+  """Character -> id (1-based, by descending count), as Transform computes it."""
+  counts = collections.Counter(
+      c for text in texts for c in text[:features.SEQUENCE_LENGTH] if c not in _NOT_IN_VOCABULARY)
+  kept = sorted((c for c, n in counts.items() if n >= features.CHAR_FREQUENCY_THRESHOLD),
+                key=lambda c: (-counts[c], c))
+  return {c: i + 1 for i, c in enumerate(kept)}
+
+
+def char_ids(texts: List[str], vocabulary: Dict[str, int]) -> np.ndarray:
+  oov = len(vocabulary) + 1
+  ids = np.full([len(texts), features.SEQUENCE_LENGTH], features.PADDING_ID, np.int64)
+  for row, text in enumerate(texts):
+    chars = text[:features.SEQUENCE_LENGTH]
+    ids[row, :len(chars)] = [vocabulary.get(c, oov) for c in chars]
+  return ids
+
+
+def auc_and_accuracy(labels: np.ndarray, scores: np.ndarray) -> Dict[str, float]:
+  auc = tf_keras.metrics.AUC(num_thresholds=10_000)
+  auc.update_state(labels, scores)
+  return {"auc": round(float(auc.result()), 4),
+          "accuracy": round(float(np.mean((scores >= 0.5) == (labels == 1))), 4)}
+
+
+def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
+                char_id_count: int) -> dict:
+  settings = lstm_model.SETTINGS
+  tf_keras.utils.set_random_seed(settings.seed)
+  classifier = lstm_model.build_model(char_id_count, variant=variant)
+  train_ids, train_labels = data["train"]
+  train = (tf.data.Dataset.from_tensor_slices((train_ids, train_labels))
+           .shuffle(len(train_labels), seed=0).repeat().batch(settings.batch_size))
+  validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(256)
+  stopping = tf_keras.callbacks.EarlyStopping(
+      monitor=settings.early_stopping_monitor, mode="max",
+      patience=settings.early_stopping_patience, restore_best_weights=True)
+  start = time.time()
+  history = classifier.fit(train, steps_per_epoch=settings.steps_per_epoch,
+                           epochs=TRAIN_STEPS // settings.steps_per_epoch,
+                           validation_data=validation, callbacks=[stopping], verbose=2)
+  seconds = time.time() - start
+  curve = history.history[settings.early_stopping_monitor]
+  best_epoch = int(np.argmax(curve)) + 1
+  result = {"variant": variant, "params": int(classifier.count_params()),
+            "epochs_run": len(curve), "best_epoch": best_epoch,
+            "steps_chosen": best_epoch * settings.steps_per_epoch,
+            "validation_auc_by_epoch": [round(float(v), 4) for v in curve],
+            "train_seconds": round(seconds)}
+  # Scored only after training has ended on the validation-chosen weights.
+  for split in ("validation", "eval"):
+    ids, labels = data[split]
+    scores = classifier.predict(ids, batch_size=512, verbose=0).reshape(-1)
+    result[split] = auc_and_accuracy(labels, scores)
+  return result
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data-dir", default=HERE)
+  parser.add_argument("--variants", nargs="+", default=list(lstm_model.VARIANTS),
+                      choices=lstm_model.VARIANTS)
+  parser.add_argument("--out", default=os.path.join(HERE, "lstm_ablation.json"))
+  args = parser.parse_args(argv)
+
+  train_records = read_split(os.path.join(args.data_dir, "train", "reviews-train.tfrecord.gz"))
+  eval_records = read_split(os.path.join(args.data_dir, "eval", "reviews-eval.tfrecord.gz"))
+  splits = {
+      "train": [r for r in train_records if not contract.is_validation_record(r[0])],
+      "validation": [r for r in train_records if contract.is_validation_record(r[0])],
+      "eval": eval_records,
+  }
+  vocabulary = char_vocabulary([text for _, text, _ in splits["train"]])
+  data = {name: (char_ids([t for _, t, _ in records], vocabulary),
+                 np.array([label for _, _, label in records], np.float32))
+          for name, records in splits.items()}
+  results = [run_variant(v, data, features.char_id_count(len(vocabulary)))
+             for v in args.variants]
+  report = {
+      "protocol": "train = train split minus validation; validation = train-split records "
+                  "contract.is_validation_record picks (early stopping on val_auc, best "
+                  "weights restored); eval scored once, after training",
+      "examples": {name: len(records) for name, records in splits.items()},
+      "vocabulary_size": len(vocabulary),
+      "settings": {"batch_size": lstm_model.SETTINGS.batch_size,
+                   "steps_per_epoch": lstm_model.SETTINGS.steps_per_epoch,
+                   "early_stopping_patience": lstm_model.SETTINGS.early_stopping_patience,
+                   "max_train_steps": TRAIN_STEPS, "seed": lstm_model.SETTINGS.seed},
+      "tensorflow_version": tf.__version__,
+      "results": results,
+  }
+  for r in results:
+    print(f"{r['variant']:>9}: validation AUC {r['validation']['auc']:.4f} acc "
+          f"{r['validation']['accuracy']:.4f} | eval AUC {r['eval']['auc']:.4f} acc "
+          f"{r['eval']['accuracy']:.4f} | {r['steps_chosen']} steps, {r['train_seconds']} s")
+  tmp = args.out + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+  os.replace(tmp, args.out)
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
