@@ -120,6 +120,17 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
         yield line_number, line
 
 
+def _fields(path: str, line_number: int, line: str, separator: str, expected: int
+            ) -> list[str]:
+  """The line's fields, refused unless there are exactly ``expected``."""
+  fields = line.split(separator)
+  if len(fields) != expected:
+    separated = "tab-separated" if separator == "\t" else f"{separator!r}-separated"
+    raise MovieLensFormatError(
+      path, line_number, f"expected {expected} {separated} fields, got {len(fields)}")
+  return fields
+
+
 def _parse_int(path: str, line_number: int, name: str, text: str) -> int:
   # isdigit alone would accept e.g. '²' and int() alone would accept ' 7' or
   # '1_0'; the files only ever hold plain ASCII digits.
@@ -133,11 +144,7 @@ def read_items(path: str) -> dict[int, Item]:
   """Reads a u.item file into a dict keyed by item id."""
   items: dict[int, Item] = {}
   for line_number, line in _lines(path):
-    fields = line.split("|")
-    if len(fields) != _ITEM_FIELDS:
-      raise MovieLensFormatError(
-        path, line_number,
-        f"expected {_ITEM_FIELDS} '|'-separated fields, got {len(fields)}")
+    fields = _fields(path, line_number, line, "|", _ITEM_FIELDS)
     item_id = _parse_int(path, line_number, "item_id", fields[0])
     if item_id in items:
       raise MovieLensFormatError(path, line_number, f"duplicate item_id {item_id}")
@@ -160,11 +167,7 @@ def read_users(path: str) -> dict[int, User]:
   """Reads a u.user file into a dict keyed by user id."""
   users: dict[int, User] = {}
   for line_number, line in _lines(path):
-    fields = line.split("|")
-    if len(fields) != len(_USER_FIELDS):
-      raise MovieLensFormatError(
-        path, line_number,
-        f"expected {len(_USER_FIELDS)} '|'-separated fields, got {len(fields)}")
+    fields = _fields(path, line_number, line, "|", len(_USER_FIELDS))
     user_id = _parse_int(path, line_number, "user_id", fields[0])
     if user_id in users:
       raise MovieLensFormatError(path, line_number, f"duplicate user_id {user_id}")
@@ -184,11 +187,7 @@ def read_interactions(path: str, items: Mapping[int, Item]) -> list[Interaction]
   """Reads a u.data file, rejecting item ids that ``items`` does not know."""
   interactions = []
   for line_number, line in _lines(path):
-    fields = line.split("\t")
-    if len(fields) != len(_RATING_FIELDS):
-      raise MovieLensFormatError(
-        path, line_number,
-        f"expected {len(_RATING_FIELDS)} tab-separated fields, got {len(fields)}")
+    fields = _fields(path, line_number, line, "\t", len(_RATING_FIELDS))
     user_id, item_id, rating, timestamp = (
       _parse_int(path, line_number, name, text)
       for name, text in zip(_RATING_FIELDS, fields))
