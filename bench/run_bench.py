@@ -184,7 +184,7 @@ def plain_vs_tfx_trainer(family, tfx_seconds: float, transform_uri: str, example
       "from tests.tft_testing import make_fn_args\n"
       "run_fn = %r.rsplit('.', 1); run_fn = getattr(importlib.import_module(run_fn[0]), run_fn[1])\n"
       "args = make_fn_args(tempfile.mkdtemp(), os.path.join(%r, ''), "
-      "glob.glob(os.path.join(%r, 'Split-train', '*')), glob.glob(os.path.join(%r, 'Split-eval', '*')), %d, %d)\n"
+      "glob.glob(os.path.join(%r, 'Split-train', '*')), glob.glob(os.path.join(%r, 'Split-validation', '*')), %d, %d)\n"
       "t = time.monotonic(); run_fn(args); print('SECONDS', time.monotonic() - t)\n"
   ) % (REPO, family.run_fn, transform_uri, examples_uri, examples_uri, family.train_steps,
        family.eval_steps)
