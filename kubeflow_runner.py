@@ -38,6 +38,9 @@ IMAGE_SCHEMA_ROOT = posixpath.join(
     IMAGE_PROJECT_ROOT, os.path.relpath(configs.SCHEMA_ROOT, configs.REPO_ROOT))
 ROOTS = ("pipeline-root", "data-root", "serving-root", "tflite-root")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://[^/]")
+# The Makefile's defaults (gcr.io/YOUR_PROJECT/..., gs://YOUR_BUCKET/...) start
+# so: a spec compiled with them would point at nothing.
+PLACEHOLDER = "YOUR_"
 
 
 def parse_args(argv):
@@ -62,6 +65,12 @@ def parse_args(argv):
   group.add_argument("--beam-cpu", type=float, help="CPU cores requested by each Beam task")
   group.add_argument("--beam-memory", type=float, help="memory in GB requested by each Beam task")
   args = parser.parse_args(argv)
+  for option in ("image", *ROOTS):
+    value = getattr(args, option.replace("-", "_"))
+    if PLACEHOLDER in value:
+      parser.error(f"--{option} {value!r} still holds a placeholder: pass your own "
+                   "(make kubeflow IMAGE=gcr.io/<project>/tfx-model-factory:<tag> "
+                   "KFP_ROOT=gs://<bucket>/tfx-model-factory)")
   for root in ROOTS:
     value = getattr(args, root.replace("-", "_"))
     if not _URI.match(value):

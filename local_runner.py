@@ -8,7 +8,8 @@ Everything goes under the output directory (runners/layout.py); MLMD is a
 sqlite file there. Beam components run on the in-process DirectRunner unless
 --beam-preset or --beam-arg say otherwise. Exit status: 0 when
 the run completed (blessed or not, the summary says), 3 when the data failed
-validation, 1 on any other failure, 2 on bad arguments.
+validation, 4 when --require-blessing was given and the model was not
+blessed, 1 on any other failure, 2 on bad arguments.
 """
 import argparse
 import logging
@@ -94,6 +95,10 @@ def main(argv=None) -> int:
   print(run_summary.format_summary(runs))
   if failure is not None:
     print(f"\nFAILED: {failure}", file=sys.stderr)
+  elif args.require_blessing and not run_summary.blessed(runs):
+    print("\nNOT BLESSED: --require-blessing was given and the gate did not bless the "
+          "model (see Thresholds above)", file=sys.stderr)
+    status = preflight.EXIT_NOT_BLESSED
   return status
 
 

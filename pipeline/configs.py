@@ -35,6 +35,9 @@ class Gate:
   higher_is_better: bool = True
   module: Optional[str] = None
   config_json: Optional[str] = None
+  # The values the metric can take: a floor outside them is a typo (e.g.
+  # 1.5 for an accuracy), refused before anything runs.
+  value_range: Tuple[float, float] = (0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +78,20 @@ class FamilyConfig:
   # The serialized-tf.Example signature TFMA scores; a family whose
   # serving_default takes something else exports it under another name.
   eval_signature: str = contract.SERVING_DEFAULT
+  # The command that builds the family's default data when it cannot ship
+  # (its licence); empty: the data ships in the repository.
+  data_build_command: str = ""
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
     # pushes nothing, run after run: refuse such a family up front.
     if not isinstance(self.gate, Gate) or not self.gate.metric:
       raise ValueError(f"family {self.name!r}: a Gate with a metric is required")
-    if not math.isfinite(self.gate.min_value) or not self.gate.max_regression >= 0:
-      raise ValueError(f"family {self.name!r}: gate needs a finite min_value and "
-                       f"max_regression >= 0, got {self.gate}")
+    low, high = self.gate.value_range
+    if (not math.isfinite(self.gate.min_value) or not low <= self.gate.min_value <= high
+        or not self.gate.max_regression >= 0):
+      raise ValueError(f"family {self.name!r}: gate needs a finite min_value within "
+                       f"value_range and max_regression >= 0, got {self.gate}")
     if self.train_steps < 1 or self.eval_steps < 1:
       raise ValueError(f"family {self.name!r}: train_steps and eval_steps must be >= 1")
 
@@ -141,7 +149,8 @@ TWO_TOWER = FamilyConfig(
     # means the same on any data (an absolute recall floor does not). The
     # change threshold is in lift units too (0.1 ~ 1% of ml-100k's ~3.5).
     gate=Gate(metric="RecallLiftAtK", module="modules.two_tower.metrics",
-              config_json=_recall_at(10), min_value=1.5, max_regression=0.1),
+              config_json=_recall_at(10), min_value=1.5, max_regression=0.1,
+              value_range=(0.0, math.inf)),
     # Both rank outputs (model and most popular) reach the metrics.
     prediction_key="",
     reported_metrics=tuple(ReportedMetric("RecallAtK", "modules.two_tower.metrics",
@@ -149,6 +158,7 @@ TWO_TOWER = FamilyConfig(
     + (ReportedMetric("PopularRecallAtK", "modules.two_tower.metrics", _recall_at(10)),
        ReportedMetric("ExampleCount")),
     example_source=MOVIELENS,
+    data_build_command="make movielens",
     eval_signature=two_tower_features.SCORING_SIGNATURE,
     tflite_adapter="modules.two_tower.tflite.ADAPTER",
 )

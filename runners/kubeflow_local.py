@@ -11,7 +11,8 @@ and executed task by task as the open-source KFP backend would
 (runners/spec_executor.py). A second run against the same output directory
 reuses cached tasks, takes the served model as its baseline and pushes
 nothing new. Exit status: 0 the run completed (blessed or not), 3 a task
-stopped on bad data, 1 any other task failure, 2 bad arguments.
+stopped on bad data, 4 --require-blessing and the model was not blessed, 1
+any other task failure, 2 bad arguments.
 """
 import argparse
 import dataclasses
@@ -46,15 +47,19 @@ def parse_args(argv):
   return args, preflight.check_run_arguments(parser, args)
 
 
+def _blessed(runs) -> bool:
+  blessing = runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing")
+  return bool(blessing) and blessing["metadata"].get("blessed") == 1
+
+
 def _summary(runs) -> str:
   from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
     lines.append(f"  {run.name:<20} {run.state:<9} {took}")
-  blessing = runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing")
-  if blessing:
-    lines.append(f"Blessed: {'yes' if blessing['metadata'].get('blessed') == 1 else 'NO'}")
+  if runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing"):
+    lines.append(f"Blessed: {'yes' if _blessed(runs) else 'NO'}")
   pushed = runs.get("Pusher") and runs["Pusher"].outputs.get("pushed_model")
   if pushed:
     metadata = pushed["metadata"]
@@ -95,6 +100,10 @@ def main(argv=None) -> int:
   print(_summary(runs))
   failed = [run for run in runs.values() if run.state == "failed"]
   if not failed:
+    if args.require_blessing and not _blessed(runs):
+      print("\nNOT BLESSED: --require-blessing was given and the gate did not bless "
+            "the model", file=sys.stderr)
+      return preflight.EXIT_NOT_BLESSED
     return 0
   # What a task stopped by bad data raises, named in its log.
   from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel

@@ -10,24 +10,39 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from typing import List
 
 from components.example_sources import InputDataError
 from pipeline import configs
 from pipeline.configs import FamilyConfig
 
-__all__ = ["InputDataError", "EXIT_DATA_ANOMALIES", "add_run_arguments",
+__all__ = ["InputDataError", "EXIT_DATA_ANOMALIES", "EXIT_NOT_BLESSED", "add_run_arguments",
            "can_create_directory", "check_input", "check_run_arguments"]
 
 # Exit status of a run stopped by its data (here, or at the AnomaliesGate).
 EXIT_DATA_ANOMALIES = 3
+# Exit status of a run that completed with a model the gate did not bless,
+# when --require-blessing asks for one (CI).
+EXIT_NOT_BLESSED = 4
 
 
 def can_create_directory(path: str) -> bool:
-  """Whether `path` is, or can be made, a writable directory."""
+  """Whether `path` is, or can be made, a writable directory.
+
+  Permission bits are not enough (root passes them on /proc and /sys): a
+  throw-away directory is made in the nearest existing ancestor and removed,
+  so nothing stays behind either way.
+  """
   while not os.path.exists(path):
     path = os.path.dirname(path)
-  return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+  if not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
+    return False
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=path))
+  except OSError:
+    return False
+  return True
 
 
 def check_input(family: FamilyConfig, data_dir: str) -> List[str]:
@@ -45,6 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) 
   parser.add_argument("--train-steps", type=int, help="override training steps")
   parser.add_argument("--min-metric", type=float,
                       help="override the minimum value of the gated metric")
+  parser.add_argument("--require-blessing", action="store_true",
+                      help=f"exit {EXIT_NOT_BLESSED} when the run completes with a model the "
+                      "gate did not bless (for CI)")
   parser.add_argument("--no-cache", action="store_true", help="re-run every component")
 
 
@@ -57,8 +75,12 @@ def check_run_arguments(parser: argparse.ArgumentParser,
   `args.data_dir` and `args.output_dir` absolute; returns the family.
   """
   family = configs.get_family(args.model)
-  args.data_dir = os.path.abspath(
-      args.data_dir or os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir))
+  if not args.data_dir:
+    args.data_dir = os.path.join(configs.DEFAULT_DATA_ROOT, family.data_subdir)
+    if not os.path.isdir(args.data_dir) and family.data_build_command:
+      parser.error(f"{family.name}'s data {args.data_dir} is missing: "
+                   f"`{family.data_build_command}` builds it")
+  args.data_dir = os.path.abspath(args.data_dir)
   if not os.path.isdir(args.data_dir):
     parser.error(f"--data-dir {args.data_dir} is not a readable directory")
   args.output_dir = os.path.abspath(args.output_dir)
@@ -67,8 +89,12 @@ def check_run_arguments(parser: argparse.ArgumentParser,
                  "(a file is in the way, or no write permission)")
   if args.train_steps is not None and args.train_steps < 1:
     parser.error("--train-steps must be at least 1")
-  if args.min_metric is not None and not math.isfinite(args.min_metric):
-    parser.error("--min-metric must be a finite number")
+  if args.min_metric is not None:
+    low, high = family.gate.value_range
+    if not (math.isfinite(args.min_metric) and low <= args.min_metric <= high):
+      parser.error(f"--min-metric {args.min_metric:g} is outside the range of "
+                   f"{family.name}'s gated metric {family.gate.metric} "
+                   f"[{low:g}, {high:g}]")
   try:
     check_input(family, args.data_dir)
   except InputDataError as error:

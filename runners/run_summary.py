@@ -107,6 +107,13 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   return value.string_value or value.int_value
 
 
+def blessed(runs: Dict[str, NodeRun]) -> bool:
+  """Whether this run's Evaluator blessed its model."""
+  evaluator = runs.get("Evaluator")
+  blessings = evaluator.outputs.get("blessing") if evaluator else None
+  return bool(blessings and _custom(blessings[0], "blessed"))
+
+
 def format_summary(runs: Dict[str, NodeRun]) -> str:
   """The end-of-run report: components, metrics, blessing, push and TFLite destinations."""
   lines = ["", "Run summary", "-----------"]
@@ -118,8 +125,7 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
     # Heavy (TFMA) imports, needed only here.
     from components.eval_report import results, terminal  # pylint: disable=import-outside-toplevel
     evaluation = results.load_evaluation(evaluator.outputs["evaluation"][0].uri)
-    blessed = bool(_custom(evaluator.outputs["blessing"][0], "blessed"))
-    lines.extend(terminal.format_evaluation(evaluation, blessed))
+    lines.extend(terminal.format_evaluation(evaluation, blessed(runs)))
   eval_report = runs.get("EvalReport")
   if eval_report and eval_report.outputs.get("report"):
     lines.append(f"Report: {_custom(eval_report.outputs['report'][0], 'report_html')}"

@@ -334,6 +334,11 @@ def test_extra_beam_arg_overrides_a_preset_value():
     (["--tflite-root", "/tmp/tflite"], "--tflite-root must be a URI the cluster can reach"),
     (["--target", "argo"], "invalid choice: 'argo'"),
     (["--trainer-memory", "0"], "--trainer-memory must be positive"),
+    # `make kubeflow` without IMAGE= / KFP_ROOT= passes the Makefile's placeholders.
+    (["--image", "gcr.io/YOUR_PROJECT/tfx-model-factory:latest"],
+     "--image 'gcr.io/YOUR_PROJECT/tfx-model-factory:latest' still holds a placeholder"),
+    (["--pipeline-root", "gs://YOUR_BUCKET/tfx-model-factory/pipeline_root"],
+     "--pipeline-root 'gs://YOUR_BUCKET/tfx-model-factory/pipeline_root' still holds"),
 ])
 def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
   with pytest.raises(SystemExit) as exit_info:

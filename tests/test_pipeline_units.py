@@ -1,5 +1,6 @@
 """Pipeline pieces that need no training: family lookup, runner arguments,
 the baseline strategy, the anomalies gate and the TFMA gate configuration."""
+import argparse
 import dataclasses
 import os
 
@@ -9,6 +10,7 @@ from tfx.types import standard_artifacts
 
 from components import anomalies_gate, baseline_strategy
 from pipeline import configs, evaluation
+from runners import preflight
 from tests import e2e_helpers
 
 
@@ -26,15 +28,38 @@ def test_runner_rejects_unknown_family_and_missing_data_dir(tmp_path):
   assert result.returncode == 2 and f"{missing} is not a readable directory" in result.stderr
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--train-steps", "0"], "--train-steps must be at least 1"),
-    (["--min-metric", "nan"], "--min-metric must be a finite number"),
+@pytest.mark.parametrize("model, extra, message", [
+    ("cnn", ["--train-steps", "0"], "--train-steps must be at least 1"),
+    ("cnn", ["--min-metric", "nan"], "--min-metric nan is outside the range"),
+    # An accuracy of 1.5 could never bless: a typo, refused before a run.
+    ("cnn", ["--min-metric", "1.5"], "--min-metric 1.5 is outside the range of cnn's "
+     "gated metric SparseCategoricalAccuracy [0, 1]"),
+    ("two_tower", ["--min-metric", "-1"], "gated metric RecallLiftAtK [0, inf]"),
 ])
-def test_runner_rejects_settings_that_could_never_train_or_bless(tmp_path, extra, message):
+def test_runner_rejects_settings_that_could_never_train_or_bless(tmp_path, model, extra,
+                                                                  message):
   output_dir = tmp_path / "out"
-  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", str(output_dir), *extra])
+  result = e2e_helpers.run_pipeline(["--model", model, "--output-dir", str(output_dir), *extra])
   assert result.returncode == 2 and message in result.stderr
   assert not output_dir.exists()
+
+
+def test_a_lift_floor_above_one_is_a_valid_two_tower_setting():
+  parser = argparse.ArgumentParser()
+  preflight.add_run_arguments(parser, default_output_dir="unused")
+  args = parser.parse_args(["--model", "two_tower", "--min-metric", "2.5",
+                            "--data-dir", configs.REPO_ROOT + "/data/interactions/synthetic"])
+  assert preflight.check_run_arguments(parser, args) is configs.TWO_TOWER
+
+
+def test_missing_default_data_says_how_to_build_it(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(configs, "DEFAULT_DATA_ROOT", str(tmp_path))
+  parser = argparse.ArgumentParser()
+  preflight.add_run_arguments(parser, default_output_dir=str(tmp_path / "out"))
+  with pytest.raises(SystemExit) as exit_info:
+    preflight.check_run_arguments(parser, parser.parse_args(["--model", "two_tower"]))
+  assert exit_info.value.code == 2
+  assert "`make movielens` builds it" in capsys.readouterr().err
 
 
 def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
@@ -45,11 +70,27 @@ def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
   assert f"--output-dir {blocker / 'out'} cannot be created or written" in result.stderr
 
 
+@pytest.mark.parametrize("special", ["/proc/tfx-outputs", "/sys/tfx-outputs"])
+def test_output_dir_on_a_special_filesystem_is_refused_not_a_traceback(special):
+  """Root passes the permission bits there; creating a directory fails."""
+  assert not preflight.can_create_directory(special)
+  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", special])
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert f"--output-dir {special} cannot be created or written" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_writable_output_dir_check_leaves_nothing_behind(tmp_path):
+  assert preflight.can_create_directory(str(tmp_path / "new" / "deeper"))
+  assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("gate, message", [
     (None, "a Gate with a metric is required"),
     (configs.Gate(metric="", min_value=0.5, max_regression=0.01), "a Gate with a metric"),
     (configs.Gate(metric="AUC", min_value=float("nan"), max_regression=0.01), "finite min_value"),
     (configs.Gate(metric="AUC", min_value=0.5, max_regression=-0.1), "max_regression >= 0"),
+    (configs.Gate(metric="AUC", min_value=1.5, max_regression=0.01), "within value_range"),
 ])
 def test_family_without_a_usable_gate_is_refused_when_declared(gate, message):
   """A family that could never bless (so never push) is refused when its

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from pipeline import configs
+from runners import preflight
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(digits,
   output_dir = str(tmp_path / "out")
   serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   good = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "150",
-                                        "--min-metric", "0.7"))
+                                        "--min-metric", "0.7", "--require-blessing"))
   assert good.returncode == 0 and "Blessed: yes" in good.stdout, good.stdout + good.stderr
   versions = e2e_helpers.pushed_versions(serving_dir)
   # One training step: far worse than the baseline. The absolute floor is set
@@ -35,6 +36,12 @@ def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(digits,
   assert "Blessed: NO" in worse.stdout
   assert "change vs baseline" in worse.stdout
   assert "Pushed: nothing (model not blessed)" in worse.stdout
+  assert e2e_helpers.pushed_versions(serving_dir) == versions
+  # CI asks for a blessed model: the same (cached) run then fails with its own status.
+  required = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "1",
+                                            "--min-metric", "0.0", "--require-blessing"))
+  assert required.returncode == preflight.EXIT_NOT_BLESSED, required.stdout + required.stderr
+  assert "NOT BLESSED: --require-blessing was given" in required.stderr
   assert e2e_helpers.pushed_versions(serving_dir) == versions
 
 
