@@ -209,11 +209,16 @@ def prepend_history(recent: tf.Tensor, stored: tf.Tensor) -> tf.Tensor:
   return tf.gather(both, order, batch_dims=1)[:, :HISTORY_LENGTH]
 
 
+def masked_scores(model: TwoTowerModel, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+  """[batch, num_items] scores for query-tower inputs (an example's own or a
+  known user's Catalog row); what the user has is masked."""
+  return retrieval.masked_scores(model.index, inputs[catalog_lib.USER_XF],
+                                 inputs[catalog_lib.HISTORY_XF], model.query(inputs))
+
+
 def recommend(model: TwoTowerModel, inputs: Dict[str, tf.Tensor], k: int):
   """(item ids, scores) of the top k unseen items for query-tower inputs."""
-  scores = retrieval.masked_scores(model.index, inputs[catalog_lib.USER_XF],
-                                   inputs[catalog_lib.HISTORY_XF], model.query(inputs))
-  return retrieval.top_k(model.index, scores, k)
+  return retrieval.top_k(model.index, masked_scores(model, inputs), k)
 
 
 def _one_pass(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput
@@ -229,9 +234,7 @@ def _one_pass(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransfo
 def serve_transformed(model: TwoTowerModel, transformed) -> training.Outputs:
   """Scoring signature: the true item's rank among the user's unseen items,
   under the model and under the most-popular ranking."""
-  scores = retrieval.masked_scores(model.index, transformed[catalog_lib.USER_XF],
-                                   transformed[catalog_lib.HISTORY_XF],
-                                   model.query(transformed))
+  scores = masked_scores(model, transformed)
   items = transformed[catalog_lib.ITEM_XF]
   return {features.RANK: retrieval.rank(scores, items),
           features.POPULAR_RANK: retrieval.rank(
@@ -248,9 +251,8 @@ def raw_signature(model: TwoTowerModel):
     def rank_item(user_id, item_id):
       transformed = model.tft_layer({features.USER_ID: tf.reshape(user_id, [-1, 1]),
                                      features.ITEM_ID: tf.reshape(item_id, [-1, 1])})
-      inputs = known_user_inputs(model.index, transformed[catalog_lib.USER_XF])
-      scores = retrieval.masked_scores(model.index, inputs[catalog_lib.USER_XF],
-                                       inputs[catalog_lib.HISTORY_XF], model.query(inputs))
+      scores = masked_scores(model, known_user_inputs(model.index,
+                                                      transformed[catalog_lib.USER_XF]))
       return {features.RANK: retrieval.rank(scores, transformed[catalog_lib.ITEM_XF])}
     return rank_item
   return factory
