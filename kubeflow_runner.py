@@ -29,6 +29,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
+from components.quiet_startup import quiet_startup  # noqa: E402
 from pipeline import configs  # noqa: E402
 from runners import beam_presets, kubeflow_spec, roots  # noqa: E402
 
@@ -106,4 +107,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  quiet_startup()
   sys.exit(main())

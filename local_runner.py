@@ -9,20 +9,21 @@ sqlite file there. Beam components run on the in-process DirectRunner unless
 --beam-preset or --beam-arg say otherwise. Exit status: 0 when
 the run completed (blessed or not, the summary says), 3 when the data failed
 validation, 4 when --require-blessing was given and the model was not
-blessed, 1 on any other failure, 2 on bad arguments.
+blessed, 5 when another run holds the output directory (runners/run_lock.py),
+1 on any other failure (any component's), 2 on bad arguments.
 """
 import argparse
 import logging
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
-from runners import beam_presets, preflight  # noqa: E402
-from runners.layout import OutputLayout  # noqa: E402
+from components.quiet_startup import quiet_startup  # noqa: E402
+from runners import beam_presets, preflight, run_lock  # noqa: E402
+from runners.layout import OutputLayout, new_run_id  # noqa: E402
 
 
 def parse_args(argv):
@@ -63,15 +64,23 @@ def _route_logs(log_path: str, progress: logging.Handler) -> None:
 
 def main(argv=None) -> int:
   args, family = parse_args(argv)
-  # Heavy imports, after the arguments are checked.
+  run_id = new_run_id()
+  with run_lock.take_or_exit(args.output_dir, run_id):
+    return _run(args, family, run_id)
+
+
+def _run(args, family, run_id: str) -> int:
+  """One run, under the output directory's lock."""
+  # Heavy imports, after the arguments are checked and the lock is taken.
   from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
   from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
   from pipeline import pipeline  # pylint: disable=import-outside-toplevel
   from runners import roots, run_summary  # pylint: disable=import-outside-toplevel
+  from runners.run_id_dag_runner import RunIdDagRunner  # pylint: disable=import-outside-toplevel
 
   layout = OutputLayout(args.output_dir)
   os.makedirs(layout.logs_dir, exist_ok=True)
-  log_path = os.path.join(layout.logs_dir, f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+  log_path = layout.log_path(family.name, run_id)
   arguments = roots.pipeline_arguments(
       family, roots.local_roots(layout), data_dir=args.data_dir,
       beam_pipeline_args=args.beam_args, drift_check=not args.no_drift_check,
@@ -81,20 +90,24 @@ def main(argv=None) -> int:
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, tfx.dsl.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
-  print(f"Running {family.pipeline_name} on {args.data_dir} (logs: {log_path})", flush=True)
-  started_ms = int(time.time() * 1000)
+  print(f"Running {family.pipeline_name} on {args.data_dir} (run {run_id}, logs: {log_path})",
+        flush=True)
   status, failure = 0, None
   try:
-    tfx.orchestration.LocalDagRunner().run(tfx_pipeline)
+    RunIdDagRunner(run_id).run(tfx_pipeline)
   except Exception as error:  # pylint: disable=broad-except
     failure = error
     status = preflight.EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
   node_ids = [c.id for c in tfx_pipeline.components]
   runs = run_summary.read_node_runs(arguments["metadata_connection_config"],
-                                     family.pipeline_name, node_ids, started_ms, resolver_ids)
+                                     family.pipeline_name, node_ids, run_id, resolver_ids)
   print(run_summary.format_summary(runs))
+  failed = run_summary.failed(runs)
   if failure is not None:
     print(f"\nFAILED: {failure}", file=sys.stderr)
+  elif failed:
+    print(f"\nFAILED: {', '.join(failed)} (see {log_path})", file=sys.stderr)
+    status = 1
   elif args.require_blessing and not run_summary.blessed(runs):
     print("\nNOT BLESSED: --require-blessing was given and the gate did not bless the "
           "model (see Thresholds above)", file=sys.stderr)
@@ -103,4 +116,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  quiet_startup()
   sys.exit(main())

@@ -22,5 +22,7 @@ setuptools.setup(
         "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
     ],
     # moto's server: the S3-compatible server the S3 end-to-end test starts.
-    extras_require={"test": ["pytest", "moto[server]"]},
+    # ai-edge-litert: the LiteRT runtime apps use, which exported .tflite
+    # files are checked to load and run under (besides tf.lite.Interpreter).
+    extras_require={"test": ["pytest", "moto[server]", "ai-edge-litert"]},
 )

@@ -2,7 +2,8 @@
 Beam runner modes and the two-tower pipeline at scale.
 
     .venv/bin/python bench/run_bench.py [--families cnn lstm two_tower]
-        [--repeats 3] [--scale 10] [--skip scale beam]
+        [--repeats 3] [--scale-interactions 1000000] [--skip scale beam]
+    .venv/bin/python bench/run_bench.py --families --scale-interactions 1000000  # scale run only
 
 Writes bench/results/<family>.json (and scale.json) and the table in
 BENCHMARKS.md. Every figure is measured here, on this machine; medians over
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Any, Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -46,16 +47,19 @@ MULTI = [*DIRECT, "--beam-arg=--direct_running_mode=multi_processing",
 
 # Runs a command and reports the peak RSS of that command alone (its own
 # RUSAGE_CHILDREN), which the benchmark process's counter cannot: that one
-# is the maximum over every child the benchmark has started.
+# is the maximum over every child the benchmark has started. Also its CPU
+# seconds (user + system), the figure that other load on the machine
+# stretches least.
 _PEAK_RSS = ("import resource, subprocess, sys\n"
              "code = subprocess.run(sys.argv[1:]).returncode\n"
-             "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+             "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+             "print('PEAK_RSS_KB', usage.ru_maxrss, 'CPU_S', usage.ru_utime + usage.ru_stime,"
              " file=sys.stderr)\n"
              "sys.exit(code)\n")
 
 
-def run_pipeline(args: List[str]) -> Dict[str, float]:
-  """Runs local_runner.py; returns its wall seconds and peak RSS."""
+def run_pipeline(args: List[str]) -> Dict[str, Any]:
+  """Runs local_runner.py; returns its wall and CPU seconds, peak RSS and run id."""
   started = time.monotonic()
   result = subprocess.run(
       [sys.executable, "-c", _PEAK_RSS, sys.executable, os.path.join(REPO, "local_runner.py"),
@@ -64,17 +68,19 @@ def run_pipeline(args: List[str]) -> Dict[str, float]:
   if result.returncode != 0:
     raise RuntimeError(f"pipeline failed: {' '.join(args)}\n{result.stdout[-3000:]}"
                        f"{result.stderr[-3000:]}")
-  peak_kb = int(result.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
-  return {"wall_s": wall, "peak_rss_gb": peak_kb / 2**20}
+  peak_kb, _, cpu_s = result.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[:3]
+  run_id = result.stdout.split("(run ", 1)[1].split(",", 1)[0]
+  return {"wall_s": wall, "cpu_s": float(cpu_s), "peak_rss_gb": int(peak_kb) / 2**20,
+          "run_id": run_id}
 
 
-def node_runs(output_dir: str, family: configs.FamilyConfig, since_ms: int):
+def node_runs(output_dir: str, family: configs.FamilyConfig, run_id: str):
   connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   node_ids = ["TFRecordExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
               "ExampleValidator", "AnomaliesGate", "Transform", "Trainer", "Evaluator",
               "Pusher", "TFLiteExporter", "EvalReport"]
-  runs = run_summary.read_node_runs(connection, family.pipeline_name, node_ids, since_ms)
+  runs = run_summary.read_node_runs(connection, family.pipeline_name, node_ids, run_id)
   return {k: v for k, v in runs.items() if v.state != "not run"}
 
 
@@ -136,16 +142,15 @@ def tflite_figures(family, trainer_model_dir: str, serialized: List[bytes], repe
 def bench_family(family, repeats: int, skip: List[str]) -> Dict:
   out = tempfile.mkdtemp(prefix=f"bench-{family.name}-")
   result = {"family": family.name}
-  since = int(time.time() * 1000)
   result["fresh"] = run_pipeline(["--model", family.name, "--output-dir", out, *DIRECT])
-  fresh_runs = node_runs(out, family, since)
+  fresh_runs = node_runs(out, family, result["fresh"]["run_id"])
   result["fresh"]["component_s"] = {k: v.seconds for k, v in fresh_runs.items()}
   reruns = []
   for _ in range(repeats):
-    since = int(time.time() * 1000)
-    wall = run_pipeline(["--model", family.name, "--output-dir", out, *DIRECT])["wall_s"]
-    executed = [k for k, v in node_runs(out, family, since).items() if v.state == "executed"]
-    reruns.append((wall, executed))
+    rerun = run_pipeline(["--model", family.name, "--output-dir", out, *DIRECT])
+    executed = [k for k, v in node_runs(out, family, rerun["run_id"]).items()
+                if v.state == "executed"]
+    reruns.append((rerun["wall_s"], executed))
   result["rerun"] = {"wall_s_median": statistics.median(w for w, _ in reruns),
                      "components_executed": sorted({c for _, e in reruns for c in e})}
 
@@ -167,10 +172,9 @@ def bench_family(family, repeats: int, skip: List[str]) -> Dict:
     result["beam"] = {}
     for mode, args in (("in_process", DIRECT), ("multi_processing_2", MULTI)):
       beam_out = tempfile.mkdtemp(prefix=f"bench-beam-{family.name}-")
-      since = int(time.time() * 1000)
-      run_pipeline(["--model", family.name, "--output-dir", beam_out, "--train-steps", "1",
-                    "--min-metric", "0", *args])
-      runs = node_runs(beam_out, family, since)
+      beam_run = run_pipeline(["--model", family.name, "--output-dir", beam_out,
+                               "--train-steps", "1", "--min-metric", "0", *args])
+      runs = node_runs(beam_out, family, beam_run["run_id"])
       result["beam"][mode] = {k: runs[k].seconds for k in ("StatisticsGen", "Transform")}
   return result
 
@@ -194,22 +198,31 @@ def plain_vs_tfx_trainer(family, tfx_seconds: float, transform_uri: str, example
           "throughput_ratio_tfx_over_plain": plain / tfx_seconds}
 
 
-def bench_scale(scale: int) -> Dict:
-  """The two-tower pipeline on the generator's log scaled by `scale` (10: 1M rows)."""
+def bench_scale(num_interactions: int) -> Dict:
+  """The two-tower pipeline on a generated log of `num_interactions` rows:
+  users grow in proportion, the catalogue with the square root
+  (GeneratorConfig.scaled)."""
+  from data.interactions import generate_interactions  # pylint: disable=import-outside-toplevel
+  scale = num_interactions / generate_interactions.GeneratorConfig().num_interactions
   data = tempfile.mkdtemp(prefix="bench-scale-data-")
   subprocess.run([sys.executable, os.path.join(REPO, "data", "interactions", "generate_interactions.py"),
-                  "--scale", str(scale), "--output-dir", data], check=True, capture_output=True)
+                  "--scale", str(scale), "--num-interactions", str(num_interactions),
+                  "--output-dir", data], check=True, capture_output=True)
   with open(os.path.join(data, "u.data")) as stream:
     interactions = sum(1 for _ in stream)
   out = tempfile.mkdtemp(prefix="bench-scale-")
   family = configs.get_family("two_tower")
-  since = int(time.time() * 1000)
+  # What else kept the cores busy just before: a figure measured on a shared
+  # machine is read with this beside it.
+  load_before = os.getloadavg()[0]
   # Generated data: not the family's default data the reference statistics
   # describe, so no drift check.
   figures = run_pipeline(["--model", "two_tower", "--data-dir", data, "--output-dir", out,
                           "--min-metric", "0", "--no-drift-check", *DIRECT])
-  figures["component_s"] = {k: v.seconds for k, v in node_runs(out, family, since).items()}
+  figures["component_s"] = {k: v.seconds
+                            for k, v in node_runs(out, family, figures["run_id"]).items()}
   figures["interactions"] = interactions
+  figures["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
   return figures
 
 
@@ -264,8 +277,12 @@ def write_markdown(results: Dict) -> None:
                    f"({parity['criterion'].replace('|', chr(92) + '|')}) |")
   if "scale" in results:
     sc = results["scale"]
+    cpu = f", {sc['cpu_s']:.0f} s CPU" if "cpu_s" in sc else ""
+    load = sc.get("load_average_1min")
+    busy = (f" (1-minute load average {load['before']:.1f} before, {load['after']:.1f} after, "
+            f"on {m['cores']} cores)") if load else ""
     lines += ["", f"Scale: two-tower on {sc['interactions']:,} generated interactions: "
-              f"{sc['wall_s']:.0f} s wall, peak RSS {sc['peak_rss_gb']:.2f} GB.", "",
+              f"{sc['wall_s']:.0f} s wall{cpu}, peak RSS {sc['peak_rss_gb']:.2f} GB{busy}.", "",
               "| component | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in sc["component_s"].items()]
     beam_s = sum(sc["component_s"].get(k, 0.0) for k in _BEAM_COMPONENTS)
@@ -294,12 +311,22 @@ def _load_results() -> Dict:
   return results
 
 
+def _positive_int(text: str) -> int:
+  value = int(text)
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+  return value
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--families", nargs="+", default=sorted(configs.FAMILIES))
+  parser.add_argument("--families", nargs="*", default=sorted(configs.FAMILIES),
+                      help="families to measure on their shipped data (none: only the "
+                      "scale run; the other families' last figures stay in BENCHMARKS.md)")
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--scale", type=int, default=10,
-                      help="two-tower data scale factor for the scale run (10: 1M interactions)")
+  parser.add_argument("--scale-interactions", type=_positive_int, default=1_000_000,
+                      metavar="N", help="generated interactions of the two-tower scale run "
+                      "(default: %(default)s)")
   parser.add_argument("--skip", nargs="*", default=[], choices=["scale", "beam"])
   parser.add_argument("--markdown-only", action="store_true",
                       help="rewrite BENCHMARKS.md from bench/results/*.json, measuring nothing")
@@ -308,14 +335,15 @@ def main(argv=None) -> int:
     write_markdown(_load_results())
     return 0
   os.makedirs(RESULTS, exist_ok=True)
-  results = {"machine": machine(), "families": {}}
+  # Figures not measured this time are kept from the last run that measured them.
+  results = {**_load_results(), "machine": machine()}
   for name in args.families:
     results["families"][name] = bench_family(configs.get_family(name), args.repeats, args.skip)
     with open(os.path.join(RESULTS, f"{name}.json"), "w") as stream:
       json.dump({"machine": results["machine"], **results["families"][name]}, stream, indent=2)
     print(json.dumps(results["families"][name], indent=2), flush=True)
   if "scale" not in args.skip and "two_tower" in configs.FAMILIES:
-    results["scale"] = bench_scale(args.scale)
+    results["scale"] = bench_scale(args.scale_interactions)
     with open(os.path.join(RESULTS, "scale.json"), "w") as stream:
       json.dump({"machine": results["machine"], **results["scale"]}, stream, indent=2)
   write_markdown(results)

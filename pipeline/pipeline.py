@@ -16,6 +16,7 @@ runner supplies (paths, Beam args, metadata), and touches no file system.
 """
 from typing import List, Optional, Type
 
+from google.protobuf import json_format
 from tfx import v1 as tfx
 
 from components.anomalies_gate import AnomaliesGate
@@ -126,16 +127,13 @@ def create_pipeline(
     baseline_model = baseline.outputs["model"]
     evaluator_class = tfx.components.Evaluator
 
+  eval_config = build_eval_config(family, gate_min_value)
   evaluator = evaluator_class(
       examples=example_gen.outputs["examples"],
       model=trainer.outputs["model"],
       baseline_model=baseline_model,
       example_splits=[EVAL_SPLIT],
-      eval_config=build_eval_config(family, gate_min_value)).with_id("Evaluator")
-
-  eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
-                           blessing=evaluator.outputs["blessing"],
-                           model=trainer.outputs["model"])
+      eval_config=eval_config).with_id("Evaluator")
 
   pusher = AtomicPusher(
       model=trainer.outputs["model"],
@@ -143,6 +141,14 @@ def create_pipeline(
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=serving_model_dir))).with_id("Pusher")
+
+  # After the Pusher, so the report names the version pushed (or why none was).
+  eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
+                           blessing=evaluator.outputs["blessing"],
+                           model=trainer.outputs["model"],
+                           pushed_model=pusher.outputs["pushed_model"],
+                           serving_dir=serving_model_dir,
+                           eval_config=json_format.MessageToJson(eval_config, sort_keys=True))
 
   ui_artifacts = ([KubeflowUiArtifacts(report=eval_report.outputs["report"])]
                   if kubeflow_ui_artifacts else [])
@@ -163,7 +169,7 @@ def create_pipeline(
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
                   anomalies_gate, transform, trainer, baseline,
-                  evaluator, eval_report, *ui_artifacts, pusher, *exporters],
+                  evaluator, pusher, eval_report, *ui_artifacts, *exporters],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,
       beam_pipeline_args=beam_pipeline_args)

@@ -10,9 +10,10 @@ tflite/) and the checkout's schemas, written to `spec/<family>.yaml` there,
 and executed task by task as the open-source KFP backend would
 (runners/spec_executor.py). A second run against the same output directory
 reuses cached tasks, takes the served model as its baseline and pushes
-nothing new. Exit status: 0 the run completed (blessed or not), 3 a task
-stopped on bad data, 4 --require-blessing and the model was not blessed, 1
-any other task failure, 2 bad arguments.
+nothing new. One run at a time per output directory (runners/run_lock.py).
+Exit status: 0 the run completed (blessed or not), 3 a task stopped on bad
+data, 4 --require-blessing and the model was not blessed, 5 another run holds
+the output directory, 1 any other task failure, 2 bad arguments.
 """
 import argparse
 import dataclasses
@@ -23,9 +24,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
+from components.quiet_startup import quiet_startup  # noqa: E402
 from runners import (beam_presets, kubeflow_spec, preflight, roots,  # noqa: E402
-                     spec_executor)
-from runners.layout import OutputLayout  # noqa: E402
+                     run_lock, spec_executor)
+from runners.layout import OutputLayout, new_run_id  # noqa: E402
 
 LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
 
@@ -79,6 +81,13 @@ def _summary(runs) -> str:
 
 def main(argv=None) -> int:
   args, family = parse_args(argv)
+  run_id = new_run_id()
+  with run_lock.take_or_exit(args.output_dir, run_id):
+    return _run(args, family, run_id)
+
+
+def _run(args, family, run_id: str) -> int:
+  """One run, under the output directory's lock."""
   layout = OutputLayout(args.output_dir)
   # A local run's roots, but MLMD is the orchestrator's (here: none).
   spec_roots = dataclasses.replace(roots.local_roots(layout), metadata_path=None)
@@ -90,7 +99,7 @@ def main(argv=None) -> int:
   kubeflow_spec.write_spec(spec, spec_path)
   try:
     executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache,
-                                          artifact_types=args.artifact_types)
+                                          artifact_types=args.artifact_types, run_id=run_id)
   except spec_executor.SpecError as error:
     print(f"error: {spec_path}: {error}", file=sys.stderr)
     return 1
@@ -113,4 +122,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  quiet_startup()
   sys.exit(main())

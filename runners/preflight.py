@@ -17,14 +17,19 @@ from components.example_sources import InputDataError
 from pipeline import configs
 from pipeline.configs import FamilyConfig
 
-__all__ = ["InputDataError", "EXIT_DATA_ANOMALIES", "EXIT_NOT_BLESSED", "add_run_arguments",
-           "can_create_directory", "check_input", "check_run_arguments"]
+__all__ = ["InputDataError", "EXIT_BAD_ARGUMENTS", "EXIT_DATA_ANOMALIES", "EXIT_NOT_BLESSED",
+           "EXIT_OUTPUT_LOCKED", "add_run_arguments", "can_create_directory", "check_input", "check_run_arguments"]
 
+# Exit status of bad arguments (argparse's own).
+EXIT_BAD_ARGUMENTS = 2
 # Exit status of a run stopped by its data (here, or at the AnomaliesGate).
 EXIT_DATA_ANOMALIES = 3
 # Exit status of a run that completed with a model the gate did not bless,
 # when --require-blessing asks for one (CI).
 EXIT_NOT_BLESSED = 4
+# Exit status of a run that found another run holding its output directory
+# (runners/run_lock.py).
+EXIT_OUTPUT_LOCKED = 5
 
 
 def can_create_directory(path: str) -> bool:

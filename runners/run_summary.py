@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import constants
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
@@ -67,18 +68,24 @@ _STATES = {
 
 
 def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
-                   since_ms: int, resolver_ids=frozenset()) -> Dict[str, NodeRun]:
-  """The latest execution of each node that started at or after `since_ms`.
+                   run_id: str, resolver_ids=frozenset()) -> Dict[str, NodeRun]:
+  """The latest execution of each node in pipeline run `run_id`.
 
+  Executions are selected by the run's MLMD `pipeline_run` context, not by
+  time, so another run writing to the same MLMD cannot show up here.
   Resolver nodes only look up artifacts (they run no executor and cannot be
   cached), so a completed resolution is reported as `resolved`.
   """
   store = metadata_store.MetadataStore(connection_config)
+  run_context = store.get_context_by_type_and_name(
+      constants.PIPELINE_RUN_CONTEXT_TYPE_NAME, run_id)
+  in_run = ({e.id for e in store.get_executions_by_context(run_context.id)}
+            if run_context else set())
   runs = {}
   for node_id in node_ids:
     context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
     executions = store.get_executions_by_context(context.id) if context else []
-    executions = [e for e in executions if e.create_time_since_epoch >= since_ms]
+    executions = [e for e in executions if e.id in in_run]
     if not executions:
       runs[node_id] = NodeRun(node_id, "not run", None, {})
       continue
@@ -105,6 +112,11 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   if value is None:
     return None
   return value.string_value or value.int_value
+
+
+def failed(runs: Dict[str, NodeRun]) -> List[str]:
+  """The nodes whose execution in this run failed."""
+  return [run.node_id for run in runs.values() if run.state == "failed"]
 
 
 def blessed(runs: Dict[str, NodeRun]) -> bool:

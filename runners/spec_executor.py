@@ -44,12 +44,12 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any, Dict, List, Optional, TextIO
 
 import yaml
 
 from components import uris
+from runners.layout import new_run_id
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The launcher's own files (outputs metadata, logs, the cache index) go under
@@ -173,7 +173,8 @@ class SpecExecutor:
   def __init__(self, spec: Dict[str, Any], pipeline_root: Optional[str] = None,
                state_dir: Optional[str] = None,
                enable_cache: bool = True, stream: TextIO = sys.stdout,
-               python: str = sys.executable, artifact_types: str = OSS_TYPES):
+               python: str = sys.executable, artifact_types: str = OSS_TYPES,
+               run_id: Optional[str] = None):
     check_runs_on_open_source_kfp(spec)
     if artifact_types not in ARTIFACT_TYPES:
       raise ValueError(f"artifact_types must be one of {ARTIFACT_TYPES}, got {artifact_types!r}")
@@ -187,7 +188,7 @@ class SpecExecutor:
     self._enable_cache = enable_cache
     self._stream = stream
     self._python = python
-    self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    self.run_id = run_id or new_run_id()
 
   def _say(self, line: str) -> None:
     self._stream.write(line + "\n")

@@ -8,6 +8,10 @@ that path is in test_cnn_e2e.py). Each anomaly kind is checked here through
 the same TFDV validation the pipeline runs.
 """
 import os
+import shutil
+import stat
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -49,6 +53,47 @@ def test_file_that_is_not_gzip_tfrecord_is_named(tmp_path):
   with open(csv_file, "w") as stream:
     stream.write("pixel0,pixel1,label\n0,0,3\n")
   assert f"{csv_file}: not a GZIP TFRecord file" in _run(data, tmp_path)
+
+
+def _run_on_output_dir(output_dir: str) -> subprocess.CompletedProcess:
+  """local_runner.py on the shipped data into `output_dir`, with permission
+  checks applied even to root (setpriv drops its override capabilities)."""
+  command = [sys.executable, os.path.join(e2e_helpers.REPO_ROOT, "local_runner.py"),
+             "--model", "cnn", "--output-dir", output_dir]
+  if os.geteuid() == 0:
+    if not shutil.which("setpriv"):
+      pytest.skip("root without setpriv: permission bits cannot be made to apply")
+    command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *command]
+  return subprocess.run(command, cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True,
+                        timeout=120, check=False)
+
+
+@pytest.mark.parametrize("case", ["read-only directory", "inside a read-only directory",
+                                  "inside a directory it cannot enter", "a file in the way",
+                                  "under /proc", "under /sys"])
+def test_unusable_output_dir_is_named_with_exit_2(case, tmp_path):
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  a_file = tmp_path / "a_file"
+  a_file.write_text("")
+  output_dir = {"read-only directory": locked, "inside a read-only directory": locked / "out",
+                "inside a directory it cannot enter": locked / "sealed" / "out",
+                "a file in the way": a_file / "out", "under /proc": "/proc/tfx-out",
+                "under /sys": "/sys/tfx-out"}[case]
+  (locked / "sealed").mkdir()
+  (locked / "sealed").chmod(0)
+  locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+  try:
+    result = _run_on_output_dir(str(output_dir))
+  finally:
+    locked.chmod(stat.S_IRWXU)
+    (locked / "sealed").chmod(stat.S_IRWXU)
+  assert result.returncode == 2, result.stdout + result.stderr
+  assert result.stderr.splitlines()[-1] == (
+      f"local_runner.py: error: --output-dir {output_dir} cannot be created or written "
+      "(a file is in the way, or no write permission)")
+  assert "Traceback" not in result.stderr
+  assert sorted(os.listdir(locked)) == ["sealed"], "nothing may be written"
 
 
 def test_preflight_accepts_the_shipped_data():

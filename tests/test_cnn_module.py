@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
+from tensorflow.python.autograph.impl import conversion
 
 from modules.cnn import features, model, preprocessing
 from modules.common import contract
@@ -82,3 +84,12 @@ def test_signatures_accept_their_documented_inputs(exported_model, raw_examples)
   transformed = signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)
   image = transformed[features.transformed_name(features.IMAGE_KEY)].numpy()
   np.testing.assert_allclose(image.reshape(5, -1), pixels.numpy() / 255.0, rtol=1e-6)
+
+
+def test_first_fit_does_not_transpile_tf_keras_but_still_converts_family_code():
+  """The shared training module keeps AutoGraph out of tf_keras' own code
+  (as TensorFlow does for `keras`): transpiling it cost most of the first
+  epoch. Family code keeps its conversion."""
+  assert conversion.is_allowlisted(tf_keras.Model.train_step)
+  assert conversion.is_allowlisted(tf_keras.layers.RandomTranslation.call)
+  assert not conversion.is_allowlisted(model.serve_transformed)

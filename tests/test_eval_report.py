@@ -31,7 +31,7 @@ from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 from tfx import v1 as tfx
 
-from components.eval_report import report
+from components.eval_report import plots, report
 from components.eval_report.component import EvaluationReport
 from pipeline import configs, evaluation
 from runners.layout import OutputLayout
@@ -92,8 +92,24 @@ def _tfma_overall(uri, model_name):
   """{metric: value} of the overall slice as TFMA stored it (diffs as `<name>_diff`)."""
   result = tfma.load_eval_result(uri, model_name=model_name)
   (metrics,) = [m for key, m in result.slicing_metrics if key == ()]
-  return {name: value["doubleValue"] for name, value in metrics[""][""].items()
-          if "doubleValue" in value}
+  return {name: value["boundedValue"]["value"] if "boundedValue" in value
+          else value["doubleValue"] for name, value in metrics[""][""].items()
+          if "doubleValue" in value or "boundedValue" in value}
+
+
+def _tfma_slice_values(uri, model_name, metric):
+  """{slice: (value, (lower, upper) or None)} of one metric as TFMA stored it."""
+  result = tfma.load_eval_result(uri, model_name=model_name)
+  found = {}
+  for key, metrics in result.slicing_metrics:
+    value = metrics[""][""].get(metric)
+    if value is None:
+      continue
+    bounded = value.get("boundedValue")
+    found[tfma.slicer.stringify_slice_key(key)] = (
+        (bounded["value"], (bounded["lowerBound"], bounded["upperBound"])) if bounded
+        else (value["doubleValue"], None))
+  return found
 
 
 def _tfma_counts(uri, model_name):
@@ -156,7 +172,7 @@ def test_each_run_records_a_report_of_its_evaluation_in_mlmd(cnn_runs):
   recorded = _recorded_reports(output_dir)
   assert len(recorded) == 2
   for (artifact, inputs), stdout in zip(recorded, (first_stdout, second_stdout)):
-    assert set(inputs) == {"evaluation", "blessing", "model"}
+    assert set(inputs) == {"evaluation", "blessing", "model", "pushed_model"}
     html_path = os.path.join(artifact.uri, report.REPORT_HTML)
     assert os.path.isfile(html_path)
     assert f"Report: {html_path}" in stdout
@@ -186,8 +202,10 @@ def test_report_shows_tfma_metrics_of_candidate_baseline_and_difference(cnn_runs
     assert metric["baseline"] == pytest.approx(baseline[name])
     assert metric["diff"] == pytest.approx(candidate[f"{name}_diff"])
   accuracy = next(m for m in saved["overall"] if m["name"] == "sparse_categorical_accuracy")
-  for value in (accuracy["candidate"], accuracy["baseline"]):
-    assert f"<td>{value:.4f}</td>" in page
+  for role in ("candidate", "baseline"):
+    lower, upper = accuracy["ci95"][role]
+    assert (f'<td>{accuracy[role]:.4f}<br><span class="ci">[{lower:.4f}, {upper:.4f}]</span>'
+            "</td>") in page
   assert f"{accuracy['diff']:+.4f}" in page
   # Per slice: TFMA's example counts, small slices flagged, worst slice first.
   counts = _tfma_counts(uri, "candidate")
@@ -195,9 +213,12 @@ def test_report_shows_tfma_metrics_of_candidate_baseline_and_difference(cnn_runs
   for row in saved["slices"]:
     assert row["small"] == (counts[row["slice"]] < report.SMALL_SLICE_EXAMPLES)
   assert page.count('class="flag"') == sum(row["small"] for row in saved["slices"]) > 0
-  accuracies = [next(m["candidate"] for m in row["metrics"]
-                     if m["name"] == "sparse_categorical_accuracy") for row in saved["slices"]]
-  assert accuracies == sorted(accuracies)
+  # With a baseline: significant regressions first, then the worst change first.
+  order = [(not row["regression"], row["change"]["diff"]) for row in saved["slices"]]
+  assert order == sorted(order)
+  diffs = _tfma_slice_values(uri, "candidate", "sparse_categorical_accuracy_diff")
+  assert {row["slice"]: row["change"]["diff"] for row in saved["slices"]} == pytest.approx(
+      {name: value for name, (value, _) in diffs.items() if name != "Overall"})
 
 
 @pytest.mark.e2e
@@ -210,8 +231,11 @@ def test_thresholds_and_blessing_match_tfma_validation_and_the_blessing(cnn_runs
   assert first_inputs["blessing"].custom_properties["blessed"].int_value == 1
   assert saved["blessing"] == {"blessed": True, "reason": "every threshold passed"}
   assert saved["baseline_model"] is None
-  assert [(t["kind"], t["bound"], t["passed"]) for t in saved["thresholds"]] == [
-      ("value", ">= 0.5", True)]
+  # TFX ran without the change threshold (no baseline yet): shown as not applied.
+  assert [(t["kind"], t["bound"], t["passed"], t["applied"]) for t in saved["thresholds"]] == [
+      ("value", ">= 0.5", True, True), ("change", "change >= -0.01", None, False)]
+  with open(os.path.join(first.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    assert f.read().count("not applied (no baseline yet)") == 1
   # Second run: above the floor (0) but far below the baseline, so not blessed.
   uri = second_inputs["evaluation"].uri
   saved = _load_json(second.uri)
@@ -249,11 +273,11 @@ def test_cnn_reports_render_in_chromium_with_confusion_matrix_and_slices(cnn_run
                         len(saved["plots"]))
 
 
-def _review(output_dir):
+def _review(output_dir, *options):
   return subprocess.run(
       [sys.executable, "-m", "runners.review", "--model", "cnn",
-       "--output-dir", output_dir],
-      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+       "--output-dir", output_dir, *options],
+      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.mark.e2e
@@ -274,6 +298,9 @@ def test_review_prints_the_latest_report_and_its_summary(cnn_runs):
   assert any(line.startswith("  PASS") and ": value " in line for line in lines)
   assert any(line.startswith("  FAIL") and "change vs baseline" in line for line in lines)
   assert any(line.startswith("Blessed: NO (") for line in lines)
+  (served,) = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
+  assert (f"Served: NO, version {served} is served, not this model "
+          "(--served shows its evaluation).") in lines
 
 
 @pytest.mark.e2e
@@ -282,6 +309,7 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path)
   artifact, inputs = _recorded_reports(output_dir)[-1]
   # A copy of MLMD whose report artifacts are gone (as after garbage collection).
   shutil.copy(OutputLayout(output_dir).metadata_path, OutputLayout(str(tmp_path)).metadata_path)
+  shutil.copytree(OutputLayout(output_dir).serving_root, OutputLayout(str(tmp_path)).serving_root)
   store = _store(str(tmp_path))
   reports = store.get_artifacts_by_type(EvaluationReport.TYPE_NAME)
   for gone in reports:
@@ -294,6 +322,171 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path)
   assert f"Report: {regenerated / report.REPORT_HTML}" in result.stdout.splitlines()
   assert "Source: regenerated from evaluation artifact" in result.stdout
   assert _load_json(str(regenerated)) == _load_json(artifact.uri)
+
+
+def _served_version(output_dir):
+  (version,) = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
+  return version
+
+
+@pytest.mark.e2e
+def test_every_metric_carries_tfma_confidence_intervals_around_its_value(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  for artifact, inputs in _recorded_reports(output_dir):
+    saved = _load_json(artifact.uri)
+    uri = inputs["evaluation"].uri
+    roles = [("candidate", "candidate" if saved["baseline_model"] else "")]
+    if saved["baseline_model"]:
+      roles += [("baseline", "baseline"), ("diff", "candidate")]
+    sliced = [("Overall", saved["overall"])] + [(r["slice"], r["metrics"])
+                                                for r in saved["slices"]]
+    checked = 0
+    for slice_name, metrics in sliced:
+      for metric in metrics:
+        if metric["name"] == "example_count":  # A count: TFMA gives it no interval.
+          assert metric["ci95"]["candidate"] is None
+          continue
+        for role, model_name in roles:
+          tfma_name = metric["name"] + ("_diff" if role == "diff" else "")
+          value, bounds = _tfma_slice_values(uri, model_name, tfma_name)[slice_name]
+          lower, upper = metric["ci95"][role]
+          assert (lower, upper) == pytest.approx(bounds)
+          assert metric[role] == pytest.approx(value)
+          assert lower - 1e-9 <= metric[role] <= upper + 1e-9
+          checked += 1
+    assert checked >= len(sliced) * len(roles)
+
+
+@pytest.mark.e2e
+def test_report_names_the_pushed_version_and_the_baseline_version(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  (first, first_inputs), (second, _) = _recorded_reports(output_dir)
+  version = _served_version(output_dir)
+  saved = _load_json(first.uri)
+  assert saved["push"] == {"pushed": True, "version": version, "reason": None,
+                           "destination": os.path.join(
+                               e2e_helpers.serving_dir(output_dir, "cnn"), version)}
+  with open(os.path.join(first.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    assert f"Pushed: version {version}" in f.read()
+  saved = _load_json(second.uri)
+  assert saved["push"]["pushed"] is False
+  assert saved["push"]["reason"] == "the model was not blessed"
+  assert saved["baseline_model"]["version"] == version
+  assert saved["baseline_model"]["model_uri"] == first_inputs["model"].uri
+  with open(os.path.join(second.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    page = f.read()
+  assert "Pushed: nothing (the model was not blessed)" in page
+  assert f"served version {version}" in page
+
+
+@pytest.mark.e2e
+def test_report_says_whether_the_gated_change_is_within_noise(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  artifact, inputs = _recorded_reports(output_dir)[-1]
+  saved = _load_json(artifact.uri)
+  diff, (lower, upper) = _tfma_slice_values(
+      inputs["evaluation"].uri, "candidate", "sparse_categorical_accuracy_diff")["Overall"]
+  change = saved["change"]
+  assert change["metric"] == "sparse_categorical_accuracy"
+  assert change["diff"] == pytest.approx(diff)
+  assert change["diff_ci95"] == pytest.approx([lower, upper])
+  expected = ("within noise" if lower <= 0 <= upper else
+              "significantly better" if lower > 0 else "significantly worse")
+  assert change["verdict"] == expected == "significantly worse"  # a 1-step model
+  with open(os.path.join(artifact.uri, report.REPORT_HTML), encoding="utf-8") as f:
+    assert f"{diff:+.4f} (95% interval [{lower:+.4f}, {upper:+.4f}])" in f.read()
+
+
+@pytest.mark.e2e
+def test_review_lists_picks_and_says_what_is_served(cnn_runs):
+  output_dir, _, _ = cnn_runs
+  (_, first_inputs), (_, second_inputs) = _recorded_reports(output_dir)
+  first_id, second_id = first_inputs["evaluation"].id, second_inputs["evaluation"].id
+  version = _served_version(output_dir)
+  listed = _review(output_dir, "--list")
+  assert listed.returncode == 0, listed.stdout + listed.stderr
+  rows = [line.split() for line in listed.stdout.splitlines()[2:]]
+  assert [row[0] for row in rows] == [str(second_id), str(first_id)]
+  assert rows[1][-3:] == [version, "<-", "served"] and "served" not in rows[0]
+  for options, shown_id, served_line in (
+      (["--evaluation", str(first_id)], first_id,
+       f"Served: yes, this model is served now as version {version}."),
+      (["--served"], first_id, f"Served: yes, this model is served now as version {version}."),
+      (["--evaluation", str(second_id)], second_id,
+       f"Served: NO, version {version} is served, not this model "
+       "(--served shows its evaluation).")):
+    result = _review(output_dir, *options)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"Evaluation: {shown_id} (") for line in lines)
+    assert served_line in lines
+  missing = _review(output_dir, "--evaluation", "999999")
+  assert missing.returncode == 1 and "No evaluation 999999" in missing.stderr
+
+
+@pytest.mark.e2e
+def test_history_lists_both_runs_in_order_with_the_served_version(cnn_runs, tmp_path):
+  output_dir, _, _ = cnn_runs
+  recorded = _recorded_reports(output_dir)
+  version = _served_version(output_dir)
+  result = _review(output_dir, "--history")
+  assert result.returncode == 0, result.stdout + result.stderr
+  history_dir = Path(OutputLayout(output_dir).reports_dir("cnn")) / "history"
+  assert f"History: {history_dir / 'history.html'}" in result.stdout.splitlines()
+  with open(history_dir / "history.json", encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved["served_version"] == version
+  assert saved["metric"] == "sparse_categorical_accuracy"
+  entries = saved["evaluations"]
+  assert [e["evaluation_id"] for e in entries] == [i["evaluation"].id for _, i in recorded]
+  assert [e["model_id"] for e in entries] == [i["model"].id for _, i in recorded]
+  assert [e["blessed"] for e in entries] == [True, False]
+  assert [e["pushed_version"] for e in entries] == [version, None]
+  assert [e["served"] for e in entries] == [True, False]
+  assert entries[1]["push_reason"] == "the model was not blessed"
+  for entry, (artifact, inputs) in zip(entries, recorded):
+    model_name = "candidate" if entry["diff"] is not None else ""
+    value, bounds = _tfma_slice_values(inputs["evaluation"].uri, model_name,
+                                       "sparse_categorical_accuracy")["Overall"]
+    assert entry["value"] == pytest.approx(value)
+    assert entry["ci95"] == pytest.approx(list(bounds))
+    assert entry["report"] == os.path.join(artifact.uri, report.REPORT_HTML)
+  assert entries[1]["diff"] == pytest.approx(_tfma_slice_values(
+      recorded[1][1]["evaluation"].uri, "candidate",
+      "sparse_categorical_accuracy_diff")["Overall"][0])
+  _check_page_renders(str(history_dir / "history.html"), tmp_path, 1)
+
+
+@pytest.mark.e2e
+def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs, tmp_path):
+  output_dir, _, _ = cnn_runs
+  (_, first_inputs), (_, second_inputs) = _recorded_reports(output_dir)
+  version = _served_version(output_dir)
+  second_id = str(second_inputs["evaluation"].id)
+  result = _review(output_dir, "--compare", version, second_id)
+  assert result.returncode == 0, result.stdout + result.stderr
+  compare_dir = Path(OutputLayout(output_dir).reports_dir("cnn")) / f"compare-{version}-{second_id}"
+  with open(compare_dir / "compare.json", encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved["a"]["evaluation_id"] == first_inputs["evaluation"].id
+  assert saved["a"]["version"] == version and saved["b"]["version"] is None
+  assert saved["b"]["evaluation_id"] == second_inputs["evaluation"].id
+  # The second run was evaluated against the first model: B - A is TFMA's own diff.
+  assert saved["tfma_diff_source"] == "b evaluated against a as its baseline"
+  overall = next(s for s in saved["slices"] if s["slice"] == "Overall")
+  row = next(m for m in overall["metrics"] if m["name"] == "sparse_categorical_accuracy")
+  first_value = _tfma_slice_values(first_inputs["evaluation"].uri, "",
+                                   "sparse_categorical_accuracy")["Overall"][0]
+  second = _tfma_slice_values(second_inputs["evaluation"].uri, "candidate",
+                              "sparse_categorical_accuracy")["Overall"][0]
+  diff, bounds = _tfma_slice_values(second_inputs["evaluation"].uri, "candidate",
+                                    "sparse_categorical_accuracy_diff")["Overall"]
+  assert (row["a"], row["b"]) == pytest.approx((first_value, second))
+  assert row["tfma_diff"] == pytest.approx(diff)
+  assert row["tfma_diff_ci95"] == pytest.approx(list(bounds))
+  unknown = _review(output_dir, "--compare", version, "999999")
+  assert unknown.returncode == 1 and "999999: no evaluation" in unknown.stderr
+  _check_page_renders(str(compare_dir / "compare.html"), tmp_path, 0)
 
 
 def _binary_eval(output_path):
@@ -400,3 +593,79 @@ def test_two_tower_family_recall_at_k_metrics_give_a_recall_curve(tmp_path):
   for k in (1, 5, 10, 20, 50):  # TFMA's value is the share of ranks below K.
     assert recalls[f"recall_at_{k}"] == pytest.approx(float(np.mean(ranks < k)))
   _check_page_renders(html_path, tmp_path, 1)
+
+
+def test_slice_comparison_flags_only_changes_whose_interval_excludes_zero(tmp_path):
+  """TFMA's jackknife intervals on a candidate that is clearly worse on one
+  length bucket, clearly better on another, on a third too small to say."""
+  rng = np.random.default_rng(11)
+  buckets = np.array(["short"] * 400 + ["medium"] * 400 + ["long"] * 20)
+  label = rng.integers(0, 2, len(buckets)).astype(float)
+  strong = np.clip(0.5 * label + 0.5 * rng.random(len(buckets)), 0, 1)
+  weak = np.clip(0.1 * label + 0.9 * rng.random(len(buckets)), 0, 1)
+  frame = pd.DataFrame({
+      "label": label, "length_bucket": buckets,
+      "candidate_score": np.where(buckets == "short", weak, strong),
+      "baseline_score": np.where(buckets == "short", strong, weak)})
+  config = tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
+          tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
+                         is_baseline=True)],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+              tfma.PerSliceMetricThreshold(
+                  slicing_specs=[tfma.SlicingSpec()],
+                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={"value": 0.5})))]),
+          tfma.MetricConfig(class_name="ExampleCount")])],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])],
+      # The families' own confidence interval options.
+      options=evaluation.build_eval_config(configs.LSTM).options)
+  uri = str(tmp_path / "evaluation")
+  tfma.analyze_raw_data(frame, config, output_path=uri)
+  html_path, _ = report.write(str(tmp_path / "report"), uri, True, "lstm-model", None)
+  saved = _load_json(str(tmp_path / "report"))
+  diffs = _tfma_slice_values(uri, "candidate", "auc_diff")
+  by_slice = {row["slice"]: row for row in saved["slices"]}
+  for name, row in by_slice.items():
+    value, (lower, upper) = diffs[name]
+    assert row["change"]["diff"] == pytest.approx(value)
+    assert row["change"]["diff_ci95"] == pytest.approx([lower, upper])
+    assert row["regression"] is (upper < 0 and not row["small"])
+  assert by_slice["length_bucket:short"]["change"]["verdict"] == "significantly worse"
+  assert by_slice["length_bucket:medium"]["change"]["verdict"] == "significantly better"
+  assert by_slice["length_bucket:long"]["change"]["verdict"] == "too small to say"
+  assert saved["slices"][0]["slice"] == "length_bucket:short"  # the regression first
+  rest = [row["change"]["diff"] for row in saved["slices"][1:]]
+  assert rest == sorted(rest)
+  with open(html_path, encoding="utf-8") as f:
+    page = f.read()
+  assert page.count('<tr class="regression">') == 1 and page.count(">REGRESSION<") == 1
+  assert "1 slice(s) regressed" in page
+  _check_page_renders(html_path, tmp_path, len(saved["plots"]))
+
+
+def _marker_rows(image, colour):
+  """Mean row of `colour`'s pixels in each run of adjacent columns holding it, left to right."""
+  mask = (np.abs(image - np.array(colour)).sum(axis=2) < 40)
+  columns = np.flatnonzero(mask.any(axis=0))
+  runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+  return [float(np.nonzero(mask[:, run])[0].mean()) for run in runs if len(run)]
+
+
+def test_metric_by_slice_chart_zooms_to_the_data_and_draws_the_gate():
+  """0.981 and 1.000 must look different, and the gate must show."""
+  rows = [{"value": value, "examples": 500.0, "small": False, "candidate": metric,
+           "baseline": None, "candidate_ci95": None, "baseline_ci95": None}
+          for value, metric in (("a", 0.981), ("b", 1.0))]
+  uri = plots.metric_by_slice("feature", rows, "accuracy", 30,
+                              {"bound": ">= 0.975", "limit": 0.975})
+  image = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+                     .convert("RGB")).astype(int)
+  low, high = _marker_rows(image, (0x1f, 0x77, 0xb4))[:2]  # slice a, slice b
+  assert low - high > 0.4 * image.shape[0]  # on a 0-1 axis they would be a few pixels apart
+  gate = (np.abs(image - np.array((0xd6, 0x27, 0x28))).sum(axis=2) < 40)
+  assert gate.any(axis=1).sum() >= 1 and gate.sum() > 100
+  gate_row = float(np.nonzero(gate[:, :image.shape[1] // 2])[0].mean())
+  assert gate_row > low  # the gate (0.975) is drawn below both points

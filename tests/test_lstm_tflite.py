@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.tflite_exporter import layout
 from modules.common import contract
 from modules.lstm import features, model as lstm_model, preprocessing, tflite as lstm_tflite
 from pipeline import configs
@@ -58,11 +59,27 @@ def test_float32_export_ships_the_vocabulary_and_matches_the_savedmodel(exported
   artifacts, version_dir, _ = exported
   metadata = tflite_testing.assert_ships_vocabulary(
       artifacts, version_dir, features.CHAR_VOCABULARY, lstm_tflite.VOCABULARY_FILE)
-  assert metadata["inputs"] == [{"name": "text_xf", "shape": [1, features.SEQUENCE_LENGTH],
-                                 "dtype": "int64"}]
-  assert metadata["outputs"] == [{"name": "probability", "shape": [1], "dtype": "float32"}]
+  assert [(t["name"], t["shape"], t["dtype"]) for t in metadata["inputs"]] == [
+      ("text_xf", [1, features.SEQUENCE_LENGTH], "int64")]
+  assert [(t["name"], t["shape"], t["dtype"]) for t in metadata["outputs"]] == [
+      ("probability", [1], "float32")]
   tflite_testing.assert_float32_parity_passed(metadata, "auc")
   assert metadata["parity"]["examples"] == PARITY_EXAMPLES
+  tflite_testing.assert_no_machine_paths(
+      metadata, version_dir, source_model=os.path.join(artifacts["model"], "Format-Serving"),
+      serving_model=f"/serving/lstm/{tflite_testing.VERSION}")
+
+
+def test_embedded_metadata_names_the_vocabulary_and_the_positive_probability(exported):
+  _, version_dir, _ = exported
+  tensors = tflite_testing.embedded_tensors(version_dir)
+  ids, probability = tensors[lstm_tflite.IDS_XF], tensors[features.PROBABILITY]
+  assert "character ids" in ids["description"] and ids["content"] == "feature"
+  tflite_testing.assert_embeds_file(version_dir, ids, lstm_tflite.VOCABULARY_FILE, "VOCABULARY")
+  assert "positive" in probability["description"]
+  assert probability["stats"] == {"min": [0.0], "max": [1.0]}
+  # The VOCABULARY file type came with metadata schema 1.0.1.
+  assert layout.read_metadata(version_dir)["embedded_metadata"]["min_parser_version"] == "1.0.1"
 
 
 def test_prepare_gives_the_ids_of_the_savedmodels_transform_graph(exported):
@@ -74,7 +91,7 @@ def test_prepare_gives_the_ids_of_the_savedmodels_transform_graph(exported):
                                 expected[lstm_tflite.IDS_XF].numpy())
 
 
-def test_cli_predicts_text_like_the_savedmodel(exported, tmp_path):
+def test_cli_and_litert_predict_text_like_the_savedmodel(exported, tmp_path):
   _, version_dir, signatures = exported
   texts = _texts(tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 3)) + EDGE_TEXTS
   rows = tflite_testing.run_cli(version_dir, [{"text": t} for t in texts],
@@ -83,6 +100,9 @@ def test_cli_predicts_text_like_the_savedmodel(exported, tmp_path):
       text=tf.constant([t.encode("utf-8") for t in texts]))[features.PROBABILITY]
   np.testing.assert_allclose([row[features.PROBABILITY] for row in rows],
                              expected.numpy(), atol=1e-4)
+  litert = tflite_testing.run_litert(
+      version_dir, lstm_tflite.ADAPTER.prepare([{"text": t} for t in texts], version_dir))
+  np.testing.assert_allclose(litert[features.PROBABILITY], expected.numpy(), atol=1e-4)
 
 
 def test_int8_is_refused_before_anything_is_converted(exported, tmp_path):

@@ -1,12 +1,19 @@
 """Reliability end to end (CNN, small data): a worse model is not shipped,
-and a run killed during training resumes from its cached upstream results."""
+a run killed during training resumes from its cached upstream results, and
+two runs started together on one output directory make one run, one push."""
 import os
+import subprocess
+import sys
+import time
 
 import pytest
+from tfx import v1 as tfx
 
 from pipeline import configs
-from runners import preflight
+from runners import preflight, run_summary
+from runners.layout import OutputLayout
 from tests import e2e_helpers
+from tests.test_quiet_startup import NOISE
 
 pytestmark = pytest.mark.e2e
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -61,3 +68,43 @@ def test_run_killed_during_training_resumes_with_one_new_version(digits, tmp_pat
   assert len(versions) == 1
   assert os.path.isfile(os.path.join(serving_dir, versions[0], "saved_model.pb"))
   assert not [n for n in os.listdir(serving_dir) if not n.isdigit()]
+
+
+def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(digits, tmp_path):
+  output_dir = str(tmp_path / "out")
+  command = [sys.executable, os.path.join(e2e_helpers.REPO_ROOT, "local_runner.py"),
+             *_args(digits, output_dir, "--train-steps", "20", "--min-metric", "0")]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As a user's shell has it.
+  started = time.monotonic()
+  runs = [subprocess.Popen(command, cwd=e2e_helpers.REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  # The refused run exits at once, while the other is still running.
+  while all(run.poll() is None for run in runs):
+    assert time.monotonic() - started < 120, "neither run was refused"
+    time.sleep(0.2)
+  refused = next(run for run in runs if run.poll() is not None)
+  winner = next(run for run in runs if run is not refused)
+  refused_out, refused_err = refused.communicate()
+  assert winner.poll() is None, "the refused run must not wait for the other"
+  winner_out, winner_err = winner.communicate(timeout=1800)
+
+  assert refused.returncode == preflight.EXIT_OUTPUT_LOCKED, refused_out + refused_err
+  assert refused_out == ""
+  assert refused_err.startswith(f"error: another run is using {output_dir}: "
+                                f"pid {winner.pid} on "), refused_err
+  assert winner.returncode == 0, winner_out + winner_err
+  e2e_helpers.assert_single_blessed_push(output_dir, "cnn", winner_out)
+  for output in (refused_out, refused_err, winner_out, winner_err):
+    assert not [n for n in NOISE if n in output], output
+  # One run, one log named after its run id; the summary read that run only.
+  run_id = winner_out.split("(run ", 1)[1].split(",", 1)[0]
+  assert os.listdir(OutputLayout(output_dir).logs_dir) == [f"cnn-{run_id}.log"]
+  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      OutputLayout(output_dir).metadata_path)
+  node_ids = ["TFRecordExampleGen", "Trainer", "Pusher"]
+  this_run = run_summary.read_node_runs(connection, configs.CNN.pipeline_name, node_ids, run_id)
+  assert {n: r.state for n, r in this_run.items()} == dict.fromkeys(node_ids, "executed")
+  other_run = run_summary.read_node_runs(connection, configs.CNN.pipeline_name, node_ids,
+                                         "20000101-000000-00000000")
+  assert {r.state for r in other_run.values()} == {"not run"}

@@ -63,14 +63,21 @@ class _StaticBatchCnnAdapter(cnn_tflite.CnnAdapter):
 
 
 class _MissingExtraFileAdapter(cnn_tflite.CnnAdapter):
-  """Fails half-way through writing: its extra file does not exist."""
+  """Broken: its extra file does not exist."""
 
   def extra_files(self, model, tft_output):
     return {"vocab.txt": "/no-such-vocabulary.txt"}
 
 
+class _UndescribedOutputAdapter(cnn_tflite.CnnAdapter):
+  """Broken: says nothing about its output tensor."""
+  tensor_meanings = {cnn_tflite.IMAGE_XF: cnn_tflite.CnnAdapter.tensor_meanings[
+      cnn_tflite.IMAGE_XF]}
+
+
 SCALED_HEAD_ADAPTER = _ScaledHeadAdapter()
 MISSING_EXTRA_FILE_ADAPTER = _MissingExtraFileAdapter()
+UNDESCRIBED_OUTPUT_ADAPTER = _UndescribedOutputAdapter()
 DROPPED_BATCH_NORM_ADAPTER = _DroppedBatchNormAdapter()
 STATIC_BATCH_ADAPTER = _StaticBatchCnnAdapter()
 
@@ -116,17 +123,19 @@ def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
   tflite_dir, export = exports[contract.FLOAT32]
   version_dir = os.path.join(tflite_dir, VERSION)
   assert os.listdir(tflite_dir) == [VERSION], "a staging or claim entry was left behind"
-  assert sorted(os.listdir(version_dir)) == [layout.METADATA_FILE, layout.MODEL_FILE]
+  assert sorted(os.listdir(version_dir)) == [contract.LABELS_FILE, layout.METADATA_FILE,
+                                             layout.MODEL_FILE]
 
   metadata = layout.read_metadata(version_dir)
   size = os.path.getsize(os.path.join(version_dir, layout.MODEL_FILE))
   assert metadata["family"] == "cnn" and metadata["version"] == VERSION
   assert metadata["quantization"] == contract.FLOAT32 and metadata["size_bytes"] == size
-  assert metadata["inputs"] == [{"name": "image_xf", "shape": [-1, 28, 28, 1], "dtype": "float32"}]
-  assert metadata["outputs"] == [{"name": "probabilities", "shape": [-1, 10], "dtype": "float32"}]
-  assert metadata["source_model_uri"] == os.path.join(trained["model"], "Format-Serving")
-  assert metadata["serving_model"] == f"/serving/cnn/{VERSION}"
-  assert metadata["adapter"] == CNN_ADAPTER and metadata["extra_files"] == []
+  assert _shapes(metadata["inputs"]) == [("image_xf", [-1, 28, 28, 1], "float32")]
+  assert _shapes(metadata["outputs"]) == [("probabilities", [-1, 10], "float32")]
+  tflite_testing.assert_no_machine_paths(
+      metadata, version_dir, source_model=os.path.join(trained["model"], "Format-Serving"),
+      serving_model=f"/serving/cnn/{VERSION}")
+  assert metadata["adapter"] == CNN_ADAPTER and metadata["extra_files"] == [contract.LABELS_FILE]
   assert "/ 255.0" in metadata["preprocessing"]["rule"]
   figures = metadata["parity"]
   assert figures["examples"] == PARITY_EXAMPLES and figures["passed"] is True
@@ -138,6 +147,87 @@ def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
   assert export.get_int_custom_property(executor.SIZE_BYTES) == size
   assert json.loads(export.get_string_custom_property(executor.PARITY)) == figures
   assert layout.read_metadata(export.uri) == metadata
+
+
+def _shapes(tensors):
+  return [(t["name"], t["shape"], t["dtype"]) for t in tensors]
+
+
+def test_metadata_json_says_what_the_digit_tensors_mean(exports):
+  tflite_dir, _ = exports[contract.FLOAT32]
+  metadata = layout.read_metadata(os.path.join(tflite_dir, VERSION))
+  [image], [probabilities] = metadata["inputs"], metadata["outputs"]
+  assert "white" in image["description"] and "black background" in image["description"]
+  assert image["normalization"] == {"mean": 0.0, "std": 255.0, "rule": "(raw - mean) / std"}
+  assert image["image"] == {"color_space": "GRAYSCALE", "height": 28, "width": 28}
+  assert image["value_range"] == [0.0, 1.0]
+  assert "index i is the probability that the image shows digit i" in (
+      probabilities["description"])
+  assert probabilities["labels_file"] == contract.LABELS_FILE
+  assert "MNIST" in metadata["title"] and "CC BY-SA 3.0" in metadata["license"]
+
+
+@pytest.mark.parametrize("mode", contract.QUANTIZATION_MODES)
+def test_embedded_metadata_reads_back_with_the_digit_labels(exports, mode):
+  tflite_dir, _ = exports[mode]
+  version_dir = os.path.join(tflite_dir, VERSION)
+  tensors = tflite_testing.embedded_tensors(version_dir)
+  assert layout.read_metadata(version_dir)["embedded_metadata"]["min_parser_version"] == "1.0.0"
+  image, probabilities = tensors["image_xf"], tensors["probabilities"]
+  assert image["content"] == "image" and image["color_space"] == "GRAYSCALE"
+  assert image["image_size"] == {"width": 28, "height": 28}
+  assert image["normalization"] == {"mean": [0.0], "std": [255.0]}
+  assert image["stats"] == {"min": [0.0], "max": [1.0]} and image["associated_files"] == []
+  assert probabilities["content"] == "feature"
+  assert probabilities["stats"] == {"min": [0.0], "max": [1.0]}
+  tflite_testing.assert_embeds_file(version_dir, probabilities, contract.LABELS_FILE,
+                                    "TENSOR_AXIS_LABELS")
+  with open(os.path.join(version_dir, contract.LABELS_FILE)) as f:
+    assert f.read().split("\n") == [str(digit) for digit in range(10)] + [""]
+
+
+def test_embedded_normalization_turns_raw_digits_into_the_models_input(trained, exports):
+  """(raw - mean) / std of the embedded options is what Transform feeds the
+  model, and the raw digits are white on black as the descriptions say."""
+  tflite_dir, _ = exports[contract.FLOAT32]
+  normalization = tflite_testing.embedded_tensors(
+      os.path.join(tflite_dir, VERSION))["image_xf"]["normalization"]
+  serialized = trained["eval_serialized"][:50]
+  pixels = tft_testing.parse(serialized, tft_testing.load_schema(SCHEMA))[
+      features.IMAGE_KEY].numpy().reshape(-1, 28, 28, 1)
+  transformed = _savedmodel(trained)[contract.TRANSFORM_SIGNATURE](
+      examples=tf.constant(serialized))[cnn_tflite.IMAGE_XF].numpy()
+  np.testing.assert_allclose((pixels - normalization["mean"][0]) / normalization["std"][0],
+                             transformed, atol=1e-6)
+  border = np.concatenate([pixels[:, :2].ravel(), pixels[:, -2:].ravel()])
+  assert border.mean() < 5 and pixels.max() == 255, "digits are not white on black"
+
+
+@pytest.mark.parametrize("mode", contract.QUANTIZATION_MODES)
+def test_exported_model_runs_under_litert_as_it_passed_the_gate(trained, exports, mode):
+  tflite_dir, _ = exports[mode]
+  version_dir = os.path.join(tflite_dir, VERSION)
+  serialized = tf.constant(trained["eval_serialized"])
+  signatures = _savedmodel(trained)
+  image = signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)[cnn_tflite.IMAGE_XF]
+  served = signatures[contract.SERVING_DEFAULT](examples=serialized)[features.PROBABILITIES]
+  outputs = tflite_testing.run_litert(version_dir, {cnn_tflite.IMAGE_XF: image.numpy()})
+  figures = layout.read_metadata(version_dir)["parity"]
+  if mode == contract.FLOAT32:
+    np.testing.assert_allclose(outputs[features.PROBABILITIES], served.numpy(),
+                               atol=parity.FLOAT_MAX_ABS_DIFF)
+  labels = tft_testing.parse(trained["eval_serialized"], tft_testing.load_schema(SCHEMA))[
+      features.LABEL_KEY].numpy().reshape(-1)
+  accuracy = np.mean(np.argmax(outputs[features.PROBABILITIES], axis=-1) == labels)
+  assert abs(accuracy - figures["savedmodel_accuracy"]) <= parity.QUANTIZED_MAX_QUALITY_DELTA
+
+
+def test_machine_paths_are_relative_and_uris_kept_as_given():
+  version_dir = "/out/tflite/cnn/1700000000"
+  assert executor.portable_location("/out/serving/cnn/1700000000", version_dir) == (
+      "../../../serving/cnn/1700000000")
+  assert executor.portable_location("gs://bucket/serving/cnn/1700000000", version_dir) == (
+      "gs://bucket/serving/cnn/1700000000")
 
 
 @pytest.mark.parametrize("mode", [contract.DYNAMIC_RANGE, contract.INT8])
@@ -200,11 +290,20 @@ def test_parity_gate_rejects_a_broken_conversion_and_writes_nothing(
   assert not os.path.exists(tflite_dir), "the gate failed but something was written"
 
 
-def test_failure_while_writing_leaves_no_staging_and_no_version(trained, tmp_path):
+def test_missing_extra_file_fails_the_export_naming_it_and_writes_nothing(trained, tmp_path):
   tflite_dir = tmp_path / "cnn"
-  with pytest.raises(FileNotFoundError, match="no-such-vocabulary"):
+  with pytest.raises(FileNotFoundError, match="ships vocab.txt from /no-such-vocabulary.txt"):
     run_exporter(trained, tflite_dir, adapter=f"{__name__}.MISSING_EXTRA_FILE_ADAPTER")
-  assert os.listdir(tflite_dir) == []
+  assert not os.path.exists(tflite_dir)
+
+
+def test_adapter_that_leaves_a_tensor_undescribed_is_refused_and_nothing_written(
+    trained, tmp_path):
+  tflite_dir = tmp_path / "cnn"
+  with pytest.raises(ValueError,
+                     match=r"no TensorMeaning for TFLite tensors \['probabilities'\]"):
+    run_exporter(trained, tflite_dir, adapter=f"{__name__}.UNDESCRIBED_OUTPUT_ADAPTER")
+  assert not os.path.exists(tflite_dir)
 
 
 def test_existing_version_is_never_replaced(trained, exports):

@@ -51,10 +51,13 @@ def test_float32_export_ships_the_user_vocabulary_and_matches_the_savedmodel(exp
   artifacts, version_dir, _, _ = exported
   metadata = tflite_testing.assert_ships_vocabulary(
       artifacts, version_dir, features.USER_VOCAB, two_tower_tflite.VOCABULARY_FILE)
-  assert metadata["inputs"] == [{"name": "user_id_xf", "shape": [-1], "dtype": "int64"}]
-  assert metadata["outputs"] == [
-      {"name": features.TOP_ITEM_IDS, "shape": [-1, K], "dtype": "string"},
-      {"name": features.TOP_SCORES, "shape": [-1, K], "dtype": "float32"}]
+  assert [(t["name"], t["shape"], t["dtype"]) for t in metadata["inputs"]] == [
+      ("user_id_xf", [-1], "int64")]
+  assert [(t["name"], t["shape"], t["dtype"]) for t in metadata["outputs"]] == [
+      (features.TOP_ITEM_IDS, [-1, K], "string"), (features.TOP_SCORES, [-1, K], "float32")]
+  tflite_testing.assert_no_machine_paths(
+      metadata, version_dir, source_model=os.path.join(artifacts["model"], "Format-Serving"),
+      serving_model=f"/serving/two_tower/{tflite_testing.VERSION}")
   tflite_testing.assert_float32_parity_passed(metadata, f"recall_at_{K}")
   figures = metadata["parity"]
   assert figures["label_mismatch_share"] <= parity.FLOAT_MAX_LABEL_MISMATCH
@@ -62,7 +65,16 @@ def test_float32_export_ships_the_user_vocabulary_and_matches_the_savedmodel(exp
   assert figures["savedmodel_" + figures["metric"]] > 0
 
 
-def test_cli_recommends_what_tf_serving_returns_for_known_and_unknown_users(
+def test_embedded_metadata_names_the_user_vocabulary_and_the_outputs(exported):
+  _, version_dir, _, _ = exported
+  tensors = tflite_testing.embedded_tensors(version_dir)
+  tflite_testing.assert_embeds_file(version_dir, tensors["user_id_xf"],
+                                    two_tower_tflite.VOCABULARY_FILE, "TENSOR_VALUE_LABELS")
+  assert "item ids" in tensors[features.TOP_ITEM_IDS]["description"]
+  assert "not a probability" in tensors[features.TOP_SCORES]["description"]
+
+
+def test_cli_and_litert_recommend_what_tf_serving_returns_for_known_and_unknown_users(
     exported, tmp_path):
   _, version_dir, signatures, users = exported
   requested = [users[0], users[1], users[-1], "no-such-user"]
@@ -74,6 +86,11 @@ def test_cli_recommends_what_tf_serving_returns_for_known_and_unknown_users(
   assert [row[features.TOP_ITEM_IDS] for row in rows] == expected_ids
   np.testing.assert_allclose([row[features.TOP_SCORES] for row in rows],
                              served[features.TOP_SCORES].numpy(), atol=1e-4)
+  litert = tflite_testing.run_litert(version_dir, two_tower_tflite.ADAPTER.prepare(
+      [{"user_id": u} for u in requested], version_dir))
+  assert [[i.decode() for i in row] for row in litert[features.TOP_ITEM_IDS]] == expected_ids
+  np.testing.assert_allclose(litert[features.TOP_SCORES], served[features.TOP_SCORES].numpy(),
+                             atol=1e-4)
 
 
 def test_parity_gate_refuses_top_k_item_ids_that_disagree(exported):

@@ -11,14 +11,16 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
+from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.tflite_exporter import executor, layout, parity
+from components.tflite_exporter import executor, layout, model_metadata, parity
 from components.tflite_exporter.component import TFLiteExport
 from modules.common import contract
 
@@ -127,3 +129,83 @@ def assert_int8_refused(artifacts: Dict[str, str], tflite_dir, family) -> None:
                      match=f"'{contract.INT8}' is not supported by {type(adapter).__name__}"):
     run_exporter(artifacts, tflite_dir, family.name, family.tflite_adapter, mode=contract.INT8)
   assert not os.path.exists(tflite_dir)
+
+
+def read_model(version_dir: str) -> bytes:
+  with open(os.path.join(version_dir, layout.MODEL_FILE), "rb") as f:
+    return f.read()
+
+
+def embedded_tensors(version_dir: str) -> Dict[str, Dict]:
+  """{tensor name: its embedded TensorMetadata} of an exported model, read
+  back from model.tflite; the model-level fields are checked on the way."""
+  embedded = model_metadata.read(read_model(version_dir))
+  metadata = layout.read_metadata(version_dir)
+  assert embedded["version"] == metadata["version"]
+  assert embedded["author"] == model_metadata.AUTHOR
+  assert embedded["name"] == metadata["title"] and embedded["description"] == metadata["description"]
+  assert embedded["license"] == metadata["license"]
+  assert embedded["min_parser_version"] == metadata["embedded_metadata"]["min_parser_version"]
+  [subgraph] = embedded["subgraphs"]
+  # TensorMetadata follow the subgraph's input and output tensors in order.
+  assert ([t["name"] for t in subgraph["inputs"]],
+          [t["name"] for t in subgraph["outputs"]]) == _subgraph_order(version_dir)
+  tensors = {t["name"]: t for t in subgraph["inputs"] + subgraph["outputs"]}
+  described = {t["name"]: t for t in metadata["inputs"] + metadata["outputs"]}
+  for name, tensor in tensors.items():
+    assert tensor["description"] == described[name]["description"]
+  return tensors
+
+
+def _subgraph_order(version_dir: str) -> Tuple[List[str], List[str]]:
+  """Signature names of the subgraph's input and output tensors, in order."""
+  interpreter = tf.lite.Interpreter(model_content=read_model(version_dir))
+  runner = interpreter.get_signature_runner()
+  names = {detail["index"]: name for details in (runner.get_input_details(),
+                                                 runner.get_output_details())
+           for name, detail in details.items()}
+  return ([names[d["index"]] for d in interpreter.get_input_details()],
+          [names[d["index"]] for d in interpreter.get_output_details()])
+
+
+def assert_embeds_file(version_dir: str, tensor: Dict, file_name: str, file_type: str) -> None:
+  """`tensor` (embedded metadata) names `file_name` as `file_type`, and the
+  copy zipped into model.tflite is byte for byte the one shipped beside it."""
+  assert [(f["name"], f["type"]) for f in tensor["associated_files"]] == [(file_name, file_type)]
+  packed = model_metadata.associated_files(read_model(version_dir))
+  with open(os.path.join(version_dir, file_name), "rb") as f:
+    assert packed[file_name] == f.read()
+  assert layout.read_metadata(version_dir)["embedded_metadata"]["associated_files"] == sorted(
+      packed)
+
+
+def assert_no_machine_paths(metadata: Dict, version_dir: str, source_model: str,
+                            serving_model: str) -> None:
+  """No absolute path anywhere in metadata.json; the source SavedModel and
+  the serving version are named relative to the version directory."""
+  def strings(value):
+    if isinstance(value, dict):
+      return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+      return [s for v in value for s in strings(v)]
+    return [value] if isinstance(value, str) else []
+  absolute = [s for s in strings(metadata) if os.path.isabs(s) or version_dir in s]
+  assert not absolute, f"machine paths in metadata.json: {absolute}"
+  for key, expected in (("source_model_uri", source_model), ("serving_model", serving_model)):
+    assert os.path.normpath(os.path.join(version_dir, metadata[key])) == expected, key
+
+
+def run_litert(version_dir: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """Outputs of model.tflite under LiteRT (ai-edge-litert), the runtime apps
+  ship; a static batch is fed one chunk at a time."""
+  runner = LiteRTInterpreter(
+      model_path=os.path.join(version_dir, layout.MODEL_FILE)).get_signature_runner()
+  details = runner.get_input_details()
+  count = len(next(iter(inputs.values())))
+  step = max(int(d["shape_signature"][0]) for d in details.values()) if all(
+      d["shape_signature"][0] > 0 for d in details.values()) else count
+  assert count % step == 0, f"feed a multiple of the static batch {step}"
+  parts = [runner(**{name: inputs[name][start:start + step].astype(details[name]["dtype"])
+                     for name in details})
+           for start in range(0, count, step)]
+  return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -1,17 +1,26 @@
 """EvalReport: each run's evaluation as a report artifact in MLMD.
 
-Runs after the Evaluator on its `evaluation` and `blessing` and on the
-candidate model, so the report is linked to all three in MLMD lineage and a
-reviewer can find the report of any run (see `python -m runners.review`).
+Runs after the Evaluator and the Pusher, on the `evaluation`, the `blessing`,
+the candidate model and the Pusher's `pushed_model`, so the report is linked
+to all four in MLMD lineage, a reviewer can find the report of any run (see
+`python -m runners.review`), and the report can name the version it was
+pushed as (or why it was not) and the served version it was compared with.
+`eval_config` is the EvalConfig as configured: TFX drops the change
+thresholds from the one it runs when there is no baseline yet, and the
+report shows them as not applied rather than leaving them out.
 The work is in report.py; this module only binds it to TFX.
 """
 from tfx import types
 from tfx import v1 as tfx
 
+from components.atomic_pusher import NOT_PUSHED_REASON
 from components.eval_report import report as report_lib
+from components.eval_report import versions
 
 BLESSED_KEY = "blessed"
 REPORT_HTML_KEY = "report_html"
+# The Evaluator's blessing names the baseline model it compared with (TFX).
+BASELINE_MODEL_KEY = "baseline_model"
 
 
 class EvaluationReport(types.Artifact):
@@ -28,9 +37,21 @@ def EvalReport(  # pylint: disable=invalid-name
         tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    report: tfx.dsl.components.OutputArtifact[EvaluationReport]) -> None:
+    pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
+    report: tfx.dsl.components.OutputArtifact[EvaluationReport],
+    serving_dir: tfx.dsl.components.Parameter[str],
+    eval_config: tfx.dsl.components.Parameter[str]) -> None:
   """Writes report.html and report.json of the evaluation into `report`."""
   blessed = blessing.get_int_custom_property(BLESSED_KEY) == 1
-  html_path, _ = report_lib.write(report.uri, evaluation.uri, blessed, model.uri, model.id)
+  push = versions.push_outcome(
+      pushed_model.get_int_custom_property(versions.PUSHED_KEY) == 1,
+      pushed_model.get_string_custom_property(versions.PUSHED_VERSION_KEY),
+      pushed_model.get_string_custom_property(versions.PUSHED_DESTINATION_KEY),
+      pushed_model.get_string_custom_property(NOT_PUSHED_REASON))
+  html_path, _ = report_lib.write(
+      report.uri, evaluation.uri, blessed, model.uri, model.id, push=push,
+      serving_dir=serving_dir,
+      baseline_uri=blessing.get_string_custom_property(BASELINE_MODEL_KEY) or None,
+      configured_eval_config=eval_config)
   report.set_int_custom_property(BLESSED_KEY, int(blessed))
   report.set_string_custom_property(REPORT_HTML_KEY, html_path)

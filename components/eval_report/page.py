@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from components.eval_report.results import EXAMPLE_COUNT
 
-_STYLE = """
+STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 0; }
@@ -22,12 +22,14 @@ th { background: #f0f0f0; } td.name, th.name { text-align: left; }
 .pass { color: #188038; font-weight: bold; } .fail { color: #d93025; font-weight: bold; }
 .better { color: #188038; } .worse { color: #d93025; }
 tr.small td { background: #fff8e1; } .flag { color: #b06000; font-weight: bold; }
+tr.regression td { background: #fce8e6; } .ci { color: #666; font-size: 12px; }
+.muted { color: #777; }
 figure { margin: 16px 0; } figcaption { color: #555; font-size: 13px; }
-img { max-width: 100%; }
+img { max-width: 100%; } td code { word-break: break-all; }
 """
 
 
-def _number(value: Optional[float]) -> str:
+def number(value: Optional[float]) -> str:
   return "&mdash;" if value is None else f"{value:.4f}"
 
 
@@ -45,13 +47,42 @@ def _diff(value: Optional[float], higher_is_better: Optional[bool]) -> str:
   return f'<span class="{css}">{value:+.4f}</span>' if css else f"{value:+.4f}"
 
 
-def _verdict(passed: Optional[bool]) -> str:
+def interval(bounds: Optional[Sequence[float]], signed: bool = False) -> str:
+  """A 95% interval under its value; nothing when TFMA computed none."""
+  if not bounds:
+    return ""
+  style = "+.4f" if signed else ".4f"
+  return f'<br><span class="ci">[{bounds[0]:{style}}, {bounds[1]:{style}}]</span>'
+
+
+def _verdict(passed: Optional[bool], applied: bool = True) -> str:
+  if not applied:
+    return '<span class="muted">not applied (no baseline yet)</span>'
   if passed is None:
     return '<span class="fail">NOT CHECKED</span>'
   return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
 
 
-def _table(headers: Sequence[str], rows: List[Tuple[Sequence[str], str]]) -> str:
+def _change_css(verdict: Optional[str]) -> str:
+  return {"significantly worse": "worse", "significantly better": "better"}.get(verdict, "")
+
+
+def _change_sentence(report: dict) -> str:
+  """Whether the gated metric's change is within noise, in one sentence."""
+  change = report["change"]
+  if change is None:
+    return ""
+  interval = change["diff_ci95"]
+  where = (f" (95% interval [{interval[0]:+.4f}, {interval[1]:+.4f}])" if interval else
+           " (no interval recorded)")
+  return (f'<p>Change of {html.escape(change["metric"])} against the baseline: '
+          f'{change["diff"]:+.4f}{where}: '
+          f'<span class="{_change_css(change["verdict"])}">{html.escape(change["verdict"])}'
+          "</span>. The gate judges the point estimate; a change within noise may "
+          "not repeat on new data.</p>")
+
+
+def table(headers: Sequence[str], rows: List[Tuple[Sequence[str], str]]) -> str:
   """`rows`: (already escaped cells, row CSS class); the first column is the name."""
   head = "".join(f'<th class="name">{h}</th>' if i == 0 else f"<th>{h}</th>"
                  for i, h in enumerate(headers))
@@ -73,15 +104,18 @@ def _overall(report: dict) -> str:
   headers = ["metric", "candidate"] + (["baseline", "difference"] if has_baseline else [])
   rows = []
   for metric in report["overall"]:
-    number = _count if metric["name"] == EXAMPLE_COUNT else _number
-    cells = [html.escape(metric["name"]), number(metric["candidate"])]
+    show = _count if metric["name"] == EXAMPLE_COUNT else number
+    ci95 = metric["ci95"]
+    cells = [html.escape(metric["name"]), show(metric["candidate"]) + interval(ci95["candidate"])]
     if has_baseline:
-      cells += [number(metric["baseline"]),
-                _diff(metric["diff"], directions.get(metric["name"]))]
+      cells += [show(metric["baseline"]) + interval(ci95["baseline"]),
+                _diff(metric["diff"], directions.get(metric["name"]))
+                + interval(ci95["diff"], signed=True)]
     rows.append((cells, ""))
-  note = ("" if has_baseline else
-          "<p>No blessed baseline: only the absolute thresholds applied.</p>")
-  return _table(headers, rows) + note
+  note = ("<p>No blessed baseline yet: only the absolute thresholds applied.</p>"
+          if not has_baseline else _change_sentence(report))
+  return ("<p>95% confidence intervals (TFMA's jackknife) under each value.</p>"
+          + table(headers, rows) + note)
 
 
 def _thresholds(report: dict) -> str:
@@ -89,9 +123,20 @@ def _thresholds(report: dict) -> str:
     return "<p>No thresholds were configured.</p>"
   rows = [([html.escape(t["metric"]), html.escape(t["slice"]),
             "change vs baseline" if t["kind"] == "change" else "absolute value",
-            html.escape(t["bound"]), _number(t["value"]), _verdict(t["passed"])], "")
+            html.escape(t["bound"]), number(t["value"]), _verdict(t["passed"], t["applied"])],
+           "")
           for t in report["thresholds"]]
-  return _table(["metric", "slice", "threshold on", "bound", "value", "result"], rows)
+  return table(["metric", "slice", "threshold on", "bound", "value", "result"], rows)
+
+
+def _slice_change(row: dict, higher: Optional[bool]) -> str:
+  change = row["change"]
+  if change is None:
+    return "&mdash;"
+  verdict = html.escape(change["verdict"])
+  css = _change_css(change["verdict"])
+  return (_diff(change["diff"], higher) + interval(change["diff_ci95"], signed=True)
+          + f'<br><span class="{css}">{"REGRESSION" if row["regression"] else verdict}</span>')
 
 
 def _slices(report: dict) -> str:
@@ -108,19 +153,49 @@ def _slices(report: dict) -> str:
   rows = []
   for row in report["slices"]:
     by_name = {m["name"]: m for m in row["metrics"]}
-    main = by_name.get(primary, {})
+    main = by_name.get(primary, {"ci95": {}})
     count = _count(row["example_count"])
     if row["small"]:
       count += f' <span class="flag">small (&lt; {report["small_slice_examples"]})</span>'
-    cells = [html.escape(row["slice"]), count, _number(main.get("candidate"))]
+    cells = [html.escape(row["slice"]), count,
+             number(main.get("candidate")) + interval(main["ci95"].get("candidate"))]
     if has_baseline:
-      cells += [_number(main.get("baseline")), _diff(main.get("diff"), higher)]
-    cells += [_number(by_name.get(name, {}).get("candidate")) for name in others]
-    rows.append((cells, "small" if row["small"] else ""))
+      cells += [number(main.get("baseline")) + interval(main["ci95"].get("baseline")),
+                _slice_change(row, higher)]
+    cells += [number(by_name.get(name, {}).get("candidate")) for name in others]
+    rows.append((cells, "regression" if row["regression"] else "small" if row["small"] else ""))
+  small = (f"Slices with fewer than {report['small_slice_examples']} examples are flagged: "
+           "their metrics are too noisy to act on.")
+  if has_baseline:
+    regressions = sum(row["regression"] for row in report["slices"])
+    return (f"<p>Candidate against baseline on every slice, worst change of "
+            f"{html.escape(primary or '')} first. A slice is a REGRESSION only when the "
+            "95% interval of the difference excludes zero on the worse side; "
+            f"{regressions} slice(s) regressed. {small}</p>" + table(headers, rows))
   order = "lowest" if higher else "highest"
   return (f"<p>Sorted by slicing feature, then {order} {html.escape(primary or '')} first. "
-          f"Slices with fewer than {report['small_slice_examples']} examples are flagged: "
-          "their metrics are too noisy to act on.</p>" + _table(headers, rows))
+          f"{small}</p>" + table(headers, rows))
+
+
+def _publication(report: dict) -> List[str]:
+  """Meta lines: the pushed version (or why nothing was pushed), the baseline's version."""
+  lines = []
+  push = report["push"]
+  if push is not None:
+    lines.append(f"Pushed: version {html.escape(push['version'] or '?')}"
+                 + (f" (<code>{html.escape(push['destination'])}</code>)"
+                    if push["destination"] else "")
+                 if push["pushed"] else f"Pushed: nothing ({html.escape(push['reason'])})")
+  baseline = report["baseline_model"]
+  if baseline:
+    location = baseline["evaluated_location"] or "(location not recorded)"
+    version = (f"served version {html.escape(baseline['version'])}" if baseline["version"]
+               else "version not found among the pushed versions")
+    lines.append(f"Baseline: blessed model compared with, {version}: "
+                 f"<code>{html.escape(location)}</code>")
+  else:
+    lines.append("Baseline: none (no blessed model yet)")
+  return lines
 
 
 def _figures(figures: List[Tuple[str, str]]) -> str:
@@ -138,17 +213,14 @@ def render(report: dict, figures: List[Tuple[str, str]]) -> str:
   verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
   reason = html.escape(blessing["reason"])
   model = report["model"]
-  baseline = report["baseline_model"]
   meta = [f"Evaluation: <code>{html.escape(report['evaluation_uri'])}</code>",
           f"Candidate model: <code>{html.escape(model['uri'])}</code>"
           + (f" (artifact {model['id']})" if model["id"] is not None else "")]
-  if baseline:
-    location = baseline["evaluated_location"] or "(location not recorded)"
-    meta.append(f"Baseline model: <code>{html.escape(location)}</code>")
+  meta += _publication(report)
   return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Evaluation report: {verdict}</title>
-<style>{_STYLE}</style></head>
+<style>{STYLE}</style></head>
 <body>
 <h1>Evaluation report</h1>
 <p class="meta">{"<br>".join(meta)}</p>

@@ -9,7 +9,10 @@ its EvalConfig produced:
     curve (e.g. LSTM), candidate and baseline overlaid,
   - metrics named `<name>@<K>` or `<name>_at_<K>` (or TFMA top-k sub keys)
     for several K -> a metric@K curve (e.g. the two-tower's recall_at_<K>),
-  - sliced metrics -> the primary metric by slice, one bar chart per feature.
+  - sliced metrics -> the primary metric by slice, one chart per feature:
+    candidate (and baseline) with TFMA's 95% intervals as whiskers, the
+    axis zoomed to the data so 0.981 and 1.000 look different, and the
+    gate's bound drawn as a line.
 Every value drawn is TFMA's; calibration buckets are only merged (summed) into
 fewer, wider ones so they stay readable.
 """
@@ -30,7 +33,7 @@ _AT_K = re.compile(r"(?P<name>.+?)(?:@|_at_)(?P<k>\d+)")
 _COLORS = {CANDIDATE: "#1f77b4", BASELINE: "#ff7f0e"}
 
 
-def _data_uri(figure: Figure) -> str:
+def data_uri(figure: Figure) -> str:
   buffer = io.BytesIO()
   # No "Software" text chunk: the file names no program and no URL.
   figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight",
@@ -77,7 +80,7 @@ def confusion_matrix(plot: Plot) -> str:
         axes.text(j, i, f"{count:g}", ha="center", va="center", fontsize=8,
                   color="white" if count > peak / 2 else "black")
   axes.set_title(_title("Confusion matrix, candidate, overall slice", plot))
-  return _data_uri(figure)
+  return data_uri(figure)
 
 
 def roc_curve(candidate: Plot, baseline: Optional[Plot]) -> str:
@@ -97,7 +100,7 @@ def roc_curve(candidate: Plot, baseline: Optional[Plot]) -> str:
   axes.set_ylim(0, 1.02)
   axes.legend(loc="lower right")
   axes.set_title(_title("ROC curve, overall slice", candidate))
-  return _data_uri(figure)
+  return data_uri(figure)
 
 
 def _calibration_points(plot: Plot) -> Tuple[List[float], List[float], List[float]]:
@@ -137,7 +140,7 @@ def calibration_curve(candidate: Plot, baseline: Optional[Plot]) -> str:
   axes.set_ylabel("fraction of positive labels")
   axes.legend(loc="upper left")
   axes.set_title(_title("Calibration, overall slice", candidate))
-  return _data_uri(figure)
+  return data_uri(figure)
 
 
 def at_k_curves(evaluation: Evaluation) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
@@ -167,43 +170,72 @@ def at_k_curve(name: str, by_role: Dict[str, List[Tuple[int, float]]]) -> str:
   axes.set_ylim(0, 1.02 if all(v <= 1 for p in by_role.values() for _, v in p) else None)
   axes.legend(loc="lower right")
   axes.set_title(f"{name}@K, overall slice")
-  return _data_uri(figure)
+  return data_uri(figure)
+
+
+def zoomed_limits(values: Sequence[float]) -> Tuple[float, float]:
+  """An axis range around `values` with a margin, at least 0.01 wide."""
+  low, high = min(values), max(values)
+  margin = max(0.1 * (high - low), 0.005)
+  return low - margin, high + margin
 
 
 def metric_by_slice(feature: str, rows: Sequence[dict], metric: str,
-                    small_slice_examples: int) -> str:
-  """Bars of `metric` per slice value; slices under the example floor hatched."""
+                    small_slice_examples: int, gate: Optional[dict] = None) -> str:
+  """`metric` per slice value as points with their 95% interval, the axis
+  zoomed to the data; slices under the example floor hollow; the gate's
+  bound (on the overall slice) as a dashed line."""
   figure = Figure(figsize=(max(6.0, 0.6 * len(rows) + 2), 4))
   axes = figure.subplots()
   has_baseline = any(r["baseline"] is not None for r in rows)
-  width = 0.4 if has_baseline else 0.8
-  positions = range(len(rows))
-  offset = width / 2 if has_baseline else 0.0
-  bars = axes.bar([p - offset for p in positions], [r["candidate"] or 0.0 for r in rows],
-                  width, color=_COLORS[CANDIDATE], label=CANDIDATE)
-  for bar, row in zip(bars, rows):
-    if row["small"]:
-      bar.set_hatch("//")
-      bar.set_edgecolor("#d62728")
-  if has_baseline:
-    axes.bar([p + offset for p in positions], [r["baseline"] or 0.0 for r in rows],
-             width, color=_COLORS[BASELINE], label=BASELINE)
-  axes.set_xticks(list(positions), [f"{r['value']}\nn={r['examples']:g}"
-                                    if r["examples"] is not None else str(r["value"])
-                                    for r in rows], fontsize=8)
-  axes.set_xlabel(f"{feature} (hatched: fewer than {small_slice_examples} examples)")
+  offset = 0.15 if has_baseline else 0.0
+  numbers: List[float] = []  # everything drawn, for the zoomed axis
+  for role, shift in ((CANDIDATE, -offset), (BASELINE, offset)):
+    points = [(position, row) for position, row in enumerate(rows) if row[role] is not None]
+    for index, (position, row) in enumerate(points):
+      value, interval = row[role], row.get(f"{role}_ci95")
+      errors = [[value - interval[0]], [interval[1] - value]] if interval else None
+      axes.errorbar([position + shift], [value], yerr=errors, fmt="o", markersize=9,
+                    color=_COLORS[role], capsize=5, elinewidth=2,
+                    markerfacecolor="white" if row["small"] else _COLORS[role],
+                    label=role if index == 0 else None)
+      numbers += [value] + (list(interval) if interval else [])
+  low, high = zoomed_limits(numbers) if numbers else (0.0, 1.0)
+  if gate is not None:
+    # A gate near the data is drawn inside the zoomed axis; a far one would
+    # flatten the data again, so it is drawn at the edge it lies beyond.
+    limit = gate["limit"]
+    if limit < low and low - limit <= high - low:
+      low = limit - 0.05 * (high - low)
+    elif limit > high and limit - high <= high - low:
+      high = limit + 0.05 * (high - low)
+    where = "below the axis" if limit < low else "above the axis" if limit > high else ""
+    drawn = min(max(limit, low), high)
+    axes.axhline(drawn, color="#d62728", linestyle="--", linewidth=1.5,
+                 label=f"gate {gate['bound']} (overall)" + (f", {where}" if where else ""))
+  axes.set_ylim(low, high)
+  axes.set_xlim(-0.6, len(rows) - 0.4)
+  axes.grid(axis="y", color="#dddddd")
+  axes.set_xticks(list(range(len(rows))), [f"{r['value']}\nn={r['examples']:g}"
+                                           if r["examples"] is not None else str(r["value"])
+                                           for r in rows], fontsize=8)
+  axes.set_xlabel(f"{feature} (hollow: fewer than {small_slice_examples} examples; "
+                  "whiskers: 95% interval)")
   axes.set_ylabel(metric)
-  axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
+  axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the points, not on them
   axes.set_title(f"{metric} by {feature}")
-  return _data_uri(figure)
+  return data_uri(figure)
 
 
 def render(evaluation: Evaluation, slices_by_feature: Dict[str, List[dict]],
-           primary_metric: Optional[str], small_slice_examples: int) -> List[Tuple[str, str]]:
+           primary_metric: Optional[str], small_slice_examples: int,
+           gate: Optional[dict] = None) -> List[Tuple[str, str]]:
   """[(title, data URI)] of every figure this evaluation has data for.
 
   `slices_by_feature` holds the report's per-slice rows ({"value",
-  "examples", "small", "candidate", "baseline"} of the primary metric).
+  "examples", "small", "candidate", "baseline", "candidate_ci95",
+  "baseline_ci95"} of the primary metric); `gate`: {"bound", "limit"} of
+  the value threshold on the primary metric, None when it has none.
   """
   figures = []
   for plot, _ in _by_kind(evaluation, CONFUSION_MATRIX):
@@ -217,5 +249,6 @@ def render(evaluation: Evaluation, slices_by_feature: Dict[str, List[dict]],
   if primary_metric:
     for feature, rows in slices_by_feature.items():
       figures.append((f"{primary_metric} by {feature}",
-                      metric_by_slice(feature, rows, primary_metric, small_slice_examples)))
+                      metric_by_slice(feature, rows, primary_metric, small_slice_examples,
+                                      gate)))
   return figures

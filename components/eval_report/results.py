@@ -6,13 +6,16 @@ evaluation; reading it here, once, keeps them from disagreeing. Everything
 comes from `tfma.load_eval_result` and `tfma.load_validation_result`: metric values, TFMA's own
 candidate-minus-baseline diffs, the thresholds of the EvalConfig the
 Evaluator actually ran (TFX drops change thresholds when there is no
-baseline) and which of them TFMA's validator failed. Nothing is recomputed.
+baseline) and which of them TFMA's validator failed. Nothing is recomputed:
+the 95% confidence intervals too are TFMA's (its jackknife, see
+pipeline/evaluation.py), for candidate, baseline and their difference alike.
 """
 import dataclasses
 import math
 import re
 from typing import Dict, List, Optional, Tuple
 
+from google.protobuf import json_format
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.slicer import slicer_lib
 
@@ -24,13 +27,25 @@ _DIFF_SUFFIX = "_diff"
 _TOP_K = re.compile(r"topK:(\d+)")
 
 
+Interval = Tuple[float, float]
+
+
 @dataclasses.dataclass(frozen=True)
 class MetricComparison:
-  """One scalar metric on one slice; None where TFMA recorded no (finite) value."""
+  """One scalar metric on one slice; None where TFMA recorded no (finite) value.
+
+  The `*_ci95` fields are TFMA's 95% confidence intervals (lower, upper) of
+  the value beside them; None where TFMA computed none (the Evaluator ran
+  without confidence intervals, or the metric is one TFMA skips, such as
+  example_count).
+  """
   name: str
   candidate: Optional[float]
   baseline: Optional[float]
   diff: Optional[float]  # TFMA's candidate - baseline (its `<name>_diff` metric)
+  candidate_ci95: Optional[Interval] = None
+  baseline_ci95: Optional[Interval] = None
+  diff_ci95: Optional[Interval] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +72,10 @@ class ThresholdCheck:
   kind: str                # "value" (absolute) or "change" (against the baseline)
   bound: str               # e.g. ">= 0.95" or "change >= -0.01"
   value: Optional[float]   # the metric for "value", TFMA's diff for "change"
-  passed: Optional[bool]   # None: TFMA recorded no value to check
+  passed: Optional[bool]   # None: TFMA recorded no value to check, or not applied
   higher_is_better: bool
+  limit: Optional[float] = None  # the bound's number (lower or upper, absolute change)
+  applied: bool = True     # False: configured, but TFX ran without it (no baseline yet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,31 +131,41 @@ def metric_label(name: str, output_name: str = "", sub_key: str = "") -> str:
   return f"{output_name}/{label}" if output_name else label
 
 
-def _scalar(value) -> Optional[float]:
-  """A metric's number, or None for non-scalar or non-finite (e.g. NaN) values."""
-  if not isinstance(value, dict):
-    return None
-  number = (value["boundedValue"].get("value") if "boundedValue" in value  # with a CI
-            else value.get("doubleValue"))
+def _finite(number) -> Optional[float]:
   if number is None:
     return None
   number = float(number)  # JSON gives NaN and infinities as strings.
   return number if math.isfinite(number) else None
 
 
-def _flatten(metrics_by_output) -> Tuple[Dict[str, float], Dict[str, float]]:
-  """(values, diffs) by flat metric name from one slice of a loaded EvalResult."""
+def _scalar(value) -> Tuple[Optional[float], Optional[Interval]]:
+  """(a metric's number, its confidence interval), None for what is missing,
+  non-scalar or non-finite (e.g. NaN)."""
+  if not isinstance(value, dict):
+    return None, None
+  if "boundedValue" not in value:
+    return _finite(value.get("doubleValue")), None
+  bounded = value["boundedValue"]
+  lower, upper = _finite(bounded.get("lowerBound")), _finite(bounded.get("upperBound"))
+  interval = (lower, upper) if lower is not None and upper is not None else None
+  return _finite(bounded.get("value")), interval
+
+
+def _flatten(metrics_by_output) -> Tuple[Dict[str, Tuple[float, Optional[Interval]]],
+                                         Dict[str, Tuple[float, Optional[Interval]]]]:
+  """(values, diffs) by flat metric name, each (number, interval), from one
+  slice of a loaded EvalResult."""
   values, diffs = {}, {}
   for output_name, by_sub_key in (metrics_by_output or {}).items():
     for sub_key, by_name in by_sub_key.items():
       for name, value in by_name.items():
-        number = _scalar(value)
+        number, interval = _scalar(value)
         if number is None:
           continue
         if name.endswith(_DIFF_SUFFIX):
-          diffs[metric_label(name[:-len(_DIFF_SUFFIX)], output_name, sub_key)] = number
+          diffs[metric_label(name[:-len(_DIFF_SUFFIX)], output_name, sub_key)] = (number, interval)
         else:
-          values[metric_label(name, output_name, sub_key)] = number
+          values[metric_label(name, output_name, sub_key)] = (number, interval)
   return values, diffs
 
 
@@ -156,23 +183,26 @@ def _plots(eval_result) -> Tuple[Plot, ...]:
   return ()
 
 
-def _describe(threshold) -> Tuple[str, str, bool]:
-  """(kind, bound, higher_is_better) of a GenericValue/ChangeThreshold."""
+def _describe(threshold) -> Tuple[str, str, bool, Optional[float]]:
+  """(kind, bound, higher_is_better, limit) of a GenericValue/ChangeThreshold."""
   if isinstance(threshold, tfma.GenericValueThreshold):
-    bounds = []
-    if threshold.HasField("lower_bound"):
-      bounds.append(f">= {threshold.lower_bound.value:g}")
+    bounds, limit = [], None
     if threshold.HasField("upper_bound"):
       bounds.append(f"<= {threshold.upper_bound.value:g}")
-    return "value", " and ".join(bounds), threshold.HasField("lower_bound")
+      limit = threshold.upper_bound.value
+    if threshold.HasField("lower_bound"):
+      bounds.insert(0, f">= {threshold.lower_bound.value:g}")
+      limit = threshold.lower_bound.value
+    return "value", " and ".join(bounds), threshold.HasField("lower_bound"), limit
   higher = threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
   op = ">=" if higher else "<="
-  bounds = []
+  bounds, limit = [], None
   if threshold.HasField("absolute"):
     bounds.append(f"change {op} {threshold.absolute.value:g}")
+    limit = threshold.absolute.value
   if threshold.HasField("relative"):
     bounds.append(f"relative change {op} {threshold.relative.value:g}")
-  return "change", " and ".join(bounds), higher
+  return "change", " and ".join(bounds), higher, limit
 
 
 def _identity(key: tfma.metrics.MetricKey):
@@ -195,8 +225,8 @@ def _failures(validation) -> Tuple[set, List[str]]:
       key = tfma.metrics.MetricKey.from_proto(failure.metric_key)
       failed.add((slice_key, _identity(key)))
       threshold = failure.metric_threshold
-      _, bound, _ = _describe(threshold.change_threshold if key.is_diff
-                              else threshold.value_threshold)
+      _, bound, _, _ = _describe(threshold.change_threshold if key.is_diff
+                                 else threshold.value_threshold)
       lines.append(f"{_key_label(key)}{' (change vs baseline)' if key.is_diff else ''} "
                    f"on {slice_name} = {failure.metric_value.double_value.value:.4f} "
                    f"fails {bound}")
@@ -225,7 +255,7 @@ def _threshold_checks(config, baseline_name: Optional[str], slices: Tuple[SliceR
       if isinstance(slice_spec, tfma.CrossSlicingSpec):
         continue
       spec = tfma.slicer.SingleSliceSpec(spec=slice_spec) if slice_spec else None
-      kind, bound, higher = _describe(threshold)
+      kind, bound, higher, limit = _describe(threshold)
       for slice_result in slices:
         if spec is not None and not spec.is_slice_applicable(slice_result.key):
           continue
@@ -235,12 +265,36 @@ def _threshold_checks(config, baseline_name: Optional[str], slices: Tuple[SliceR
           value = comparison.diff if key.is_diff else comparison.candidate
         passed = None if value is None else (slice_result.key, _identity(key)) not in failed
         checks.append(ThresholdCheck(_key_label(key), slice_result.name, kind, bound,
-                                     value, passed, higher))
+                                     value, passed, higher, limit))
   return tuple(checks)
 
 
-def load_evaluation(uri: str) -> Evaluation:
-  """Reads the Evaluator's `evaluation` artifact at `uri`."""
+def _not_applied(configured: tfma.EvalConfig,
+                 slices: Tuple[SliceResult, ...]) -> Tuple[ThresholdCheck, ...]:
+  """The change thresholds of the configured EvalConfig, which TFX leaves out
+  of the one it runs when there is no baseline yet."""
+  checks = []
+  thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(configured.metrics_specs)
+  for key, entries in thresholds.items():
+    for slice_spec, threshold in entries:
+      if not key.is_diff or isinstance(slice_spec, tfma.CrossSlicingSpec):
+        continue
+      spec = tfma.slicer.SingleSliceSpec(spec=slice_spec) if slice_spec else None
+      kind, bound, higher, limit = _describe(threshold)
+      for slice_result in slices:
+        if spec is None or spec.is_slice_applicable(slice_result.key):
+          checks.append(ThresholdCheck(_key_label(key), slice_result.name, kind, bound,
+                                       None, None, higher, limit, applied=False))
+  return tuple(checks)
+
+
+def load_evaluation(uri: str, configured_eval_config: Optional[str] = None) -> Evaluation:
+  """Reads the Evaluator's `evaluation` artifact at `uri`.
+
+  `configured_eval_config` (the EvalConfig the pipeline gave the Evaluator,
+  as JSON): its change thresholds are listed as not applied when the
+  evaluation had no baseline.
+  """
   config, _, _, _ = tfma.writers.eval_config_writer.load_eval_run(uri)
   candidate_names = [s.name for s in config.model_specs if not s.is_baseline]
   baseline_names = [s.name for s in config.model_specs if s.is_baseline]
@@ -255,8 +309,11 @@ def load_evaluation(uri: str) -> Evaluation:
       continue
     values, diffs = _flatten(metrics)
     base_values, _ = _flatten(baseline_by_slice.get(slice_key))
+    none = (None, None)
     comparisons = tuple(
-        MetricComparison(name, values.get(name), base_values.get(name), diffs.get(name))
+        MetricComparison(name, values.get(name, none)[0], base_values.get(name, none)[0],
+                         diffs.get(name, none)[0], values.get(name, none)[1],
+                         base_values.get(name, none)[1], diffs.get(name, none)[1])
         for name in sorted(set(values) | set(base_values)))
     slices.append(SliceResult(slice_key, tfma.slicer.stringify_slice_key(slice_key),
                               comparisons))
@@ -266,13 +323,17 @@ def load_evaluation(uri: str) -> Evaluation:
 
   validation = tfma.load_validation_result(uri)
   failed, failure_lines = _failures(validation)
+  checks = _threshold_checks(config, baseline_names[0] if baseline_names else None,
+                             tuple(slices), failed)
+  if configured_eval_config and not baseline_names:
+    configured = json_format.Parse(configured_eval_config, tfma.EvalConfig())
+    checks += _not_applied(configured, tuple(slices))
   return Evaluation(
       uri=uri,
       candidate_location=candidate.model_location,
       baseline_location=baseline.model_location if baseline else None,
       slices=tuple(slices),
-      thresholds=_threshold_checks(config, baseline_names[0] if baseline_names else None,
-                                   tuple(slices), failed),
+      thresholds=checks,
       validation_ok=validation.validation_ok,
       failures=tuple(failure_lines),
       plots={role: _plots(result) for role, result in

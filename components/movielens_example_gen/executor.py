@@ -8,16 +8,29 @@ reference recalls (data/interactions/reference_recall.py) are computed on, so
 the model's recall and the references are comparable. Parsing and the split
 rule are imported from that module, not re-implemented, and a malformed row
 fails the run with MovieLensFormatError naming the file and line.
+
+Two paths make the same examples:
+- Executor, a Beam pipeline: lines are parsed in parallel, rows grouped by
+  user, so no worker holds more than one user's timeline besides the small
+  u.item and u.user; examples are encoded by wire_format (an eighth of the
+  cost of building tf.train.Example messages). This is what runs.
+- split_examples / examples_by_split, in one process with tf.train.Example
+  (to_example): for the reference statistics and tests
+  (components/example_sources.py), and the reference the executor's output
+  is tested against (tests/test_movielens_beam.py).
 """
 import os
 import tempfile
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from tfx.types import standard_component_specs
 
 from components.carved_splits import OUTPUT_SPLITS, CarvedSplitsExecutor
+from components.movielens_example_gen import wire_format
 from modules.two_tower import features, movielens
 
 
@@ -89,6 +102,122 @@ def examples_by_split(data_dir: str) -> Iterator[Tuple[str, tf.train.Example]]:
         timeline_row, users.get(timeline_row.interaction.user_id, movielens.UNKNOWN_USER))
 
 
+def _numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
+  """(1-based line number, line) of the non-empty lines of `path`, on any
+  filesystem Beam reads, cut at newlines as ReadFromText cuts them."""
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+    for line_number, raw in enumerate(stream, start=1):
+      line = raw.decode(movielens.ENCODING).rstrip("\r\n")
+      if line:
+        yield line_number, line
+
+
+def _check_ratings(path: str, lines: Iterable[Tuple[int, str]],
+                   items: Dict[int, movielens.Item]) -> None:
+  for _ in movielens.interactions_from_lines(path, lines, items):
+    pass
+
+
+def _first_error(path: str, error: movielens.MovieLensFormatError, check_file: Callable,
+                 *side_inputs) -> movielens.MovieLensFormatError:
+  """The error of the first bad line of `path`, as the sequential reader reports it.
+
+  ReadFromText does not number lines (a file is read in parallel ranges), so
+  `error`, found in a line of unknown position, is located by checking the
+  file again in order with `check_file` (a movielens *_from_lines function).
+  Only a failing run pays for that second read. If the file no longer fails
+  (it changed under the run), `error` itself is returned.
+  """
+  try:
+    check_file(path, _numbered_lines(path), *side_inputs)
+  except movielens.MovieLensFormatError as located:
+    return located
+  return error
+
+
+class _ParseLines(beam.DoFn):
+  """Parses each line of one file with `parse` (a movielens parse_* function)."""
+
+  def __init__(self, path: str, parse: Callable, check_file: Callable):
+    super().__init__()
+    self._path = path
+    self._parse = parse
+    self._check_file = check_file
+
+  def process(self, raw: bytes, *side_inputs):
+    line = raw.decode(movielens.ENCODING).rstrip("\r\n")
+    if not line:
+      return
+    try:
+      yield self._parse(self._path, _UNKNOWN_LINE, line, *side_inputs)
+    except movielens.MovieLensFormatError as error:
+      raise _first_error(self._path, error, self._check_file, *side_inputs) from None
+
+
+# The line number a row's parse is given before its error is located.
+_UNKNOWN_LINE = 0
+
+
+class _ById(beam.CombineFn):
+  """Rows of a small file (u.item, u.user) as one dict keyed by their id, the
+  side input that every interaction is joined with; a duplicate id fails the
+  run naming its line."""
+
+  def __init__(self, path: str, id_name: str, check_file: Callable):
+    super().__init__()
+    self._path = path
+    self._id_name = id_name
+    self._check_file = check_file
+
+  def create_accumulator(self) -> Dict[int, Any]:
+    return {}
+
+  def add_input(self, mutable_accumulator: Dict[int, Any], row) -> Dict[int, Any]:
+    if row[0] in mutable_accumulator:
+      self._fail(row[0])
+    mutable_accumulator[row[0]] = row
+    return mutable_accumulator
+
+  def merge_accumulators(self, accumulators) -> Dict[int, Any]:
+    merged: Dict[int, Any] = {}
+    for accumulator in accumulators:
+      for row in accumulator.values():
+        self.add_input(merged, row)
+    return merged
+
+  def extract_output(self, accumulator: Dict[int, Any]) -> Dict[int, Any]:
+    return accumulator
+
+  def _fail(self, row_id: int):
+    error = movielens.MovieLensFormatError(
+        self._path, _UNKNOWN_LINE, f"duplicate {self._id_name} {row_id}")
+    raise _first_error(self._path, error, self._check_file)
+
+
+class _UserExamples(beam.DoFn):
+  """One user's ratings -> their serialized tf.Examples, tagged by split."""
+
+  def setup(self):
+    self._encoder = wire_format.ExampleEncoder()
+
+  def process(self, user_ratings, items, users):
+    user_id, ratings = user_ratings
+    # Sorted so that the rows a split rule cannot tell apart (same time and
+    # item) come in the same order on every runner.
+    rows = [movielens.interaction(user_id, items[item_id], rating, timestamp)
+            for item_id, rating, timestamp in sorted(ratings)]
+    user_part = wire_format.user_entries(user_id, users.get(user_id, movielens.UNKNOWN_USER))
+    for timeline_row in movielens.user_timeline(rows):
+      yield beam.pvalue.TaggedOutput(timeline_row.split,
+                                     self._encoder.encode(timeline_row, user_part))
+
+
+def _user_rating(path: str, line_number: int, line: str, items: Dict[int, movielens.Item]):
+  """A u.data row keyed by its user: (user_id, (item_id, rating, timestamp))."""
+  user_id, item_id, rating, timestamp = movielens.parse_rating(path, line_number, line, items)
+  return user_id, (item_id, rating, timestamp)
+
+
 class Executor(CarvedSplitsExecutor):
   """Emits the train, validation and eval splits of a MovieLens-format directory."""
 
@@ -98,16 +227,39 @@ class Executor(CarvedSplitsExecutor):
     """Overridden (as BaseExampleGenExecutor suggests for custom splitting)
     because which split a row goes to depends on all of its user's rows.
 
-    The files are read on a worker (not while building the graph); the time
-    split needs every row of a user at once, so one element reads the whole
-    log, and Reshuffle spreads the examples over workers for what follows.
+    The log is read and parsed in parallel (ReadFromText splits files into
+    ranges), grouped by user (one user's timeline is all a worker holds at
+    once) and joined with u.item and u.user, which are small, as side
+    inputs. The base class writes each split with Beam's TFRecord sink.
     """
-    data_dir = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-    tagged = (pipeline
-              | "DataDir" >> beam.Create([data_dir])
-              | "ReadAndSplit" >> beam.FlatMap(examples_by_split)
-              | "Spread" >> beam.Reshuffle())
-    parts = tagged | "BySplit" >> beam.Partition(
-        lambda pair, _: OUTPUT_SPLITS.index(pair[0]), len(OUTPUT_SPLITS))
-    return {name: part | f"Examples[{name}]" >> beam.Values()
-            for name, part in zip(OUTPUT_SPLITS, parts)}
+    data_dir = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
+    items_path, ratings_path, users_path = (
+        f"{data_dir}/{name}"
+        for name in (movielens.ITEMS_FILE, movielens.RATINGS_FILE, movielens.USERS_FILE))
+
+    def read(label: str, path: str) -> beam.PCollection:
+      return pipeline | f"Read[{label}]" >> beam.io.ReadFromText(
+          path, coder=beam.coders.BytesCoder())
+
+    items = (read("items", items_path)
+             | "ParseItems" >> beam.ParDo(
+                 _ParseLines(items_path, movielens.parse_item, movielens.items_from_lines))
+             | "ItemsById" >> beam.CombineGlobally(
+                 _ById(items_path, "item_id", movielens.items_from_lines)))
+    if FileSystems.exists(users_path):
+      users = (read("users", users_path)
+               | "ParseUsers" >> beam.ParDo(
+                   _ParseLines(users_path, movielens.parse_user, movielens.users_from_lines))
+               | "UsersById" >> beam.CombineGlobally(
+                   _ById(users_path, "user_id", movielens.users_from_lines)))
+    else:
+      users = pipeline | "NoUsers" >> beam.Create([{}])
+    examples = (read("ratings", ratings_path)
+                | "ParseRatings" >> beam.ParDo(
+                    _ParseLines(ratings_path, _user_rating, _check_ratings),
+                    beam.pvalue.AsSingleton(items))
+                | "ByUser" >> beam.GroupByKey()
+                | "UserExamples" >> beam.ParDo(
+                    _UserExamples(), beam.pvalue.AsSingleton(items),
+                    beam.pvalue.AsSingleton(users)).with_outputs(*OUTPUT_SPLITS))
+    return {name: examples[name] for name in OUTPUT_SPLITS}

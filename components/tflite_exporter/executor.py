@@ -9,14 +9,20 @@ Parity is measured against the SavedModel as TF Serving runs it, not against
 the adapter's own function (which would agree with its conversion even when
 the adapter is wrong): raw eval examples go through the SavedModel's
 `serving_default` for the reference outputs, and through its
-`transform_features` for the TFLite inputs (and labels). The conversion is
-exported only if the gate passes (parity.py), and then atomically
-(layout.py). A failed gate raises: the run fails loudly, and nothing appears
-under the TFLite directory.
+`transform_features` for the TFLite inputs (and labels). The gate runs on
+the file as shipped: with its TFLite Model Metadata and associated files
+(labels.txt, vocabularies) already embedded (model_metadata.py). The
+conversion is exported only if the gate passes (parity.py), and then
+atomically (layout.py). A failed gate raises: the run fails loudly, and
+nothing appears under the TFLite directory.
+
+metadata.json holds no machine paths: the source SavedModel and the serving
+version are named relative to the exported version directory when local,
+and as given when they are URIs (gs://, s3://).
 """
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -27,7 +33,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components import uris
-from components.tflite_exporter import conversion, layout, parity
+from components.tflite_exporter import conversion, layout, model_metadata, parity
 from modules.common import contract
 
 # Input and output keys.
@@ -71,14 +77,21 @@ def _not_exportable_reason(blessing: types.Artifact, pushed: types.Artifact) -> 
   return ""
 
 
+def _as_shipped(model_bytes: bytes) -> bytes:
+  return model_bytes
+
+
 def convert_with_parity(adapter: contract.FamilyAdapter, model: Any, model_path: str,
-                        serialized: tf.Tensor, mode: str,
-                        representative_examples: int) -> Tuple[bytes, Dict[str, Any]]:
+                        serialized: tf.Tensor, mode: str, representative_examples: int,
+                        finish: Callable[[bytes], bytes] = _as_shipped
+                        ) -> Tuple[bytes, Dict[str, Any]]:
   """Converts the adapter's function; returns the flatbuffer and parity figures.
 
   The SavedModel's `transform_features` makes the TFLite inputs (and the
   labels the quality metric reads) of the raw `serialized` examples; its
-  `serving_default` makes the reference outputs.
+  `serving_default` makes the reference outputs. `finish` turns the
+  conversion into the file shipped (embedding its metadata) before the
+  parity run, so the gate checks exactly what is published.
   """
   signatures = tf.saved_model.load(model_path).signatures
   eval_batch = {name: value.numpy() for name, value in
@@ -89,12 +102,41 @@ def convert_with_parity(adapter: contract.FamilyAdapter, model: Any, model_path:
             for spec in adapter.inputs}
   representative = {name: value[:representative_examples] for name, value in inputs.items()}
   function = conversion.serving_function(adapter, model)
-  model_bytes = conversion.convert(function, model, mode, representative, adapter.batch_size)
+  model_bytes = finish(conversion.convert(function, model, mode, representative,
+                                          adapter.batch_size))
   served = {name: value.numpy() for name, value in
             signatures[contract.SERVING_DEFAULT](**request).items()}
   figures = parity.measure(adapter, mode, eval_batch, served=served,
                            candidate=conversion.run_tflite(model_bytes, inputs))
   return model_bytes, figures
+
+
+def _read_shipped_files(adapter_name: str, extra_files: Dict[str, str]) -> Dict[str, bytes]:
+  """{file name: content} of the adapter's extra files, read before any
+  conversion so a missing one fails the run with nothing written."""
+  contents = {}
+  for name, source in sorted(extra_files.items()):
+    if not tf.io.gfile.exists(source):
+      raise FileNotFoundError(f"TFLite adapter {adapter_name} ships {name} from {source}, "
+                              "which does not exist")
+    with tf.io.gfile.GFile(source, "rb") as f:
+      contents[name] = f.read()
+  return contents
+
+
+def portable_location(location: str, version_dir: str) -> str:
+  """`location` as metadata.json records it: a URI as given, a local path
+  relative to the exported version directory (no machine paths)."""
+  if uris.is_uri(location) or uris.is_uri(version_dir):
+    return location
+  return os.path.relpath(location, version_dir)
+
+
+def _tensor_entries(described: List[Dict[str, Any]],
+                    adapter: contract.FamilyAdapter) -> List[Dict[str, Any]]:
+  """describe()'s name, shape and dtype of each tensor with its meaning."""
+  return [{**entry, **model_metadata.describe_tensor(adapter.tensor_meanings[entry["name"]])}
+          for entry in described]
 
 
 class Executor(base_executor.BaseExecutor):
@@ -129,29 +171,46 @@ class Executor(base_executor.BaseExecutor):
     model_path = path_utils.serving_model_path(
         artifact_utils.get_single_uri(input_dict[MODEL_KEY]))
     model = adapter.load_model(model_path)
+    extra_files = adapter.extra_files(model, tft.TFTransformOutput(
+        artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])))
+    shipped = {**_read_shipped_files(exec_properties[ADAPTER_KEY], extra_files),
+               **model_metadata.label_files(adapter.tensor_meanings)}
     serialized = read_eval_examples(artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
                                     exec_properties[PARITY_EXAMPLES_KEY])
     model_bytes, figures = convert_with_parity(
         adapter, model, model_path, serialized, mode,
-        exec_properties[REPRESENTATIVE_EXAMPLES_KEY])
+        exec_properties[REPRESENTATIVE_EXAMPLES_KEY],
+        finish=lambda converted: model_metadata.populate(converted, adapter, version, shipped))
     parity.check(family, mode, figures)
-    extra_files = adapter.extra_files(model, tft.TFTransformOutput(
-        artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY])))
+    embedded = model_metadata.read(model_bytes)
+    described = conversion.describe(model_bytes)
     metadata = {
         "family": family,
         "version": version,
+        "title": adapter.title,
+        "description": adapter.description,
+        "license": adapter.license,
         "model_file": layout.MODEL_FILE,
         "size_bytes": len(model_bytes),
         "quantization": mode,
-        **conversion.describe(model_bytes),
+        "inputs": _tensor_entries(described["inputs"], adapter),
+        "outputs": _tensor_entries(described["outputs"], adapter),
+        "embedded_metadata": {
+            "name": model_metadata.METADATA_NAME,
+            "min_parser_version": embedded["min_parser_version"],
+            "associated_files": sorted(model_metadata.associated_files(model_bytes)),
+        },
         "preprocessing": adapter.preprocessing,
-        "extra_files": sorted(extra_files),
+        "extra_files": sorted(shipped),
         "adapter": exec_properties[ADAPTER_KEY],
         "parity": figures,
-        "source_model_uri": model_path,
-        "serving_model": pushed.get_string_custom_property("pushed_destination"),
+        "source_model_uri": portable_location(model_path, target),
+        "serving_model": portable_location(
+            pushed.get_string_custom_property("pushed_destination"), target),
     }
-    destination = layout.write_version(tflite_dir, version, model_bytes, metadata, extra_files)
+    # The bytes embedded are the bytes shipped beside the model.
+    destination = layout.write_version(tflite_dir, version, model_bytes, metadata, {},
+                                       contents=shipped)
     logging.info("TFLite model exported to %s (%s, %d bytes, parity %s)",
                  destination, mode, len(model_bytes), figures)
 

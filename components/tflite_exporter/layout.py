@@ -1,8 +1,8 @@
 """The export directory `<tflite_dir>/<version>/`: published whole, read back.
 
-A version directory holds model.tflite, the adapter's extra files and
-metadata.json, which is written last and marks the version complete. It is
-published with the same protocol as the serving push
+A version directory holds model.tflite, the adapter's extra files, any
+labels.txt and metadata.json, which is written last and marks the version
+complete. It is published with the same protocol as the serving push
 (components/publishing.py): atomically by rename on a local disk, by an
 ordered copy ending with metadata.json on an object store (gs://, s3://).
 An app or sync job that reads only versions with a metadata.json never sees
@@ -12,7 +12,7 @@ versions equal serving versions, which are immutable).
 import json
 import os
 import shutil
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -23,15 +23,20 @@ METADATA_FILE = "metadata.json"
 
 
 def write_version(tflite_dir: str, version: str, model_bytes: bytes,
-                  metadata: Dict[str, Any], extra_files: Dict[str, str]) -> str:
+                  metadata: Dict[str, Any], extra_files: Dict[str, str], *,
+                  contents: Optional[Dict[str, bytes]] = None) -> str:
   """Publishes one complete version directory; returns its path.
 
-  Raises FileExistsError when the version already exists; nothing is left
-  visible when any step fails.
+  `extra_files` are copied from their source paths, `contents` ({file name:
+  bytes}, such as labels.txt) written as given. Raises FileExistsError when
+  the version already exists; nothing is left visible when any step fails.
   """
   def assemble(staging: str) -> None:
     with open(os.path.join(staging, MODEL_FILE), "wb") as f:
       f.write(model_bytes)
+    for name, content in (contents or {}).items():
+      with open(os.path.join(staging, name), "wb") as f:
+        f.write(content)
     for name, source in extra_files.items():
       if uris.is_uri(source):  # A Transform output on an object store.
         tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)

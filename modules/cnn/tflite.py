@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from modules.cnn import features
 from modules.cnn.model import serve_transformed
-from modules.common.contract import Arrays, FamilyAdapter, Tensors
+from modules.common.contract import LABELS_FILE, Arrays, FamilyAdapter, TensorMeaning, Tensors
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
@@ -28,6 +28,31 @@ class CnnAdapter(FamilyAdapter):
                     f"{features.IMAGE_HEIGHT}x{features.IMAGE_WIDTH} grey digit"),
       "rule": (f"{IMAGE_XF} = float32(pixels) / {features.MAX_PIXEL_VALUE}, reshaped to "
                f"[batch, {features.IMAGE_HEIGHT}, {features.IMAGE_WIDTH}, 1]"),
+  }
+
+  title = "MNIST digit classifier (CNN)"
+  description = (
+      f"Recognises one handwritten digit in a {features.IMAGE_HEIGHT}x{features.IMAGE_WIDTH} "
+      "greyscale image drawn as in MNIST: a white digit on a black background, roughly "
+      "centred. Returns the probability of each digit 0-9; output index i is digit i.")
+  license = ("Code: Apache-2.0. Weights trained on the default data, MNIST "
+             "(Y. LeCun, C. Cortes, C. Burges), come under its CC BY-SA 3.0 licence.")
+  tensor_meanings = {
+      IMAGE_XF: TensorMeaning(
+          description=(
+              f"One digit image per row: {features.IMAGE_HEIGHT}x{features.IMAGE_WIDTH} "
+              f"greyscale pixels, row-major, white strokes ({int(features.MAX_PIXEL_VALUE)}) "
+              f"on a black background (0) as in MNIST, scaled to [0, 1] as "
+              f"pixel / {features.MAX_PIXEL_VALUE}. Invert dark-on-light images first."),
+          value_range=(0.0, 1.0),
+          normalization=(0.0, features.MAX_PIXEL_VALUE),
+          grayscale_image_size=(features.IMAGE_HEIGHT, features.IMAGE_WIDTH)),
+      features.PROBABILITIES: TensorMeaning(
+          description=(f"{features.NUM_CLASSES} probabilities per image, summing to 1: "
+                       "index i is the probability that the image shows digit i "
+                       f"(line i of {LABELS_FILE})."),
+          value_range=(0.0, 1.0),
+          axis_labels=tuple(str(digit) for digit in range(features.NUM_CLASSES))),
   }
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:

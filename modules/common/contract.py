@@ -17,7 +17,7 @@ TensorFlow, and so that each of those names has exactly one definition:
 import abc
 import hashlib
 import importlib
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 # Splits, as ExampleGen names them. The data comes as TRAIN_SPLIT and
 # EVAL_SPLIT (SPLITS); ExampleGen carves VALIDATION_SPLIT out of train.
@@ -53,6 +53,9 @@ FLOAT32 = "float32"
 DYNAMIC_RANGE = "dynamic_range"
 INT8 = "int8"
 QUANTIZATION_MODES = (FLOAT32, DYNAMIC_RANGE, INT8)
+# The labels of a TFLite output's last axis, one per line, shipped beside and
+# inside model.tflite (TensorMeaning.axis_labels).
+LABELS_FILE = "labels.txt"
 
 # {name: numpy array} and {name: tf.Tensor}: typed loosely here so this
 # module needs neither numpy nor TensorFlow.
@@ -63,6 +66,31 @@ Tensors = Dict[str, Any]
 def transformed_name(key: str) -> str:
   """The name Transform gives the feature it derives from raw feature `key`."""
   return key + "_xf"
+
+
+class TensorMeaning(NamedTuple):
+  """What an app developer needs to know about one TFLite input or output.
+
+  The exporter writes it into metadata.json and embeds it in model.tflite as
+  TFLite Model Metadata (components/tflite_exporter/model_metadata.py), which
+  Android Studio's ML Model Binding and the TFLite Task Library read.
+  """
+  # What the values are and how an app makes or reads them.
+  description: str
+  # (min, max) of the values the model takes or gives.
+  value_range: Optional[Tuple[float, float]] = None
+  # Raw input -> tensor value as (raw - mean) / std, when an app scales raw
+  # values (pixels) itself: (mean, std).
+  normalization: Optional[Tuple[float, float]] = None
+  # (height, width) of a greyscale image tensor; None for other tensors.
+  grayscale_image_size: Optional[Tuple[int, int]] = None
+  # The meaning of each index of the last axis (index i means
+  # axis_labels[i]), shipped as LABELS_FILE beside and inside the model.
+  axis_labels: Tuple[str, ...] = ()
+  # (extra file name, TFLite AssociatedFileType name, description) of shipped
+  # files that describe this tensor's values, such as a vocabulary; they are
+  # embedded in model.tflite too.
+  associated_files: Tuple[Tuple[str, str, str], ...] = ()
 
 
 class FamilyAdapter(abc.ABC):
@@ -91,7 +119,10 @@ class FamilyAdapter(abc.ABC):
   - `preprocessing` and `prepare()`: the documented raw-input rule and its
     implementation, used by the prediction CLI exactly as an app would;
   - `extra_files()`: files shipped next to model.tflite (vocabularies, an
-    item embedding table), as {file name: source path}.
+    item embedding table), as {file name: source path};
+  - `title`, `description`, `license` and `tensor_meanings`: what an app
+    developer reads about the model and each input and output tensor, in
+    metadata.json and embedded in model.tflite.
   """
 
   # The transformed features the TFLite model takes, in order, as
@@ -106,6 +137,13 @@ class FamilyAdapter(abc.ABC):
   quality_metric: str
   # {"raw_input": ..., "rule": ...}: how an app turns raw input into `inputs`.
   preprocessing: Dict[str, str]
+  # The model's display name, what it does, and the terms its weights come
+  # under (they derive from the training data, whose licence matters).
+  title: str
+  description: str
+  license: str
+  # {name: TensorMeaning} of every TFLite input and output.
+  tensor_meanings: Dict[str, TensorMeaning]
 
   def load_model(self, saved_model_dir: str) -> Any:
     """The model `outputs()` is given; the Keras model by default."""

