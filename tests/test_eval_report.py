@@ -489,6 +489,26 @@ def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs,
   _check_page_renders(str(compare_dir / "compare.html"), tmp_path, 0)
 
 
+def _scores_by_length_config(auc_floor, reported, options=None):
+  """A TFMA config over a frame's candidate_score / baseline_score columns:
+  AUC gated at `auc_floor` on the overall slice, `reported` metrics, slices by
+  length_bucket, like the LSTM family's."""
+  return tfma.EvalConfig(
+      model_specs=[
+          tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
+          tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
+                         is_baseline=True)],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+              tfma.PerSliceMetricThreshold(
+                  slicing_specs=[tfma.SlicingSpec()],
+                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={"value": auc_floor})))])]
+          + [tfma.MetricConfig(class_name=name) for name in reported])],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])],
+      options=options)
+
+
 def _binary_eval(output_path):
   """Real TFMA evaluation configured like the LSTM family: AUC gate, binary
   accuracy, ROC and calibration plots, length-bucket slices, a baseline."""
@@ -501,22 +521,9 @@ def _binary_eval(output_path):
       "baseline_score": np.clip(0.15 * label + 0.85 * rng.random(n), 0, 1),
       "length_bucket": rng.choice(["short", "medium", "long"], n, p=[0.5, 0.46, 0.04]),
   })
-  config = tfma.EvalConfig(
-      model_specs=[
-          tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
-          tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
-                         is_baseline=True)],
-      metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
-              tfma.PerSliceMetricThreshold(
-                  slicing_specs=[tfma.SlicingSpec()],
-                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={"value": 0.6})))]),
-          tfma.MetricConfig(class_name="BinaryAccuracy"),
-          tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
-          tfma.MetricConfig(class_name="CalibrationPlot"),
-          tfma.MetricConfig(class_name="ExampleCount")])],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])])
+  config = _scores_by_length_config(
+      auc_floor=0.6, reported=("BinaryAccuracy", "ConfusionMatrixPlot", "CalibrationPlot",
+                               "ExampleCount"))
   tfma.analyze_raw_data(frame, config, output_path=output_path)
   return output_path
 
@@ -607,20 +614,9 @@ def test_slice_comparison_flags_only_changes_whose_interval_excludes_zero(tmp_pa
       "label": label, "length_bucket": buckets,
       "candidate_score": np.where(buckets == "short", weak, strong),
       "baseline_score": np.where(buckets == "short", strong, weak)})
-  config = tfma.EvalConfig(
-      model_specs=[
-          tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
-          tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
-                         is_baseline=True)],
-      metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
-              tfma.PerSliceMetricThreshold(
-                  slicing_specs=[tfma.SlicingSpec()],
-                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={"value": 0.5})))]),
-          tfma.MetricConfig(class_name="ExampleCount")])],
-      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])],
-      # The families' own confidence interval options.
+  # The families' own confidence interval options.
+  config = _scores_by_length_config(
+      auc_floor=0.5, reported=("ExampleCount",),
       options=evaluation.build_eval_config(configs.LSTM).options)
   uri = str(tmp_path / "evaluation")
   tfma.analyze_raw_data(frame, config, output_path=uri)

@@ -6,11 +6,7 @@ difference, except when one was the other's baseline: then TFMA computed
 that very difference (with its interval) and it is shown as such.
 """
 import html
-import json
-import os
 from typing import List, Optional, Tuple
-
-import tensorflow as tf
 
 from components.eval_report import history, page, report, results, versions
 from components.eval_report.locate import RecordedEvaluation
@@ -139,11 +135,5 @@ def render(comparison: dict) -> str:
 
 def write(output_dir: str, comparison: dict) -> Tuple[str, str]:
   """Writes compare.html and compare.json into `output_dir`; returns their paths."""
-  tf.io.gfile.makedirs(output_dir)
-  html_path = os.path.join(output_dir, COMPARE_HTML)
-  json_path = os.path.join(output_dir, COMPARE_JSON)
-  with tf.io.gfile.GFile(json_path, "w") as f:
-    f.write(json.dumps(comparison, indent=2, sort_keys=True, allow_nan=False))
-  with tf.io.gfile.GFile(html_path, "w") as f:
-    f.write(render(comparison))
-  return html_path, json_path
+  return page.write_with_json(output_dir, COMPARE_HTML, render(comparison),
+                              COMPARE_JSON, comparison)

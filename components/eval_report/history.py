@@ -9,7 +9,6 @@ CSS, the trend plot as a PNG data: URI, no script.
 """
 import datetime
 import html
-import json
 import os
 from typing import List, Optional, Tuple
 
@@ -164,11 +163,5 @@ confidence interval; a change is within noise when the interval of the differenc
 
 def write(output_dir: str, history: dict) -> Tuple[str, str]:
   """Writes history.html and history.json into `output_dir`; returns their paths."""
-  tf.io.gfile.makedirs(output_dir)
-  html_path = os.path.join(output_dir, HISTORY_HTML)
-  json_path = os.path.join(output_dir, HISTORY_JSON)
-  with tf.io.gfile.GFile(json_path, "w") as f:
-    f.write(json.dumps(history, indent=2, sort_keys=True, allow_nan=False))
-  with tf.io.gfile.GFile(html_path, "w") as f:
-    f.write(render(history, trend_plot(history)))
-  return html_path, json_path
+  return page.write_with_json(output_dir, HISTORY_HTML, render(history, trend_plot(history)),
+                              HISTORY_JSON, history)

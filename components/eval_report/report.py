@@ -16,12 +16,8 @@ The gate itself is TFMA's validation, unchanged: the report only says
 whether the change it judged is within noise.
 """
 import dataclasses
-import json
 import math
-import os
 from typing import Dict, List, Optional, Tuple
-
-import tensorflow as tf
 
 from components.eval_report import page, plots, versions
 from components.eval_report import results as eval_results
@@ -199,11 +195,5 @@ def write(output_dir: str, evaluation_uri: str, blessed: bool, model_uri: str,
     baseline_version = versions.versions_by_model(serving_dir).get(baseline_model_uri)
   report, figures = build(evaluation, blessed, model_uri, model_id, push,
                           baseline_model_uri, baseline_version)
-  tf.io.gfile.makedirs(output_dir)
-  html_path = os.path.join(output_dir, REPORT_HTML)
-  json_path = os.path.join(output_dir, REPORT_JSON)
-  with tf.io.gfile.GFile(json_path, "w") as f:
-    f.write(json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
-  with tf.io.gfile.GFile(html_path, "w") as f:
-    f.write(page.render(report, figures))
-  return html_path, json_path
+  return page.write_with_json(output_dir, REPORT_HTML, page.render(report, figures),
+                              REPORT_JSON, report)

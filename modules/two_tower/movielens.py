@@ -189,26 +189,27 @@ def interaction(user_id: int, item: Item, rating: int, timestamp: int) -> Intera
                      release_year(item))
 
 
+def _by_unique_id(path: str, lines: Iterable[tuple[int, str]], parse, id_field: str) -> dict:
+  """Rows parsed from (line number, line) pairs, keyed by their `id_field`;
+  a repeated id names the line that repeats it."""
+  rows = {}
+  for line_number, line in lines:
+    row = parse(path, line_number, line)
+    row_id = getattr(row, id_field)
+    if row_id in rows:
+      raise MovieLensFormatError(path, line_number, f"duplicate {id_field} {row_id}")
+    rows[row_id] = row
+  return rows
+
+
 def items_from_lines(path: str, lines: Iterable[tuple[int, str]]) -> dict[int, Item]:
   """u.item's (line number, line) pairs as a dict keyed by item id."""
-  items: dict[int, Item] = {}
-  for line_number, line in lines:
-    item = parse_item(path, line_number, line)
-    if item.item_id in items:
-      raise MovieLensFormatError(path, line_number, f"duplicate item_id {item.item_id}")
-    items[item.item_id] = item
-  return items
+  return _by_unique_id(path, lines, parse_item, "item_id")
 
 
 def users_from_lines(path: str, lines: Iterable[tuple[int, str]]) -> dict[int, User]:
   """u.user's (line number, line) pairs as a dict keyed by user id."""
-  users: dict[int, User] = {}
-  for line_number, line in lines:
-    user = parse_user(path, line_number, line)
-    if user.user_id in users:
-      raise MovieLensFormatError(path, line_number, f"duplicate user_id {user.user_id}")
-    users[user.user_id] = user
-  return users
+  return _by_unique_id(path, lines, parse_user, "user_id")
 
 
 def interactions_from_lines(path: str, lines: Iterable[tuple[int, str]],
