@@ -169,6 +169,7 @@ LSTM = FamilyConfig(
     label_key=lstm_features.LABEL_KEY,
     preprocessing_fn="modules.lstm.preprocessing.preprocessing_fn",
     run_fn="modules.lstm.model.run_fn",
+    # At most, for each of the two models run_fn trains; both early-stop sooner.
     train_steps=600,
     eval_steps=22,  # 22 x 64 >= the ~1,390 validation examples
     # The floor sits below the eval AUC the default run reaches and just

@@ -26,6 +26,7 @@ Exit status: 0 shown, 1 nothing to show (no runs, no such evaluation or
 version, nothing served), 2 bad arguments.
 """
 import argparse
+import logging
 import os
 import sys
 
@@ -217,4 +218,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
   quiet_startup()
+  # TFMA's readers trigger TensorFlow deprecation notices a reviewer cannot
+  # act on; errors still print.
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
   sys.exit(main())

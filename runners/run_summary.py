@@ -57,6 +57,8 @@ class NodeRun:
   state: str             # executed | cached | resolved | failed | not run
   seconds: Optional[float]
   outputs: Dict[str, List[metadata_store_pb2.Artifact]]
+  # The execution's string properties (TFX records its exec properties there).
+  properties: Dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 _STATES = {
@@ -103,7 +105,9 @@ def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
     state = _STATES.get(latest.last_known_state, "failed")
     if node_id in resolver_ids and state == "executed":
       state = "resolved"
-    runs[node_id] = NodeRun(node_id, state, seconds, outputs)
+    properties = {key: value.string_value for key, value in latest.custom_properties.items()
+                  if value.string_value}
+    runs[node_id] = NodeRun(node_id, state, seconds, outputs, properties)
   return runs
 
 
@@ -135,8 +139,13 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
   evaluator = runs.get("Evaluator")
   if evaluator and evaluator.outputs.get("evaluation"):
     # Heavy (TFMA) imports, needed only here.
-    from components.eval_report import results, terminal  # pylint: disable=import-outside-toplevel
-    evaluation = results.load_evaluation(evaluator.outputs["evaluation"][0].uri)
+    # pylint: disable=import-outside-toplevel
+    from components.eval_report import results, terminal
+    from components.eval_report.locate import EVAL_CONFIG_PROPERTY
+    # The configured EvalConfig lists a change threshold as not applied when
+    # there was no baseline yet.
+    evaluation = results.load_evaluation(evaluator.outputs["evaluation"][0].uri,
+                                         evaluator.properties.get(EVAL_CONFIG_PROPERTY))
     lines.extend(terminal.format_evaluation(evaluation, blessed(runs)))
   eval_report = runs.get("EvalReport")
   if eval_report and eval_report.outputs.get("report"):

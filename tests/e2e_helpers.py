@@ -157,3 +157,10 @@ def component_states(stdout: str) -> dict:
     if line.startswith("<- ") and line.endswith(")"):
       states[line.split()[1]] = line.rsplit("(", 1)[1].rstrip(")")
   return states
+
+
+def tfma_point_value(metric: dict) -> float:
+  """A metric's point value as TFMA's JSON view holds it: with confidence
+  intervals (pipeline/evaluation.py) the value of a `boundedValue`, without
+  them a `doubleValue`."""
+  return metric["boundedValue"]["value"] if "boundedValue" in metric else metric["doubleValue"]

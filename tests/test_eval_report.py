@@ -92,8 +92,7 @@ def _tfma_overall(uri, model_name):
   """{metric: value} of the overall slice as TFMA stored it (diffs as `<name>_diff`)."""
   result = tfma.load_eval_result(uri, model_name=model_name)
   (metrics,) = [m for key, m in result.slicing_metrics if key == ()]
-  return {name: value["boundedValue"]["value"] if "boundedValue" in value
-          else value["doubleValue"] for name, value in metrics[""][""].items()
+  return {name: e2e_helpers.tfma_point_value(value) for name, value in metrics[""][""].items()
           if "doubleValue" in value or "boundedValue" in value}
 
 

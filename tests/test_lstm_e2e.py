@@ -56,9 +56,9 @@ def test_evaluator_slices_on_the_transformed_length_bucket(run):
   result = tfma.load_eval_result(uris[0])
   by_slice = dict(result.slicing_metrics)
   overall = by_slice[()][""][""]
-  assert overall["auc"]["doubleValue"] > 0.7
+  assert e2e_helpers.tfma_point_value(overall["auc"]) > 0.7
   assert "binary_accuracy" in overall
-  counts = {key[0][1]: metrics[""][""]["example_count"]["doubleValue"]
+  counts = {key[0][1]: e2e_helpers.tfma_point_value(metrics[""][""]["example_count"])
             for key, metrics in by_slice.items()
             if len(key) == 1 and key[0][0] == features.LENGTH_BUCKET_KEY}
   expected = {}

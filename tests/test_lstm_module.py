@@ -217,3 +217,17 @@ def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags):
 def test_unknown_variant_is_refused():
   with pytest.raises(ValueError, match="variant"):
     model.build_model(100, variant="lstm")
+
+
+def test_exported_average_is_the_mean_of_its_members_probabilities():
+  tf_keras.utils.set_random_seed(0)
+  members = [model.build_model(100, variant=v) for v in model.ENSEMBLE_MEMBERS]
+  ensemble = model.average_of(members)
+  ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
+  ids[1, 10:] = 0
+  ids[2] = 0  # An empty review.
+  expected = np.mean([m.predict(ids, verbose=0) for m in members], axis=0)
+  assert ensemble.output_names == [features.PROBABILITY]
+  np.testing.assert_allclose(ensemble.predict(ids, verbose=0), expected, atol=1e-6)
+  # The members' outputs differ, so a wrong combination would show.
+  assert not np.allclose(members[0].predict(ids, verbose=0), expected)

@@ -91,3 +91,11 @@ def test_a_run_on_a_held_output_dir_stops_at_once_naming_the_holder(tmp_path):
     holder.kill()
     holder.wait()
   assert sorted(os.listdir(tmp_path)) == [".run.lock"], "a refused run writes nothing"
+
+
+def test_review_with_nothing_to_show_prints_only_why(tmp_path):
+  result = _run(["-m", "runners.review", "--model", "cnn", "--output-dir", str(tmp_path)])
+  assert result.returncode == 1
+  assert result.stdout == ""
+  assert result.stderr.strip() == (
+      f"No runs recorded: {tmp_path / 'metadata.sqlite'} does not exist.")

@@ -34,6 +34,8 @@ def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(digits,
   good = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "150",
                                         "--min-metric", "0.7", "--require-blessing"))
   assert good.returncode == 0 and "Blessed: yes" in good.stdout, good.stdout + good.stderr
+  # No baseline yet: the summary lists the change threshold as not applied.
+  assert "NOT APPLIED  sparse_categorical_accuracy on Overall: change vs baseline" in good.stdout
   versions = e2e_helpers.pushed_versions(serving_dir)
   # One training step: far worse than the baseline. The absolute floor is set
   # to 0 so only the comparison with the blessed baseline can refuse it.

@@ -1,11 +1,13 @@
 """Ablation of the LSTM family's classifier on the honest protocol.
 
 Trains `modules.lstm.model.build_model` in its three variants (the recurrent
-branch alone, the hashed char n-gram bags alone, both) on the train split
-minus its validation records, early-stops each on validation AUC exactly as
-the Trainer does (SETTINGS: batch 64, epochs of 100 steps, patience 2, best
-weights restored, at most TRAIN_STEPS = the pipeline's 600 steps), and only
-then scores the restored model on validation and on the untouched eval split.
+branch alone, the hashed char n-gram bags alone, both in one model) on the
+train split minus its validation records, early-stops each on validation AUC
+exactly as the Trainer does (SETTINGS: batch 64, epochs of 100 steps,
+patience 2, best weights restored, at most TRAIN_STEPS = the pipeline's 600
+steps), and only then scores the restored model on validation and on the
+untouched eval split. When the run includes both ENSEMBLE_MEMBERS it adds
+the `ensemble` row: the mean of their probabilities, what `run_fn` exports.
 Validation is the train-split records `contract.is_validation_record` picks
 (10% by hash of the serialized tf.Example), as ExampleGen carves them; eval
 is never used to train, stop or choose anything.
@@ -82,7 +84,9 @@ def auc_and_accuracy(labels: np.ndarray, scores: np.ndarray) -> Dict[str, float]
 
 
 def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                char_id_count: int) -> dict:
+                char_id_count: int) -> Tuple[dict, Dict[str, np.ndarray]]:
+  """Trains one variant as the Trainer trains a member; its result and its
+  validation and eval scores."""
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(settings.seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
@@ -106,10 +110,24 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
             "validation_auc_by_epoch": [round(float(v), 4) for v in curve],
             "train_seconds": round(seconds)}
   # Scored only after training has ended on the validation-chosen weights.
+  scores = {}
   for split in ("validation", "eval"):
     ids, labels = data[split]
-    scores = classifier.predict(ids, batch_size=512, verbose=0).reshape(-1)
-    result[split] = auc_and_accuracy(labels, scores)
+    scores[split] = classifier.predict(ids, batch_size=512, verbose=0).reshape(-1)
+    result[split] = auc_and_accuracy(labels, scores[split])
+  return result, scores
+
+
+def ensemble_result(members: List[Tuple[dict, Dict[str, np.ndarray]]],
+                    data: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> dict:
+  """What `run_fn` exports: the mean of the members' probabilities."""
+  result = {"variant": lstm_model.ENSEMBLE,
+            "members": [r["variant"] for r, _ in members],
+            "params": sum(r["params"] for r, _ in members),
+            "train_seconds": sum(r["train_seconds"] for r, _ in members)}
+  for split in ("validation", "eval"):
+    result[split] = auc_and_accuracy(
+        data[split][1], np.mean([scores[split] for _, scores in members], axis=0))
   return result
 
 
@@ -132,8 +150,11 @@ def main(argv=None) -> int:
   data = {name: (char_ids([t for _, t, _ in records], vocabulary),
                  np.array([label for _, _, label in records], np.float32))
           for name, records in splits.items()}
-  results = [run_variant(v, data, features.char_id_count(len(vocabulary)))
-             for v in args.variants]
+  trained = {v: run_variant(v, data, features.char_id_count(len(vocabulary)))
+             for v in args.variants}
+  results = [result for result, _ in trained.values()]
+  if all(v in trained for v in lstm_model.ENSEMBLE_MEMBERS):
+    results.append(ensemble_result([trained[v] for v in lstm_model.ENSEMBLE_MEMBERS], data))
   report = {
       "protocol": "train = train split minus validation; validation = train-split records "
                   "contract.is_validation_record picks (early stopping on val_auc, best "
@@ -148,9 +169,10 @@ def main(argv=None) -> int:
       "results": results,
   }
   for r in results:
+    steps = r.get("steps_chosen", "+".join(r.get("members", [])))
     print(f"{r['variant']:>9}: validation AUC {r['validation']['auc']:.4f} acc "
           f"{r['validation']['accuracy']:.4f} | eval AUC {r['eval']['auc']:.4f} acc "
-          f"{r['eval']['accuracy']:.4f} | {r['steps_chosen']} steps, {r['train_seconds']} s")
+          f"{r['eval']['accuracy']:.4f} | {steps} steps, {r['train_seconds']} s")
   tmp = args.out + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(report, f, indent=2)
