@@ -14,7 +14,11 @@ from typing import Callable, List, Optional
 
 import numpy as np
 import tensorflow as tf
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
 
+from components.movielens_example_gen import executor as movielens_executor
+from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.common import contract
 from runners.layout import OutputLayout
 
@@ -164,3 +168,16 @@ def tfma_point_value(metric: dict) -> float:
   intervals (pipeline/evaluation.py) the value of a `boundedValue`, without
   them a `doubleValue`."""
   return metric["boundedValue"]["value"] if "boundedValue" in metric else metric["doubleValue"]
+
+
+def run_movielens_example_gen(data_dir: str, output_dir: str):
+  """Runs MovieLensExampleGen's executor as the component configures it;
+  returns the Examples artifact it wrote (under `output_dir`)."""
+  component = MovieLensExampleGen(input_base=data_dir)
+  exec_properties = {
+      key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
+      for key, value in component.exec_properties.items()}
+  examples = standard_artifacts.Examples()
+  examples.uri = output_dir
+  movielens_executor.Executor().Do({}, {"examples": [examples]}, exec_properties)
+  return examples

@@ -10,14 +10,12 @@ import shutil
 
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.carved_splits import OUTPUT_SPLITS
 from components.movielens_example_gen import executor, wire_format
-from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.two_tower import movielens
 from pipeline import configs
+from tests import e2e_helpers
 
 SYNTHETIC = os.path.join(configs.DEFAULT_DATA_ROOT, "interactions", "synthetic")
 ML_100K = os.path.join(configs.DEFAULT_DATA_ROOT, configs.TWO_TOWER.data_subdir)
@@ -25,18 +23,6 @@ ML_100K = os.path.join(configs.DEFAULT_DATA_ROOT, configs.TWO_TOWER.data_subdir)
 # seconds of the suite.
 SYNTHETIC_SLICE_USERS = 400
 REAL_SLICE_USERS = 200
-
-
-def _run_example_gen(data_dir: str, output_dir: str) -> str:
-  """Runs the executor as the ExampleGen component configures it."""
-  component = MovieLensExampleGen(input_base=data_dir)
-  exec_properties = {
-      key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
-      for key, value in component.exec_properties.items()}
-  examples = standard_artifacts.Examples()
-  examples.uri = output_dir
-  executor.Executor().Do({}, {"examples": [examples]}, exec_properties)
-  return output_dir
 
 
 def _canonical(serialized: bytes) -> bytes:
@@ -61,7 +47,7 @@ def _reference(data_dir: str) -> dict:
 
 def _assert_same_examples(data_dir: str, output_dir: str) -> None:
   reference = _reference(data_dir)
-  _run_example_gen(data_dir, output_dir)
+  e2e_helpers.run_movielens_example_gen(data_dir, output_dir)
   for split in OUTPUT_SPLITS:
     written = _written(output_dir, split)
     assert sum(reference[split].values()) > 0, split
@@ -152,7 +138,7 @@ def test_bad_row_fails_naming_file_and_first_bad_line(tmp_path, name, edits, lin
   data_dir = _write(tmp_path / "data", **files)
   message = f"{data_dir / name}:{line}: {reason}"
   with pytest.raises(Exception, match=re.escape(message)):
-    _run_example_gen(str(data_dir), str(tmp_path / "out"))
+    e2e_helpers.run_movielens_example_gen(str(data_dir), str(tmp_path / "out"))
   # The sequential reader names the same line.
   with pytest.raises(movielens.MovieLensFormatError, match=f"^{re.escape(message)}$"):
     list(executor.examples_by_split(str(data_dir)))

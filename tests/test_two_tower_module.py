@@ -7,16 +7,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
 from components.movielens_example_gen import executor as example_gen_executor
-from components.movielens_example_gen.component import MovieLensExampleGen
 from data.interactions import generate_interactions
 from modules.common import contract, warmup
 from modules.two_tower import features, model, movielens, preprocessing
 from pipeline import configs
-from tests import tft_testing
+from tests import e2e_helpers, tft_testing
 
 SCHEMA = configs.TWO_TOWER.schema_path()
 SMALL = generate_interactions.GeneratorConfig(
@@ -32,18 +29,6 @@ ITEMS = (b"1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?Toy%
 RATINGS = (b"196\t1\t3\t881250949\n196\t267\t3\t881251955\n196\t1123\t5\t881250000\n"
            b"22\t1123\t1\t878887116\n")
 USERS = b"196|49|M|writer|55105\n"  # user 22 is missing: unknown features
-
-
-def _run_example_gen(data_dir: str, output_dir: str):
-  """Runs the executor as the ExampleGen component configures it."""
-  component = MovieLensExampleGen(input_base=data_dir)
-  exec_properties = {
-      key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
-      for key, value in component.exec_properties.items()}
-  examples = standard_artifacts.Examples()
-  examples.uri = output_dir
-  example_gen_executor.Executor().Do({}, {"examples": [examples]}, exec_properties)
-  return examples
 
 
 def _read_split(output_dir: str, split: str):
@@ -80,7 +65,7 @@ def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path
   (tmp_path / "data" / "u.item").write_bytes(ITEMS)
   (tmp_path / "data" / "u.data").write_bytes(RATINGS)
   (tmp_path / "data" / "u.user").write_bytes(USERS)
-  artifact = _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+  artifact = e2e_helpers.run_movielens_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
   assert sorted(eval(artifact.split_names)) == ["eval", "train", "validation"]
   assert _read_split(str(tmp_path / "out"), "validation") == []  # too few rows to carve
   train = sorted(_row(e) for e in _read_split(str(tmp_path / "out"), "train"))
@@ -107,7 +92,7 @@ def test_example_gen_reads_latin1_files_and_holds_out_each_users_latest(tmp_path
 
 def test_example_gen_matches_the_reference_split_of_generated_data(tmp_path):
   generate_interactions.generate(SMALL, seed=3, output_dir=str(tmp_path / "data"))
-  _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+  e2e_helpers.run_movielens_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
   interactions, _ = movielens.load_movielens(str(tmp_path / "data"))
   train, evaluation = movielens.time_split(interactions)
   # Validation is time_split applied again to train: each user's 2 latest
@@ -123,7 +108,7 @@ def test_example_gen_names_file_and_line_of_a_bad_row(tmp_path):
   (tmp_path / "data" / "u.item").write_bytes(ITEMS)
   (tmp_path / "data" / "u.data").write_bytes(RATINGS.replace(b"22\t1123\t1", b"22\t1123\tx"))
   with pytest.raises(Exception, match=r"u\.data:4: rating is not a non-negative integer"):
-    _run_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
+    e2e_helpers.run_movielens_example_gen(str(tmp_path / "data"), str(tmp_path / "out"))
 
 
 def _write_remote(remote: str, ratings: bytes) -> str:
