@@ -12,7 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 
-from components import publishing
+from components import atomic_pusher, publishing
 from components.atomic_pusher import PUSH_RECORD
 
 # Custom properties TFX's Pusher sets on its PushedModel output.
@@ -38,11 +38,10 @@ def versions_by_model(serving_dir: str) -> Dict[str, str]:
 def served(serving_dir: str) -> Tuple[Optional[str], Optional[str]]:
   """(version, model artifact URI) of the version served now: the newest
   complete one; (None, None) when nothing is served."""
-  versions = publishing.published_versions(serving_dir, PUSH_RECORD) if serving_dir else []
-  if not versions:
+  version, record = atomic_pusher.served_record(serving_dir) if serving_dir else (None, None)
+  if version is None:
     return None, None
-  record = json.loads(publishing.read_marker(serving_dir, versions[-1], PUSH_RECORD))
-  return str(versions[-1]), record.get("model_uri")
+  return str(version), record.get("model_uri")
 
 
 def evaluated_model_uri(evaluated_location: Optional[str],
