@@ -5,7 +5,12 @@ baseline and their difference, overall and per slice, so the report can tell a
 real change from noise. The jackknife (20 delete-d buckets over the examples
 TFMA already scored) is the cheaper of TFMA's two methods: no example is
 scored twice, only the metric accumulators are combined once per bucket.
-The gate itself still compares TFMA's point estimates.
+The gate itself still compares TFMA's point estimates. Every metric,
+intermediate ones included, is recomputed for each of the 20 samples on
+every slice, so a family's metrics must be cheap to combine: the CNN gates
+on a counting metric (modules/cnn/metrics.py), the LSTM's AUC uses 1,000
+thresholds (pipeline/configs.py). bench/evaluator_intervals.py measures
+what the intervals cost.
 """
 from typing import Optional
 

@@ -4,11 +4,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tf_keras
+from tensorflow_model_analysis.metrics import metric_types
 from tensorflow.python.autograph.impl import conversion
 
 from modules.cnn import features, model, preprocessing
-from modules.common import contract
+from modules.cnn import metrics as cnn_metrics
+from modules.common import contract, training
 from pipeline import configs
 from tests import tft_testing
 
@@ -93,3 +96,73 @@ def test_first_fit_does_not_transpile_tf_keras_but_still_converts_family_code():
   assert conversion.is_allowlisted(tf_keras.Model.train_step)
   assert conversion.is_allowlisted(tf_keras.layers.RandomTranslation.call)
   assert not conversion.is_allowlisted(model.serve_transformed)
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_refit_trains_on_the_validation_records_too(exported_model, refit):
+  """Train files hold only 0s and validation files only 1s: a model refit on
+  both learns the 1s; one validated on them never sees a 1 as a target."""
+  work_dir, _ = exported_model
+  tft_output = tft.TFTransformOutput(os.path.join(work_dir, "transform"))
+  schema = tft_output.transformed_metadata.schema
+  image_key = features.transformed_name(features.IMAGE_KEY)
+  paths = {}
+  for split, digit in (("train", 0), ("validation", 1)):
+    batch = tft_testing.read_transformed(
+        os.path.join(work_dir, "transformed", f"{split}.gz"), tft_output)
+    keep = batch[features.LABEL_KEY].reshape(-1) == digit
+    rows = [{key: value[i] for key, value in batch.items()} for i in np.flatnonzero(keep)]
+    assert len(rows) >= 5, f"too few {digit}s in the {split} slice"
+    paths[split] = os.path.join(work_dir, f"only_{digit}s_{refit}", f"{split}.gz")
+    tft_testing.write_transformed(rows, schema, paths[split])
+  tf_keras.utils.set_random_seed(0)
+  inputs = tf_keras.Input((features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1), name=image_key)
+  probabilities = tf_keras.layers.Dense(features.NUM_CLASSES, activation="softmax")(
+      tf_keras.layers.Flatten()(inputs))
+  tiny = tf_keras.Model(inputs, probabilities)
+  tiny.compile(optimizer=tf_keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+  fn_args = tft_testing.make_fn_args(os.path.join(work_dir, f"tiny_{refit}"),
+                                     os.path.join(work_dir, "transform"),
+                                     [paths["train"]], [paths["validation"]], train_steps=40)
+  settings = training.TrainingSettings(batch_size=8, steps_per_epoch=20,
+                                       refit_on_validation=refit)
+  history = training.fit(fn_args, tiny, tft_output, features.LABEL_KEY, settings)
+  ones = tft_testing.read_transformed(paths["validation"], tft_output)[image_key]
+  probability_of_one = float(np.mean(tiny.predict(ones, verbose=0)[:, 1]))
+  if refit:
+    assert "val_loss" not in history.history
+    assert probability_of_one > 0.3
+  else:
+    assert "val_loss" in history.history
+    assert probability_of_one < 0.05
+
+
+def test_refit_cannot_be_combined_with_early_stopping():
+  with pytest.raises(ValueError, match="nothing to early-stop on"):
+    training.TrainingSettings(refit_on_validation=True, early_stopping_patience=2)
+
+
+def test_gated_accuracy_counts_what_keras_sparse_categorical_accuracy_does():
+  """Same figure as the Keras metric, ties included, whole or merged from
+  partitions as TFMA's jackknife merges them."""
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, features.NUM_CLASSES, size=300)
+  probabilities = rng.dirichlet(np.ones(features.NUM_CLASSES), size=300)
+  probabilities[:40] = np.round(probabilities[:40], 1)  # ties between classes
+  probabilities[:10] = 0.1  # all ten classes tied: the first one wins
+  keras_metric = tf_keras.metrics.SparseCategoricalAccuracy()
+  keras_metric.update_state(labels, probabilities)
+  hits = cnn_metrics.top_one_hits(labels, {features.PROBABILITIES: probabilities})
+  assert np.mean(hits) == pytest.approx(float(keras_metric.result()), abs=1e-7)
+
+  key = metric_types.MetricKey(name=cnn_metrics.NAME)
+  combiner = cnn_metrics._TopOneCombiner(key, "", "", example_weighted=False)
+  partitions = []
+  for part in np.array_split(np.arange(300), 7):
+    accumulator = combiner.create_accumulator()
+    for i in part:
+      accumulator = combiner.add_input(accumulator, metric_types.StandardMetricInputs(
+          labels=np.array([labels[i]]), predictions=probabilities[i:i + 1]))
+    partitions.append(accumulator)
+  merged = combiner.merge_accumulators(partitions)
+  assert combiner.extract_output(merged)[key] == pytest.approx(np.mean(hits))

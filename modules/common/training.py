@@ -54,6 +54,16 @@ class TrainingSettings:
   early_stopping_patience: Optional[int] = None
   early_stopping_monitor: str = "val_loss"
   seed: int = 42
+  # For a family whose steps and schedule were chosen on validation ahead of
+  # time (no early stopping): fit the shipped model on train + validation
+  # with them, as scikit-learn's refit does, so the validation records also
+  # train it. The gated eval split still never reaches the Trainer.
+  refit_on_validation: bool = False
+
+  def __post_init__(self):
+    if self.refit_on_validation and self.early_stopping_patience:
+      raise ValueError("refit_on_validation leaves nothing to early-stop on: "
+                       "set early_stopping_patience=None or refit_on_validation=False")
 
 
 def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
@@ -73,11 +83,19 @@ def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
         settings: TrainingSettings) -> tf_keras.callbacks.History:
   """Trains for at most TrainArgs.num_steps, validating on the Trainer's
   eval files: the validation split EvalArgs names (carved from train; the
-  pipeline never hands the Trainer the gated eval split)."""
-  train_ds = make_dataset(fn_args, fn_args.train_files, tf_transform_output,
+  pipeline never hands the Trainer the gated eval split). With
+  `settings.refit_on_validation` those files train too, and nothing is
+  validated (Keras would report training records as validation)."""
+  if settings.refit_on_validation:
+    train_files = list(fn_args.train_files) + list(fn_args.eval_files)
+    validation_ds, validation_steps = None, None
+  else:
+    train_files = fn_args.train_files
+    validation_ds = make_dataset(fn_args, fn_args.eval_files, tf_transform_output,
+                                 label_key, settings.batch_size, shuffle=False)
+    validation_steps = max(1, fn_args.eval_steps)
+  train_ds = make_dataset(fn_args, train_files, tf_transform_output,
                           label_key, settings.batch_size, shuffle=True)
-  validation_ds = make_dataset(fn_args, fn_args.eval_files, tf_transform_output,
-                         label_key, settings.batch_size, shuffle=False)
   steps_per_epoch = max(1, min(settings.steps_per_epoch, fn_args.train_steps))
   epochs = max(1, math.ceil(fn_args.train_steps / steps_per_epoch))
   callbacks = [tf_keras.callbacks.TensorBoard(
@@ -88,7 +106,7 @@ def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
         patience=settings.early_stopping_patience, restore_best_weights=True))
   return model.fit(
       train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs,
-      validation_data=validation_ds, validation_steps=max(1, fn_args.eval_steps),
+      validation_data=validation_ds, validation_steps=validation_steps,
       callbacks=callbacks, verbose=2)
 
 
