@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from pipeline import configs  # noqa: E402
@@ -123,19 +124,20 @@ def saved_model_bytes(path: str) -> int:
              if os.path.isfile(f))
 
 
-def tflite_figures(family, trainer_model_dir: str, serialized: List[bytes], repeats: int):
+def tflite_figures(family, trainer_model_dir: str, transform_uri: str,
+                   serialized: List[bytes], repeats: int):
   """Each conversion the family's adapter supports, with parity and latency."""
   from components.tflite_exporter import executor as tflite_executor
   from modules.common.contract import QUANTIZATION_MODES, load_adapter
   adapter = load_adapter(family.tflite_adapter)
-  model = adapter.load_model(trainer_model_dir)
-  signatures = tf.saved_model.load(trainer_model_dir).signatures
-  transformed = signatures["transform_features"](examples=tf.constant(serialized))
+  saved_model = tf.saved_model.load(trainer_model_dir)
+  model = adapter.model_for_conversion(saved_model, tft.TFTransformOutput(transform_uri))
+  transformed = saved_model.signatures["transform_features"](examples=tf.constant(serialized))
   inputs = {spec.name: transformed[spec.name].numpy() for spec in adapter.inputs}
   figures = {}
   for mode in adapter.quantization_modes or QUANTIZATION_MODES:
     model_bytes, parity = tflite_executor.convert_with_parity(
-        adapter, model, trainer_model_dir, tf.constant(serialized), mode, 100)
+        adapter, saved_model, model, tf.constant(serialized), mode, 100)
     figures[mode] = {**tflite_latency(model_bytes, inputs, repeats), "parity": parity}
   return figures
 
@@ -167,7 +169,8 @@ def bench_family(family, repeats: int, skip: List[str]) -> Dict:
   result["serving"] = {"saved_model": serving_latency(model_dir, serialized, repeats * 100),
                        "saved_model_bytes": saved_model_bytes(model_dir)}
   if family.tflite_adapter:
-    result["serving"]["tflite"] = tflite_figures(family, model_dir, serialized, repeats * 100)
+    result["serving"]["tflite"] = tflite_figures(family, model_dir, transform_uri, serialized,
+                                                  repeats * 100)
 
   result["evaluator_intervals"] = evaluator_intervals(family, gen.outputs["examples"][0],
                                                      trainer.outputs["model"][0].uri, repeats)

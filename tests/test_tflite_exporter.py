@@ -28,13 +28,21 @@ PARITY_EXAMPLES = 200
 class _LayerByLayerCnnAdapter(cnn_tflite.CnnAdapter):
   """The CNN computed layer by layer, so a subclass can change one layer."""
 
+  def model_for_conversion(self, saved_model, tft_output):
+    """The Keras CNN again (its layers are what this adapter walks), with
+    the SavedModel's weights."""
+    del tft_output
+    model = cnn_model.build_model()
+    model.set_weights([variable.numpy() for variable in saved_model.variables])
+    return model
+
   def apply(self, layer, x):
     return layer(x, training=False)
 
   def outputs(self, model, transformed):
     x = transformed[cnn_tflite.IMAGE_XF]
-    for layer in model.layers[1:]:  # layers[0] is the input; the tracked
-      x = self.apply(layer, x)      # Transform layer follows the output.
+    for layer in model.layers[1:]:  # layers[0] is the input.
+      x = self.apply(layer, x)
       if layer.name == features.PROBABILITIES:
         return {features.PROBABILITIES: x}
     raise ValueError("the CNN has no probabilities layer")
@@ -65,7 +73,7 @@ class _StaticBatchCnnAdapter(cnn_tflite.CnnAdapter):
 class _MissingExtraFileAdapter(cnn_tflite.CnnAdapter):
   """Broken: its extra file does not exist."""
 
-  def extra_files(self, model, tft_output):
+  def extra_files(self, tft_output):
     return {"vocab.txt": "/no-such-vocabulary.txt"}
 
 

@@ -51,11 +51,24 @@ def _concatenate(parts: List[Arrays]) -> Arrays:
   return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def convert(function, model: Any, mode: str, representative: Arrays,
-            batch_size: Optional[int]) -> bytes:
+def _captured_variables(function) -> tf.Module:
+  """What the converter saves beside `function`: the variables it captures.
+
+  The converter writes `function` with this object as a SavedModel before
+  converting it. Handing it the Keras model instead re-traces and saves every
+  layer's call functions: 25 of the LSTM's 27 s of conversion, for the same
+  flatbuffer byte for byte.
+  """
+  holder = tf.Module()
+  holder.captured_variables = list(function.variables)
+  return holder
+
+
+def convert(function, mode: str, representative: Arrays, batch_size: Optional[int]) -> bytes:
   """The TFLite flatbuffer of `function` (`mode` checked by contract.check_quantization);
   `representative` calibrates int8."""
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [function], _captured_variables(function))
   if mode != FLOAT32:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   if mode == INT8:

@@ -103,13 +103,14 @@ class FamilyAdapter(abc.ABC):
   in one adapter object, referenced by dotted name
   (`FamilyConfig.tflite_adapter`, e.g. `modules.cnn.tflite.ADAPTER`):
 
-  - `load_model()`: the Trainer's SavedModel as the object `outputs()` uses
-    (a Keras model by default; a subclassed model such as the two-tower's may
-    rather use tf.saved_model.load and the tf.functions it saved);
   - `inputs`: the transformed features the TFLite model takes, per example;
   - `batch_size`: None for a dynamic batch, or a static one (LSTMs need it);
   - `quantization_modes`: the modes the model converts in, when not all;
-  - `outputs()`: the function converted, over the loaded model;
+  - `model_for_conversion()`: what `outputs()` runs, made from the Trainer's
+    SavedModel as tf.saved_model.load restores it (loaded once, for the
+    conversion and the parity reference both): by default that object itself,
+    its saved functions (the Keras call included);
+  - `outputs()`: the function converted, over that model;
   - `quality()`: the metric the quantised parity gate compares (accuracy for
     the CNN, AUC for the LSTM, recall@K of a top-K model for the two-tower);
   - `parity_request()`: what the SavedModel's `serving_default` is sent for
@@ -145,15 +146,16 @@ class FamilyAdapter(abc.ABC):
   # {name: TensorMeaning} of every TFLite input and output.
   tensor_meanings: Dict[str, TensorMeaning]
 
-  def load_model(self, saved_model_dir: str) -> Any:
-    """The model `outputs()` is given; the Keras model by default."""
-    import tf_keras  # pylint: disable=import-outside-toplevel  (keeps this module TF-free)
-    return tf_keras.models.load_model(saved_model_dir, compile=False)
+  def model_for_conversion(self, saved_model: Any, tft_output: Any) -> Any:
+    """The model `outputs()` is given: the restored SavedModel by default.
+    `tft_output` is the run's tft.TFTransformOutput."""
+    del tft_output
+    return saved_model
 
   @abc.abstractmethod
   def outputs(self, model: Any, features: Tensors) -> Tensors:
     """The TFLite model's named outputs (each named as a `serving_default`
-    output, which parity compares it with), from what load_model() gave."""
+    output, which parity compares it with), from model_for_conversion()."""
 
   @abc.abstractmethod
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
@@ -172,10 +174,10 @@ class FamilyAdapter(abc.ABC):
     (`serialized`: a string tensor of serialized tf.Examples)."""
     return {EXAMPLES_INPUT: serialized}, {}
 
-  def extra_files(self, model: Any, tft_output: Any) -> Dict[str, str]:
+  def extra_files(self, tft_output: Any) -> Dict[str, str]:
     """{file name: source path} shipped next to model.tflite; none by default.
     `tft_output` is the run's tft.TFTransformOutput."""
-    del model, tft_output
+    del tft_output
     return {}
 
 

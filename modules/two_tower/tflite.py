@@ -64,11 +64,6 @@ class TwoTowerAdapter(FamilyAdapter):
                        "is better; not a probability.")),
   }
 
-  def load_model(self, saved_model_dir: str) -> Any:
-    """The SavedModel as tf.saved_model restores it: `recommend_for_index`
-    is a saved function, which a Keras load would not bring back."""
-    return tf.saved_model.load(saved_model_dir)
-
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     item_ids, top_scores = model.recommend_for_index(
         tf.reshape(transformed[catalog.USER_XF], [-1]))
@@ -94,8 +89,7 @@ class TwoTowerAdapter(FamilyAdapter):
         [vocabulary.get(str(instance[features.USER_ID]), unknown) for instance in instances],
         dtype=np.int64)}
 
-  def extra_files(self, model: Any, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
-    del model
+  def extra_files(self, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
     return {VOCABULARY_FILE: tft_output.vocabulary_file_by_name(features.USER_VOCAB)}
 
 
