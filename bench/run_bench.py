@@ -131,7 +131,8 @@ def tflite_figures(family, trainer_model_dir: str, transform_uri: str,
   from modules.common.contract import QUANTIZATION_MODES, load_adapter
   adapter = load_adapter(family.tflite_adapter)
   saved_model = tf.saved_model.load(trainer_model_dir)
-  model = adapter.model_for_conversion(saved_model, tft.TFTransformOutput(transform_uri))
+  model = adapter.model_for_conversion(saved_model, trainer_model_dir,
+                                       tft.TFTransformOutput(transform_uri))
   transformed = saved_model.signatures["transform_features"](examples=tf.constant(serialized))
   inputs = {spec.name: transformed[spec.name].numpy() for spec in adapter.inputs}
   figures = {}

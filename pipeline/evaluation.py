@@ -11,6 +11,12 @@ every slice, so a family's metrics must be cheap to combine: the CNN gates
 on a counting metric (modules/cnn/metrics.py), the LSTM's AUC uses 1,000
 thresholds (pipeline/configs.py). bench/evaluator_intervals.py measures
 what the intervals cost.
+
+The model is declared a generic TF SavedModel (`TF_GENERIC`), which it is to
+TFMA: scored through its signatures only, with no compiled Keras metrics to
+add. Left undeclared, TFMA finds the type by loading the model with Keras
+once more, then scores it through a Keras load: for the LSTM that took
+50.6 s against 30.8 s declared, with the same metrics to the last digit.
 """
 from typing import Optional
 
@@ -55,6 +61,7 @@ def build_eval_config(family: FamilyConfig,
               for m in family.reported_metrics]
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
+          model_type=tfma.TF_GENERIC,
           signature_name=family.eval_signature,
           label_key=family.label_key,
           prediction_key=family.prediction_key,

@@ -4,9 +4,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tf_keras
 
-from modules.common import contract
+from modules.common import contract, training
 from modules.lstm import features, model, preprocessing
 from pipeline import configs
 from tests import tft_testing
@@ -121,13 +122,41 @@ def test_length_buckets_count_characters_not_bytes(transformed_reviews, length, 
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory, raw_examples):
-  """A model trained 40 steps on 1,200 real reviews, loaded with TF alone."""
+def exported(tmp_path_factory, raw_examples):
+  """(work dir, export dir) of a model trained 40 steps on 1,200 real reviews."""
   work_dir = str(tmp_path_factory.mktemp("lstm_train"))
-  export_dir = tft_testing.train_family_model(
+  return work_dir, tft_testing.train_family_model(
       model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
       raw_examples["train"], raw_examples["eval"], work_dir, train_steps=40)
-  return tf.saved_model.load(export_dir)
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+  """The trained model loaded with TF alone."""
+  return tf.saved_model.load(exported[1])
+
+
+def _exported_architecture(char_ids: int) -> tf_keras.Model:
+  return model.average_of([model.build_model(char_ids, variant=variant)
+                           for variant in model.ENSEMBLE_MEMBERS])
+
+
+def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
+    exported, loaded, raw_examples):
+  """The TFLite export rebuilds the Keras model from code (the SavedModel
+  keeps no Keras traces): with the export's weights it computes what
+  `serving_default` serves; one vocabulary entry more cannot load them."""
+  work_dir, export_dir = exported
+  char_ids = features.char_id_count(tft.TFTransformOutput(
+      os.path.join(work_dir, "transform")).vocabulary_size_by_name(features.CHAR_VOCABULARY))
+  serialized = tf.constant(raw_examples["eval"][:16])
+  ids = loaded.signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)[IDS_KEY]
+  served = loaded.signatures[contract.SERVING_DEFAULT](examples=serialized)
+  rebuilt = training.with_weights_of(_exported_architecture(char_ids), export_dir)
+  np.testing.assert_allclose(rebuilt(ids, training=False).numpy().reshape(-1),
+                             served[features.PROBABILITY].numpy(), atol=1e-6)
+  with pytest.raises(ValueError, match="char_embedding"):
+    training.with_weights_of(_exported_architecture(char_ids + 1), export_dir)
 
 
 def test_model_learns_from_real_reviews(loaded, raw_examples):

@@ -28,14 +28,6 @@ PARITY_EXAMPLES = 200
 class _LayerByLayerCnnAdapter(cnn_tflite.CnnAdapter):
   """The CNN computed layer by layer, so a subclass can change one layer."""
 
-  def model_for_conversion(self, saved_model, tft_output):
-    """The Keras CNN again (its layers are what this adapter walks), with
-    the SavedModel's weights."""
-    del tft_output
-    model = cnn_model.build_model()
-    model.set_weights([variable.numpy() for variable in saved_model.variables])
-    return model
-
   def apply(self, layer, x):
     return layer(x, training=False)
 

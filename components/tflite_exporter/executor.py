@@ -1,9 +1,10 @@
 """TFLiteExporter executor: gate on the push, convert, check parity, publish.
 
 Only a model the Evaluator blessed and the Pusher pushed is exported, under
-the pushed version number. The family adapter loads the Trainer's
-SavedModel (a Keras model by default) and supplies the dense-input function
-that is converted.
+the pushed version number. The Trainer's SavedModel is loaded once; the
+family adapter makes the model it converts of it (a Keras family rebuilds
+its model from code with the SavedModel's weights) and supplies the
+dense-input function that is converted.
 
 Parity is measured against the SavedModel as TF Serving runs it, not against
 the adapter's own function (which would agree with its conversion even when
@@ -89,8 +90,7 @@ def convert_with_parity(adapter: contract.FamilyAdapter, saved_model: Any, model
 
   `saved_model` is the Trainer's SavedModel as tf.saved_model.load restores
   it, whose signatures are what TF Serving runs; `model` is what the
-  adapter's model_for_conversion() made of it (one load for both: a load of
-  the LSTM's takes 5 s, and a Keras load of it 7.5 s more).
+  adapter's model_for_conversion() made of it (one load serves both).
 
   The SavedModel's `transform_features` makes the TFLite inputs (and the
   labels the quality metric reads) of the raw `serialized` examples; its
@@ -183,7 +183,7 @@ class Executor(base_executor.BaseExecutor):
     serialized = read_eval_examples(artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY]),
                                     exec_properties[PARITY_EXAMPLES_KEY])
     model_bytes, figures = convert_with_parity(
-        adapter, saved_model, adapter.model_for_conversion(saved_model, tft_output),
+        adapter, saved_model, adapter.model_for_conversion(saved_model, model_path, tft_output),
         serialized, mode, exec_properties[REPRESENTATIVE_EXAMPLES_KEY],
         finish=lambda converted: model_metadata.populate(converted, adapter, version, shipped))
     parity.check(family, mode, figures)

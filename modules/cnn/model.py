@@ -58,15 +58,10 @@ def build_model(learning_rate: float = 2e-3, decay_steps: int = 2000) -> tf_kera
   return model
 
 
-def serve_transformed(model, transformed) -> training.Outputs:
-  """Class probabilities and the predicted class from transformed features.
-
-  `model` is the Keras model, or the SavedModel as tf.saved_model.load
-  restores it (the TFLite export): the pixels go in as the bare tensor, the
-  structure the SavedModel traced the model's one input with.
-  """
+def serve_transformed(model: tf_keras.Model, transformed) -> training.Outputs:
+  """Class probabilities and the predicted class from transformed features."""
   image_key = features.transformed_name(features.IMAGE_KEY)
-  probabilities = model(transformed[image_key], training=False)
+  probabilities = model({image_key: transformed[image_key]}, training=False)
   return {features.PROBABILITIES: probabilities,
           features.CLASS_ID: tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
 

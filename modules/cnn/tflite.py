@@ -11,8 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from modules.cnn import features
-from modules.cnn.model import serve_transformed
+from modules.cnn.model import build_model, serve_transformed
 from modules.common.contract import LABELS_FILE, Arrays, FamilyAdapter, TensorMeaning, Tensors
+from modules.common.training import with_weights_of
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
@@ -54,6 +55,12 @@ class CnnAdapter(FamilyAdapter):
           value_range=(0.0, 1.0),
           axis_labels=tuple(str(digit) for digit in range(features.NUM_CLASSES))),
   }
+
+  def model_for_conversion(self, saved_model: Any, saved_model_dir: str,
+                           tft_output: Any) -> Any:
+    """The Keras CNN rebuilt from this family's code, with the SavedModel's weights."""
+    del saved_model, tft_output
+    return with_weights_of(build_model(), saved_model_dir)
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     return {features.PROBABILITIES: serve_transformed(model, transformed)[features.PROBABILITIES]}

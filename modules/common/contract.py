@@ -108,8 +108,9 @@ class FamilyAdapter(abc.ABC):
   - `quantization_modes`: the modes the model converts in, when not all;
   - `model_for_conversion()`: what `outputs()` runs, made from the Trainer's
     SavedModel as tf.saved_model.load restores it (loaded once, for the
-    conversion and the parity reference both): by default that object itself,
-    its saved functions (the Keras call included);
+    conversion and the parity reference both): by default that object itself
+    and the tf.functions it saved; a Keras family rebuilds its model from
+    code with the SavedModel's weights (the export saves no Keras traces);
   - `outputs()`: the function converted, over that model;
   - `quality()`: the metric the quantised parity gate compares (accuracy for
     the CNN, AUC for the LSTM, recall@K of a top-K model for the two-tower);
@@ -146,10 +147,12 @@ class FamilyAdapter(abc.ABC):
   # {name: TensorMeaning} of every TFLite input and output.
   tensor_meanings: Dict[str, TensorMeaning]
 
-  def model_for_conversion(self, saved_model: Any, tft_output: Any) -> Any:
+  def model_for_conversion(self, saved_model: Any, saved_model_dir: str,
+                           tft_output: Any) -> Any:
     """The model `outputs()` is given: the restored SavedModel by default.
-    `tft_output` is the run's tft.TFTransformOutput."""
-    del tft_output
+    `saved_model_dir` is where it was loaded from, `tft_output` the run's
+    tft.TFTransformOutput."""
+    del saved_model_dir, tft_output
     return saved_model
 
   @abc.abstractmethod

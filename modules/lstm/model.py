@@ -152,15 +152,10 @@ def build_model(char_id_count: int, learning_rate: float = 3e-3,
   return model
 
 
-def serve_transformed(model, transformed) -> training.Outputs:
-  """Positive-review probability ([batch]) and the predicted class.
-
-  `model` is the Keras model, or the SavedModel as tf.saved_model.load
-  restores it (the TFLite export): the ids go in as the bare tensor, the
-  structure the SavedModel traced the model's one input with.
-  """
+def serve_transformed(model: tf_keras.Model, transformed) -> training.Outputs:
+  """Positive-review probability ([batch]) and the predicted class."""
   ids_key = features.transformed_name(features.TEXT_KEY)
-  probability = tf.squeeze(model(transformed[ids_key], training=False), axis=-1)
+  probability = tf.squeeze(model({ids_key: transformed[ids_key]}, training=False), axis=-1)
   return {features.PROBABILITY: probability,
           features.CLASS_ID: tf.cast(probability >= 0.5, tf.int64)}
 

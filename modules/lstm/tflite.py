@@ -16,6 +16,7 @@ from sklearn import metrics
 
 from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
                                      TensorMeaning, Tensors, read_vocabulary)
+from modules.common.training import with_weights_of
 from modules.lstm import features
 from modules.lstm.model import ENSEMBLE_MEMBERS, average_of, build_model, serve_transformed
 
@@ -67,22 +68,19 @@ class LstmAdapter(FamilyAdapter):
           value_range=(0.0, 1.0)),
   }
 
-  def model_for_conversion(self, saved_model: Any,
+  def model_for_conversion(self, saved_model: Any, saved_model_dir: str,
                            tft_output: tft.TFTransformOutput) -> Any:
     """The exported model as Keras layers again, its weights the SavedModel's.
 
     The BiGRU's while loop converts only when traced at the static batch
-    size, and the SavedModel's own functions are traced for any batch. The
-    architecture is rebuilt from this module (what run_fn exports) rather
-    than through a Keras load of the SavedModel, which takes 7.5 s more;
-    set_weights refuses a different architecture, and the parity gate any
-    other difference.
+    size: the architecture run_fn exports is rebuilt from this module.
     """
+    del saved_model
     char_ids = features.char_id_count(
         tft_output.vocabulary_size_by_name(features.CHAR_VOCABULARY))
-    model = average_of([build_model(char_ids, variant=variant) for variant in ENSEMBLE_MEMBERS])
-    model.set_weights([variable.numpy() for variable in saved_model.variables])
-    return model
+    return with_weights_of(
+        average_of([build_model(char_ids, variant=variant) for variant in ENSEMBLE_MEMBERS]),
+        saved_model_dir)
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     return {features.PROBABILITY: serve_transformed(model, transformed)[features.PROBABILITY]}
