@@ -119,3 +119,84 @@ class MaskedAttentionPooling(tf_keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "units": self.units}
+
+
+class ChunkedBidirectionalGRU(tf_keras.layers.Layer):
+  """A trained `Bidirectional(GRU(return_sequences=True))` recomputed for TFLite.
+
+  Same variables (the wrapped layer's own, not copies), same outputs: a
+  masked step keeps the state and outputs zeros, the backward GRU reads the
+  sequence reversed and its outputs are put back in order, the two are
+  concatenated. Why it exists: TFLite lowers Keras' recurrent loop to a WHILE
+  loop in which every step writes its output into the whole [T, batch,
+  units] sequence by slicing and concatenating it, and that sequence travels
+  between the loop's subgraphs each step; at batch 1 this copying was half
+  the LSTM family's TFLite latency. Here one loop iteration computes
+  `steps_per_iteration` steps written out in full and stores them with one
+  write, and the input projection of every step is one matmul before the
+  loop. Only the GRU this family trains is supported (reset_after, a bias,
+  tanh and sigmoid, outputs concatenated); anything else is refused.
+  """
+
+  def __init__(self, bidirectional: tf_keras.layers.Bidirectional,
+               steps_per_iteration: int, **kwargs):
+    super().__init__(name=bidirectional.name, **kwargs)
+    cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
+    for cell in cells:
+      if not (isinstance(cell, tf_keras.layers.GRUCell) and cell.reset_after
+              and cell.use_bias and cell.activation is tf_keras.activations.tanh
+              and cell.recurrent_activation is tf_keras.activations.sigmoid):
+        raise ValueError(f"{bidirectional.name}: only a GRU with reset_after, a bias, tanh "
+                         f"and sigmoid can be recomputed in chunks, not {cell!r}")
+    if not bidirectional.return_sequences or bidirectional.merge_mode != "concat":
+      raise ValueError(f"{bidirectional.name}: needs return_sequences=True and "
+                       "merge_mode='concat'")
+    self.forward_cell, self.backward_cell = cells
+    self.steps_per_iteration = steps_per_iteration
+    self.supports_masking = True
+
+  def call(self, inputs, mask=None):
+    length = inputs.shape[1]
+    if length % self.steps_per_iteration:
+      raise ValueError(f"{self.name}: a sequence of {length} steps does not split into "
+                       f"chunks of {self.steps_per_iteration}")
+    if mask is None:
+      mask = tf.ones(tf.shape(inputs)[:2], tf.bool)
+    forward = self._scan(inputs, mask, self.forward_cell)
+    backward = self._scan(tf.reverse(inputs, [1]), tf.reverse(mask, [1]), self.backward_cell)
+    return tf.concat([forward, tf.reverse(backward, [1])], axis=-1)
+
+  def _scan(self, inputs, mask, cell):
+    """[batch, T, d] -> [batch, T, units], one GRU direction left to right."""
+    length, chunk, units = inputs.shape[1], self.steps_per_iteration, cell.units
+    input_bias, recurrent_bias = tf.unstack(cell.bias)
+    # Time-major: [T, batch, 3 units] projections and [T, batch, 1] keep flags.
+    projected = tf.transpose(tf.tensordot(inputs, cell.kernel, axes=1) + input_bias, [1, 0, 2])
+    keep = tf.expand_dims(tf.transpose(mask), -1)
+
+    def iteration(index, state, chunks):
+      start = tf.stack([index * chunk, 0, 0])
+      chunk_inputs = tf.slice(projected, start, [chunk, -1, -1])
+      chunk_keep = tf.slice(keep, start, [chunk, -1, -1])
+      outputs = []
+      for step in range(chunk):
+        input_z, input_r, input_h = tf.split(chunk_inputs[step], 3, axis=-1)
+        recurrent = tf.matmul(state, cell.recurrent_kernel) + recurrent_bias
+        recurrent_z, recurrent_r, recurrent_h = tf.split(recurrent, 3, axis=-1)
+        update = tf.sigmoid(input_z + recurrent_z)
+        reset = tf.sigmoid(input_r + recurrent_r)
+        candidate = tf.tanh(input_h + reset * recurrent_h)
+        new_state = update * state + (1.0 - update) * candidate
+        outputs.append(tf.where(chunk_keep[step], new_state, tf.zeros_like(new_state)))
+        state = tf.where(chunk_keep[step], new_state, state)
+      return index + 1, state, chunks.write(index, tf.stack(outputs))
+
+    chunks = tf.TensorArray(inputs.dtype, size=length // chunk,
+                            element_shape=tf.TensorShape([chunk, inputs.shape[0], units]))
+    initial_state = tf.zeros([tf.shape(inputs)[0], units], inputs.dtype)
+    _, _, chunks = tf.while_loop(lambda index, *_: index < length // chunk, iteration,
+                                 (tf.constant(0), initial_state, chunks))
+    return tf.transpose(tf.reshape(chunks.stack(), [length, -1, units]), [1, 0, 2])
+
+  def compute_mask(self, inputs, mask=None):
+    return mask
