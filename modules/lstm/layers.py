@@ -121,51 +121,56 @@ class MaskedAttentionPooling(tf_keras.layers.Layer):
     return {**super().get_config(), "units": self.units}
 
 
-class ChunkedBidirectionalGRU(tf_keras.layers.Layer):
-  """A trained `Bidirectional(GRU(return_sequences=True))` recomputed for TFLite.
+class ChunkedBidirectionalGRU(tf_keras.layers.Bidirectional):
+  """`Bidirectional(GRU(return_sequences=True))` computed in chunks of steps, for TFLite.
 
-  Same variables (the wrapped layer's own, not copies), same outputs: a
-  masked step keeps the state and outputs zeros, the backward GRU reads the
-  sequence reversed and its outputs are put back in order, the two are
-  concatenated. Why it exists: TFLite lowers Keras' recurrent loop to a WHILE
-  loop in which every step writes its output into the whole [T, batch,
-  units] sequence by slicing and concatenating it, and that sequence travels
-  between the loop's subgraphs each step; at batch 1 this copying was half
-  the LSTM family's TFLite latency. Here one loop iteration computes
+  The same layer to Keras and to a checkpoint (a Bidirectional with the same
+  variables, so a trained Bidirectional GRU's weights load into it), the
+  same outputs (a masked step keeps the state and outputs zeros; the
+  backward GRU reads the sequence reversed and its outputs are put back in
+  order; the two are concatenated); only the graph differs. Why: TFLite
+  lowers Keras' recurrent loop to a WHILE loop in which every step writes
+  its output into the whole [T, batch, units] sequence by slicing and
+  concatenating it, and that sequence travels between the loop's subgraphs
+  each step; at batch 1 this copying, not the GRU's arithmetic, was half the
+  LSTM family's TFLite latency. Here one iteration computes
   `steps_per_iteration` steps written out in full and stores them with one
   write, and the input projection of every step is one matmul before the
   loop. Only the GRU this family trains is supported (reset_after, a bias,
   tanh and sigmoid, outputs concatenated); anything else is refused.
   """
 
-  def __init__(self, bidirectional: tf_keras.layers.Bidirectional,
-               steps_per_iteration: int, **kwargs):
-    super().__init__(name=bidirectional.name, **kwargs)
-    cells = (bidirectional.forward_layer.cell, bidirectional.backward_layer.cell)
-    for cell in cells:
+  def __init__(self, layer: tf_keras.layers.GRU, steps_per_iteration: int, **kwargs):
+    super().__init__(layer, **kwargs)
+    for cell in (self.forward_layer.cell, self.backward_layer.cell):
       if not (isinstance(cell, tf_keras.layers.GRUCell) and cell.reset_after
               and cell.use_bias and cell.activation is tf_keras.activations.tanh
               and cell.recurrent_activation is tf_keras.activations.sigmoid):
-        raise ValueError(f"{bidirectional.name}: only a GRU with reset_after, a bias, tanh "
-                         f"and sigmoid can be recomputed in chunks, not {cell!r}")
-    if not bidirectional.return_sequences or bidirectional.merge_mode != "concat":
-      raise ValueError(f"{bidirectional.name}: needs return_sequences=True and "
-                       "merge_mode='concat'")
-    self.forward_cell, self.backward_cell = cells
+        raise ValueError(f"{self.name}: only a GRU with reset_after, a bias, tanh and "
+                         f"sigmoid can be computed in chunks, not {cell!r}")
+    if not self.return_sequences or self.merge_mode != "concat":
+      raise ValueError(f"{self.name}: needs return_sequences=True and merge_mode='concat'")
     self.steps_per_iteration = steps_per_iteration
-    self.supports_masking = True
 
-  def call(self, inputs, mask=None):
+  # Plain Python over static shapes: AutoGraph would only re-write the step
+  # loop, at a cost of seconds per trace.
+  @tf.autograph.experimental.do_not_convert
+  def call(self, inputs, training=None, mask=None, initial_state=None, constants=None):
+    del training  # No dropout in this GRU: the same in training and inference.
+    if initial_state is not None or constants is not None:
+      raise ValueError(f"{self.name}: starts from zero states, with no constants")
     length = inputs.shape[1]
     if length % self.steps_per_iteration:
       raise ValueError(f"{self.name}: a sequence of {length} steps does not split into "
                        f"chunks of {self.steps_per_iteration}")
     if mask is None:
       mask = tf.ones(tf.shape(inputs)[:2], tf.bool)
-    forward = self._scan(inputs, mask, self.forward_cell)
-    backward = self._scan(tf.reverse(inputs, [1]), tf.reverse(mask, [1]), self.backward_cell)
+    forward = self._scan(inputs, mask, self.forward_layer.cell)
+    backward = self._scan(tf.reverse(inputs, [1]), tf.reverse(mask, [1]),
+                          self.backward_layer.cell)
     return tf.concat([forward, tf.reverse(backward, [1])], axis=-1)
 
+  @tf.autograph.experimental.do_not_convert
   def _scan(self, inputs, mask, cell):
     """[batch, T, d] -> [batch, T, units], one GRU direction left to right."""
     length, chunk, units = inputs.shape[1], self.steps_per_iteration, cell.units
@@ -198,5 +203,5 @@ class ChunkedBidirectionalGRU(tf_keras.layers.Layer):
                                  (tf.constant(0), initial_state, chunks))
     return tf.transpose(tf.reshape(chunks.stack(), [length, -1, units]), [1, 0, 2])
 
-  def compute_mask(self, inputs, mask=None):
-    return mask
+  def get_config(self):
+    return {**super().get_config(), "steps_per_iteration": self.steps_per_iteration}

@@ -30,6 +30,7 @@ BiLSTM that TFLite fuses scored 0.005 lower on validation,
 data/reviews/README.md).
 """
 import os
+from typing import Optional
 
 import attr
 import numpy as np
@@ -40,7 +41,8 @@ from tfx import v1 as tfx
 
 from modules.common import contract, training
 from modules.lstm import features
-from modules.lstm.layers import CharNGramHash, MaskedAttentionPooling, MaskedSqrtNPooling
+from modules.lstm.layers import (CharNGramHash, ChunkedBidirectionalGRU,
+                                 MaskedAttentionPooling, MaskedSqrtNPooling)
 
 # Validation AUC (train-split records `contract.is_validation_record` picks)
 # peaks after 2-3 epochs of 100 steps (one pass over the 12.5k training
@@ -95,7 +97,7 @@ DROPOUT = 0.5
 LABEL_SMOOTHING = 0.1
 
 
-def _sequence_branch(ids, chars):
+def _sequence_branch(ids, chars, gru_steps_per_loop_iteration):
   """Char + bigram embeddings -> BiGRU -> attention pooling: [batch, 2 x GRU_UNITS]."""
   bigram_ids = CharNGramHash(2, SEQUENCE_BIGRAM_BUCKETS, same_length=True,
                              name="seq_bigram_hash")(ids)
@@ -105,10 +107,13 @@ def _sequence_branch(ids, chars):
                                       name="seq_bigram_embedding")(bigram_ids)
   x = tf_keras.layers.Concatenate(name="seq_input")([chars, bigrams])
   x = tf_keras.layers.SpatialDropout1D(SPATIAL_DROPOUT, name="spatial_dropout")(x)
-  # With a mask TFLite fuses no GRU into a builtin RNN op: the TFLite adapter
-  # converts it as a WHILE loop of builtin ops (ChunkedBidirectionalGRU).
-  x = tf_keras.layers.Bidirectional(
-      tf_keras.layers.GRU(GRU_UNITS, return_sequences=True), name="bigru")(x)
+  # With a mask TFLite fuses no GRU into a builtin RNN op: the TFLite graph
+  # computes it as a WHILE loop of builtin ops, several steps per iteration.
+  gru = tf_keras.layers.GRU(GRU_UNITS, return_sequences=True)
+  if gru_steps_per_loop_iteration:
+    x = ChunkedBidirectionalGRU(gru, gru_steps_per_loop_iteration, name="bigru")(x)
+  else:
+    x = tf_keras.layers.Bidirectional(gru, name="bigru")(x)
   return MaskedAttentionPooling(ATTENTION_UNITS, name="bigru_attention")(x)
 
 
@@ -124,12 +129,15 @@ def _bag_branch(ids, chars):
 
 
 def build_model(char_id_count: int, learning_rate: float = 3e-3,
-                variant: str = COMBINED) -> tf_keras.Model:
+                variant: str = COMBINED,
+                gru_steps_per_loop_iteration: Optional[int] = None) -> tf_keras.Model:
   """Builds the compiled classifier over [batch, SEQUENCE_LENGTH] char ids.
 
   `variant` (one of VARIANTS) keeps the recurrent branch, the bags, or both
   (the ablation in data/reviews/lstm_ablation.py); one sigmoid unit reads
-  the concatenated pooled features.
+  the concatenated pooled features. `gru_steps_per_loop_iteration` builds
+  the graph the TFLite adapter converts: the same weights, the BiGRU as
+  ChunkedBidirectionalGRU.
   """
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -139,7 +147,7 @@ def build_model(char_id_count: int, learning_rate: float = 3e-3,
                                     name="char_embedding")(ids)
   pooled = []
   if variant in (SEQUENCE, COMBINED):
-    pooled.append(_sequence_branch(ids, chars))
+    pooled.append(_sequence_branch(ids, chars, gru_steps_per_loop_iteration))
   if variant in (BAGS, COMBINED):
     pooled.extend(_bag_branch(ids, chars))
   x = pooled[0] if len(pooled) == 1 else tf_keras.layers.Concatenate(name="pooled")(pooled)

@@ -12,14 +12,12 @@ from typing import Any, Dict, List
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-import tf_keras
 from sklearn import metrics
 
 from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
                                      TensorMeaning, Tensors, read_vocabulary)
 from modules.common.training import with_weights_of
 from modules.lstm import features
-from modules.lstm.layers import ChunkedBidirectionalGRU
 from modules.lstm.model import ENSEMBLE_MEMBERS, average_of, build_model, serve_transformed
 
 IDS_XF = features.transformed_name(features.TEXT_KEY)
@@ -31,21 +29,6 @@ VOCABULARY_FILE = "vocab.txt"
 GRU_STEPS_PER_LOOP_ITERATION = 20
 
 
-def with_chunked_recurrence(model: tf_keras.Model) -> tf_keras.Model:
-  """`model` with each bidirectional GRU recomputed by ChunkedBidirectionalGRU.
-
-  Every other layer, and the GRUs' variables, are `model`'s own: only the
-  graph TFLite converts changes, not a weight.
-  """
-  def swap(layer):
-    if isinstance(layer, tf_keras.Model):
-      return tf_keras.models.clone_model(layer, clone_function=swap)
-    if isinstance(layer, tf_keras.layers.Bidirectional):
-      return ChunkedBidirectionalGRU(layer, GRU_STEPS_PER_LOOP_ITERATION)
-    return layer
-  return tf_keras.models.clone_model(model, clone_function=swap)
-
-
 class LstmAdapter(FamilyAdapter):
   """Character ids in, probability out; quantised parity measured as AUC."""
   inputs = (tf.TensorSpec([features.SEQUENCE_LENGTH], tf.int64, name=IDS_XF),)
@@ -53,7 +36,8 @@ class LstmAdapter(FamilyAdapter):
   # list shapes, batch included; an app classifies one review at a time.
   batch_size = 1
   # int8 calibration of the recurrent while loop crashes the converter
-  # (segmentation fault, TF 2.16, seen with the earlier BiLSTM): refused
+  # (segmentation fault, TF 2.16, seen with the earlier BiLSTM and again with
+  # ChunkedBidirectionalGRU): refused
   # before it can take a run down.
   quantization_modes = (FLOAT32, DYNAMIC_RANGE)
   quality_metric = "auc"
@@ -93,7 +77,7 @@ class LstmAdapter(FamilyAdapter):
   def model_for_conversion(self, saved_model: Any, saved_model_dir: str,
                            tft_output: tft.TFTransformOutput) -> Any:
     """The exported model as Keras layers again, its weights the SavedModel's,
-    its BiGRU recomputed in chunks of steps (`with_chunked_recurrence`).
+    its BiGRU computed GRU_STEPS_PER_LOOP_ITERATION steps per loop iteration.
 
     The BiGRU's loop converts only when traced at the static batch size:
     the architecture run_fn exports is rebuilt from this module.
@@ -101,9 +85,10 @@ class LstmAdapter(FamilyAdapter):
     del saved_model
     char_ids = features.char_id_count(
         tft_output.vocabulary_size_by_name(features.CHAR_VOCABULARY))
-    return with_chunked_recurrence(with_weights_of(
-        average_of([build_model(char_ids, variant=variant) for variant in ENSEMBLE_MEMBERS]),
-        saved_model_dir))
+    return with_weights_of(average_of([
+        build_model(char_ids, variant=variant,
+                    gru_steps_per_loop_iteration=GRU_STEPS_PER_LOOP_ITERATION)
+        for variant in ENSEMBLE_MEMBERS]), saved_model_dir)
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     return {features.PROBABILITY: serve_transformed(model, transformed)[features.PROBABILITY]}
