@@ -55,8 +55,9 @@ def main(argv=None) -> int:
     if elapsed >= next_report:
       print(f"{elapsed:.0f} s: {rss / 2**30:.2f} GiB", flush=True)
       next_report += _REPORT_EVERY_S
-    if rss > args.limit_gb * 2**30 or elapsed > args.timeout_s:
-      stopped = "memory cap" if rss > args.limit_gb * 2**30 else "time limit"
+    over_cap = rss > args.limit_gb * 2**30
+    if over_cap or elapsed > args.timeout_s:
+      stopped = "memory cap" if over_cap else "time limit"
       os.killpg(process.pid, signal.SIGKILL)
       break
     time.sleep(1)

@@ -136,9 +136,12 @@ def loaded(exported):
   return tf.saved_model.load(exported[1])
 
 
-def _exported_architecture(char_ids: int) -> tf_keras.Model:
-  return model.average_of([model.build_model(char_ids, variant=variant)
-                           for variant in model.ENSEMBLE_MEMBERS])
+def _exported_architecture(char_ids: int,
+                           gru_steps_per_loop_iteration=None) -> tf_keras.Model:
+  return model.average_of([
+      model.build_model(char_ids, variant=variant,
+                        gru_steps_per_loop_iteration=gru_steps_per_loop_iteration)
+      for variant in model.ENSEMBLE_MEMBERS])
 
 
 def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
@@ -274,12 +277,10 @@ def test_chunked_bigru_refuses_what_it_would_compute_differently(layer, merge_mo
 def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
   from modules.lstm.layers import ChunkedBidirectionalGRU
   tf_keras.utils.set_random_seed(0)
-  trained = model.average_of([model.build_model(100, variant=v)
-                              for v in model.ENSEMBLE_MEMBERS])
+  trained = _exported_architecture(100)
   trained.save_weights(str(tmp_path / "weights"))
   tf_keras.utils.set_random_seed(1)  # Other initial weights: loading must replace them.
-  converted = model.average_of([model.build_model(100, variant=v, gru_steps_per_loop_iteration=20)
-                                for v in model.ENSEMBLE_MEMBERS])
+  converted = _exported_architecture(100, gru_steps_per_loop_iteration=20)
   converted.load_weights(str(tmp_path / "weights")).assert_existing_objects_matched()
   inner = [layer for member in converted.layers if isinstance(member, tf_keras.Model)
            for layer in member.layers]

@@ -90,6 +90,12 @@ def auc_and_accuracy(labels: np.ndarray, scores: np.ndarray) -> Dict[str, float]
           "accuracy": round(float(np.mean((scores >= 0.5) == (labels == 1))), 4)}
 
 
+def _training_stream(ids: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+  """Shuffled (fixed seed), repeated batches: what every variant trains on."""
+  return (tf.data.Dataset.from_tensor_slices((ids, labels))
+          .shuffle(len(labels), seed=0).repeat().batch(batch_size))
+
+
 def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
                 char_id_count: int) -> Tuple[dict, Dict[str, np.ndarray]]:
   """Trains one variant as the Trainer trains a member; its result and its
@@ -97,9 +103,7 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(settings.seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
-  train_ids, train_labels = data["train"]
-  train = (tf.data.Dataset.from_tensor_slices((train_ids, train_labels))
-           .shuffle(len(train_labels), seed=0).repeat().batch(settings.batch_size))
+  train = _training_stream(*data["train"], settings.batch_size)
   validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(256)
   stopping = tf_keras.callbacks.EarlyStopping(
       monitor=settings.early_stopping_monitor, mode="max",
@@ -132,10 +136,9 @@ def refit_variant(variant: str, steps: int, data: Dict[str, Tuple[np.ndarray, np
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(settings.seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
-  ids = np.concatenate([data["train"][0], data["validation"][0]])
-  labels = np.concatenate([data["train"][1], data["validation"][1]])
-  train = (tf.data.Dataset.from_tensor_slices((ids, labels))
-           .shuffle(len(labels), seed=0).repeat().batch(settings.batch_size))
+  train = _training_stream(np.concatenate([data["train"][0], data["validation"][0]]),
+                           np.concatenate([data["train"][1], data["validation"][1]]),
+                           settings.batch_size)
   start = time.time()
   classifier.fit(train, steps_per_epoch=settings.steps_per_epoch,
                  epochs=steps // settings.steps_per_epoch, verbose=2)

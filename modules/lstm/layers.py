@@ -174,6 +174,7 @@ class ChunkedBidirectionalGRU(tf_keras.layers.Bidirectional):
   def _scan(self, inputs, mask, cell):
     """[batch, T, d] -> [batch, T, units], one GRU direction left to right."""
     length, chunk, units = inputs.shape[1], self.steps_per_iteration, cell.units
+    iterations = length // chunk
     input_bias, recurrent_bias = tf.unstack(cell.bias)
     # Time-major: [T, batch, 3 units] projections and [T, batch, 1] keep flags.
     projected = tf.transpose(tf.tensordot(inputs, cell.kernel, axes=1) + input_bias, [1, 0, 2])
@@ -196,10 +197,10 @@ class ChunkedBidirectionalGRU(tf_keras.layers.Bidirectional):
         state = tf.where(chunk_keep[step], new_state, state)
       return index + 1, state, chunks.write(index, tf.stack(outputs))
 
-    chunks = tf.TensorArray(inputs.dtype, size=length // chunk,
+    chunks = tf.TensorArray(inputs.dtype, size=iterations,
                             element_shape=tf.TensorShape([chunk, inputs.shape[0], units]))
     initial_state = tf.zeros([tf.shape(inputs)[0], units], inputs.dtype)
-    _, _, chunks = tf.while_loop(lambda index, *_: index < length // chunk, iteration,
+    _, _, chunks = tf.while_loop(lambda index, *_: index < iterations, iteration,
                                  (tf.constant(0), initial_state, chunks))
     return tf.transpose(tf.reshape(chunks.stack(), [length, -1, units]), [1, 0, 2])
 

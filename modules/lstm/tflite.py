@@ -37,8 +37,7 @@ class LstmAdapter(FamilyAdapter):
   batch_size = 1
   # int8 calibration of the recurrent while loop crashes the converter
   # (segmentation fault, TF 2.16, seen with the earlier BiLSTM and again with
-  # ChunkedBidirectionalGRU): refused
-  # before it can take a run down.
+  # ChunkedBidirectionalGRU): refused before it can take a run down.
   quantization_modes = (FLOAT32, DYNAMIC_RANGE)
   quality_metric = "auc"
   preprocessing = {
