@@ -274,10 +274,21 @@ def test_chunked_bigru_refuses_what_it_would_compute_differently(layer, merge_mo
     ChunkedBidirectionalGRU(layer, 10, merge_mode=merge_mode, name="bigru")
 
 
+def _randomize_naive_bayes(ensemble: tf_keras.Model, seed: int) -> None:
+  """Gives the naive-Bayes member random ratios and weights (both start at
+  zeros, which would make its output constant and any weight mix-up silent)."""
+  rng = np.random.default_rng(seed)
+  [member] = [m for m in ensemble.layers if m.name == f"lstm_reviews_{model.NAIVE_BAYES}"]
+  layer = member.get_layer("naive_bayes_logit")
+  layer.set_weights([rng.normal(size=w.shape).astype(np.float32) * 0.1
+                     for w in layer.get_weights()])
+
+
 def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
   from modules.lstm.layers import ChunkedBidirectionalGRU
   tf_keras.utils.set_random_seed(0)
   trained = _exported_architecture(100)
+  _randomize_naive_bayes(trained, seed=0)
   trained.save_weights(str(tmp_path / "weights"))
   tf_keras.utils.set_random_seed(1)  # Other initial weights: loading must replace them.
   converted = _exported_architecture(100, gru_steps_per_loop_iteration=20)
@@ -292,13 +303,15 @@ def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
                              trained.predict(ids, verbose=0), atol=1e-6)
 
 
-@pytest.mark.parametrize("variant, has_rnn, has_bags", [
-    (model.SEQUENCE, True, False), (model.BAGS, False, True), (model.COMBINED, True, True)])
-def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags):
+@pytest.mark.parametrize("variant, has_rnn, has_bags, has_naive_bayes", [
+    (model.SEQUENCE, True, False, False), (model.BAGS, False, True, False),
+    (model.COMBINED, True, True, False), (model.NAIVE_BAYES, False, False, True)])
+def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags, has_naive_bayes):
   built = model.build_model(100, variant=variant)
   names = {layer.name for layer in built.layers}
   assert ("bigru" in names) == has_rnn and ("bigru_attention" in names) == has_rnn
   assert ("char2_embedding" in names) == has_bags and ("char3_pool" in names) == has_bags
+  assert ("naive_bayes_logit" in names) == has_naive_bayes
   assert built.output_shape == (None, 1)
   assert built.output_names == [features.PROBABILITY]
   probability = built.predict(np.zeros([2, SEQ], np.int64), verbose=0)
@@ -310,10 +323,63 @@ def test_unknown_variant_is_refused():
     model.build_model(100, variant="lstm")
 
 
+def test_first_occurrences_count_each_id_once_per_review():
+  from modules.lstm.layers import first_occurrences
+  ids = tf.constant([[3, 5, 3, 0, 5, 7, 7, 0], [0, 0, 4, 4, 4, 9, 3, 9]], tf.int64)
+  np.testing.assert_array_equal(first_occurrences(ids).numpy(),
+                                [[3, 5, 0, 0, 0, 7, 0, 0], [0, 0, 4, 0, 0, 9, 3, 0]])
+
+
+def test_naive_bayes_ratios_are_smoothed_log_count_ratios_of_presence():
+  """Unigrams over 3 positive and 2 negative reviews, counted once per review.
+
+  Per class, each seen id's count + 1 over the class total: positive ids
+  1: 3+1, 2: 1+1, 3: 0+1 (total 7); negative 1: 1+1, 2: 0+1, 3: 2+1 (total
+  6). Id 4 appears nowhere and padding is never counted: both stay 0.
+  """
+  from modules.lstm.layers import NaiveBayesNGramLogit
+  layer = NaiveBayesNGramLogit(orders=(1,), num_buckets=8, l2=0.0)
+  ids = np.zeros([5, 6], np.int64)
+  ids[0, :3] = [1, 1, 2]   # positive: 1 counted once
+  ids[1, :1] = [1]         # positive
+  ids[2, :2] = [1, 1]      # positive
+  ids[3, :3] = [3, 1, 3]   # negative
+  ids[4, :1] = [3]         # negative
+  layer.adapt(ids, np.array([1, 1, 1, 0, 0]))
+  # CharNGramHash(1) maps id i to bucket i + 1; bucket 0 is padding.
+  ratio = layer.ratios[0].numpy()
+  expected = {2: np.log((4 / 7) / (2 / 6)), 3: np.log((2 / 7) / (1 / 6)),
+              4: np.log((1 / 7) / (3 / 6))}
+  for bucket, value in expected.items():
+    assert ratio[bucket] == pytest.approx(value, rel=1e-6)
+  assert ratio[0] == 0 and ratio[5] == 0
+
+
+def test_naive_bayes_logit_sums_weighted_ratios_of_distinct_ngrams():
+  from modules.lstm.layers import NaiveBayesNGramLogit
+  layer = NaiveBayesNGramLogit(orders=(1,), num_buckets=8, l2=0.0)
+  layer.build((None, 6))
+  layer.ratios[0].assign(np.arange(9, dtype=np.float32))
+  layer.weights_by_order[0].assign(np.full(9, 0.5, np.float32))
+  layer.bias.assign([-1.0])
+  ids = np.array([[1, 1, 2, 0, 0, 0], [0] * 6], np.int64)
+  # Distinct buckets 2 and 3: -1 + 0.5 * (2 + 3); an empty review gets the bias.
+  np.testing.assert_allclose(layer(ids).numpy(), [[1.5], [-1.0]])
+
+
+@pytest.mark.parametrize("labels", [[1, 1, 1], [0, 2, 1]])
+def test_naive_bayes_adapt_refuses_labels_that_are_not_both_classes(labels):
+  from modules.lstm.layers import NaiveBayesNGramLogit
+  layer = NaiveBayesNGramLogit(orders=(1,), num_buckets=8, l2=0.0)
+  with pytest.raises(ValueError, match="both classes"):
+    layer.adapt(np.ones([3, 4], np.int64), np.array(labels))
+
+
 def test_exported_average_is_the_mean_of_its_members_probabilities():
   tf_keras.utils.set_random_seed(0)
   members = [model.build_model(100, variant=v) for v in model.ENSEMBLE_MEMBERS]
   ensemble = model.average_of(members)
+  _randomize_naive_bayes(ensemble, seed=0)
   ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
   ids[1, 10:] = 0
   ids[2] = 0  # An empty review.

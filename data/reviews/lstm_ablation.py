@@ -1,12 +1,13 @@
 """Ablation of the LSTM family's classifier on the honest protocol.
 
-Trains `modules.lstm.model.build_model` in its three variants (the recurrent
-branch alone, the hashed char n-gram bags alone, both in one model) on the
-train split minus its validation records, early-stops each on validation AUC
-exactly as the Trainer does (SETTINGS: batch 64, epochs of 100 steps,
+Trains `modules.lstm.model.build_model` in its four variants (the recurrent
+branch alone, the hashed char n-gram bags alone, both in one model, the
+naive-Bayes n-gram logistic regression, its ratios counted on the training
+records first) on the train split minus its validation records,
+early-stops each on validation AUC exactly as the Trainer does (SETTINGS: batch 64, epochs of 100 steps,
 patience 2, best weights restored, at most TRAIN_STEPS = the pipeline's 600
 steps), and only then scores the restored model on validation and on the
-untouched eval split. When the run includes both ENSEMBLE_MEMBERS it adds
+untouched eval split. When the run includes all ENSEMBLE_MEMBERS it adds
 the `ensemble` row: the mean of their probabilities, what `run_fn` exports.
 Validation is the train-split records `contract.is_validation_record` picks
 (10% by hash of the serialized tf.Example), as ExampleGen carves them; eval
@@ -103,6 +104,7 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(settings.seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
+  lstm_model.adapt_to_training_data(classifier, *data["train"])
   train = _training_stream(*data["train"], settings.batch_size)
   validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(256)
   stopping = tf_keras.callbacks.EarlyStopping(
@@ -136,9 +138,10 @@ def refit_variant(variant: str, steps: int, data: Dict[str, Tuple[np.ndarray, np
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(settings.seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
-  train = _training_stream(np.concatenate([data["train"][0], data["validation"][0]]),
-                           np.concatenate([data["train"][1], data["validation"][1]]),
-                           settings.batch_size)
+  ids = np.concatenate([data["train"][0], data["validation"][0]])
+  labels = np.concatenate([data["train"][1], data["validation"][1]])
+  lstm_model.adapt_to_training_data(classifier, ids, labels)
+  train = _training_stream(ids, labels, settings.batch_size)
   start = time.time()
   classifier.fit(train, steps_per_epoch=settings.steps_per_epoch,
                  epochs=steps // settings.steps_per_epoch, verbose=2)

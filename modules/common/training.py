@@ -69,13 +69,15 @@ class TrainingSettings:
 
 def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
                  tf_transform_output: tft.TFTransformOutput, label_key: str,
-                 batch_size: int, shuffle: bool) -> tf.data.Dataset:
-  """Batches of (transformed features, label), repeated indefinitely."""
+                 batch_size: int, shuffle: bool,
+                 num_epochs: Optional[int] = None) -> tf.data.Dataset:
+  """Batches of (transformed features, label), repeated `num_epochs` times
+  (indefinitely by default)."""
   return fn_args.data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(
           batch_size=batch_size, label_key=label_key, shuffle=shuffle,
-          shuffle_seed=0 if shuffle else None),
+          shuffle_seed=0 if shuffle else None, num_epochs=num_epochs),
       tf_transform_output.transformed_metadata.schema)
 
 

@@ -4,6 +4,7 @@ All work on the dense [batch, SEQUENCE_LENGTH] character ids Transform
 emits, with ops TFLite has as builtins (integer arithmetic, select, sums), so
 the whole model converts from that one input.
 """
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -49,6 +50,98 @@ class CharNGramHash(tf_keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "n": self.n, "num_buckets": self.num_buckets,
             "same_length": self.same_length}
+
+
+def first_occurrences(ids):
+  """`ids` with every repeat of an id within its row set to 0 (padding).
+
+  [batch, T] -> [batch, T]: a position keeps its id when no earlier position
+  of the row holds the same one, so summing over the row counts each
+  distinct id once (a bag of presence, not of counts). Pairwise comparison
+  ([batch, T, T] booleans) rather than a sort: EQUAL, LOGICAL_AND and
+  REDUCE_ANY are TFLite builtins.
+  """
+  length = ids.shape[1]
+  earlier = tf.constant(np.tril(np.ones([length, length], bool), k=-1))
+  repeated = tf.reduce_any(
+      tf.logical_and(tf.equal(tf.expand_dims(ids, 2), tf.expand_dims(ids, 1)), earlier), axis=2)
+  return tf.where(repeated, tf.zeros_like(ids), ids)
+
+
+class NaiveBayesNGramLogit(tf_keras.layers.Layer):
+  """Logistic regression over the char n-grams present in a review, each
+  scaled by its naive-Bayes log-count ratio (NBSVM; Wang and Manning, 2012).
+
+  [batch, T] char ids -> [batch, 1] logit: bias + sum over the distinct
+  hashed n-grams g of each order of weight[g] * ratio[g]. The ratios are
+  fixed statistics of the training reviews (`adapt`): log of the smoothed
+  share of positive reviews' n-gram occurrences that are g over the same
+  share for negative reviews, with reviews counted once per n-gram. Only
+  the weights train, under an L2 penalty, so an n-gram's evidence counts
+  as much as the naive-Bayes ratio says unless the data argue otherwise.
+  A bucket no training review filled keeps ratio 0 (as an n-gram outside a
+  fitted vocabulary contributes nothing), and so does padding (id 0).
+  """
+
+  def __init__(self, orders, num_buckets: int, l2: float, **kwargs):
+    super().__init__(**kwargs)
+    self.orders = tuple(orders)
+    self.num_buckets = num_buckets
+    self.l2 = l2
+    self.hashes = [CharNGramHash(n, num_buckets, name=f"char{n}_hash") for n in self.orders]
+
+  def build(self, input_shape):
+    self.ratios, self.weights_by_order = [], []
+    for n in self.orders:
+      self.ratios.append(self.add_weight(
+          name=f"char{n}_log_count_ratio", shape=(self.num_buckets + 1,),
+          initializer="zeros", trainable=False))
+      self.weights_by_order.append(self.add_weight(
+          name=f"char{n}_weight", shape=(self.num_buckets + 1,), initializer="zeros",
+          regularizer=tf_keras.regularizers.L2(self.l2)))
+    self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+    super().build(input_shape)
+
+  def present_ngrams(self, ids):
+    """Per order, [batch, T - n + 1] hashed n-gram ids, repeats within a review zeroed."""
+    return [first_occurrences(hash_(ids)) for hash_ in self.hashes]
+
+  def call(self, ids):
+    logit = self.bias
+    for ngrams, ratio, weight in zip(self.present_ngrams(ids), self.ratios,
+                                     self.weights_by_order):
+      evidence = tf.gather(weight, ngrams) * tf.gather(ratio, ngrams)
+      logit = logit + tf.reduce_sum(evidence, axis=1, keepdims=True)
+    return logit
+
+  def adapt(self, ids: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> None:
+    """Sets the log-count ratios from training reviews' ids and 0/1 labels."""
+    if not self.built:
+      self.build(ids.shape)
+    labels = np.asarray(labels).reshape(-1)
+    if not ((labels == 0) | (labels == 1)).all() or len(set(labels.tolist())) < 2:
+      raise ValueError("NaiveBayesNGramLogit.adapt needs labels of both classes, 0 and 1; "
+                       f"got the values {sorted(set(labels.tolist()))}")
+    counts = [np.zeros([2, self.num_buckets + 1]) for _ in self.orders]
+    for start in range(0, len(ids), batch_size):
+      batch_labels = labels[start:start + batch_size].astype(int)
+      for order_counts, ngrams in zip(counts, self.present_ngrams(ids[start:start + batch_size])):
+        ngrams = ngrams.numpy()
+        for label in (0, 1):
+          order_counts[label] += np.bincount(ngrams[batch_labels == label].reshape(-1),
+                                             minlength=self.num_buckets + 1)
+    for order_counts, ratio in zip(counts, self.ratios):
+      order_counts[:, 0] = 0
+      seen = order_counts.sum(axis=0) > 0
+      smoothed = (order_counts + 1.0) * seen
+      shares = smoothed / smoothed.sum(axis=1, keepdims=True)
+      log_ratio = np.log(shares[1], where=seen, out=np.zeros(seen.shape)) - np.log(
+          shares[0], where=seen, out=np.zeros(seen.shape))
+      ratio.assign(log_ratio.astype(np.float32))
+
+  def get_config(self):
+    return {**super().get_config(), "orders": self.orders, "num_buckets": self.num_buckets,
+            "l2": self.l2}
 
 
 class MaskedSqrtNPooling(tf_keras.layers.Layer):
