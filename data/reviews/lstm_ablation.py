@@ -4,8 +4,8 @@ Trains `modules.lstm.model.build_model` in its four variants (the recurrent
 branch alone, the hashed char n-gram bags alone, both in one model, the
 naive-Bayes n-gram logistic regression, its ratios counted on the training
 records first) on the train split minus its validation records,
-early-stops each on validation AUC exactly as the Trainer does (SETTINGS: batch 64, epochs of 100 steps,
-patience 2, best weights restored, at most TRAIN_STEPS = the pipeline's 600
+early-stops each on validation AUC exactly as the Trainer does (SETTINGS:
+batch 64, epochs of 100 steps, patience 2, best weights restored, at most TRAIN_STEPS = the pipeline's 600
 steps), and only then scores the restored model on validation and on the
 untouched eval split. When the run includes all ENSEMBLE_MEMBERS it adds
 the `ensemble` row: the mean of their probabilities, what `run_fn` exports.

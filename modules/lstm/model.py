@@ -8,9 +8,9 @@ attention. The bags model sqrt(n)-pools bags of characters and of hashed
 character bi- and tri-grams. The naive-Bayes one is a logistic regression
 over the distinct hashed char 1- to 4-grams of the review, each scaled by
 its log-count ratio in the training reviews (NBSVM; NaiveBayesNGramLogit).
-Each ends in one sigmoid unit trained with label smoothing and
-early-stopped on validation; `run_fn` exports the mean of their
-probabilities (`average_of`).
+Each ends in one sigmoid unit early-stopped on validation (the neural two
+trained with label smoothing, the naive-Bayes one without); `run_fn`
+exports the mean of their probabilities (`average_of`).
 
 Measured honestly (data/reviews/lstm_ablation.py, data/reviews/README.md):
 trained on the train split minus its validation records, early-stopped on
@@ -27,7 +27,8 @@ The recurrent model alone beats the char 1-3-gram TF-IDF + LR anchor (eval
 AUC 0.913). Trained jointly, the bags learn faster and the pair gains
 nothing on eval; trained apart the members err differently enough for their
 mean to gain (on eval the naive-Bayes member alone matches the mean; how it
-was chosen, and what that leaves of the eval figure: data/reviews/README.md). On 12.5k training reviews every variant fits its training data
+was chosen, and what that leaves of the eval figure: data/reviews/README.md).
+On 12.5k training reviews every neural variant fits its training data
 within 2-3 epochs (training AUC 0.98+), so the data bounds the model more
 than its capacity. Every layer works on the static [batch, SEQUENCE_LENGTH]
 ids, so a TFLite conversion takes ids in and gives the probability out (the
