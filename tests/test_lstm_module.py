@@ -136,14 +136,6 @@ def loaded(exported):
   return tf.saved_model.load(exported[1])
 
 
-def _exported_architecture(char_ids: int,
-                           gru_steps_per_loop_iteration=None) -> tf_keras.Model:
-  return model.average_of([
-      model.build_model(char_ids, variant=variant,
-                        gru_steps_per_loop_iteration=gru_steps_per_loop_iteration)
-      for variant in model.ENSEMBLE_MEMBERS])
-
-
 def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
     exported, loaded, raw_examples):
   """The TFLite export rebuilds the Keras model from code (the SavedModel
@@ -155,11 +147,11 @@ def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
   serialized = tf.constant(raw_examples["eval"][:16])
   ids = loaded.signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)[IDS_KEY]
   served = loaded.signatures[contract.SERVING_DEFAULT](examples=serialized)
-  rebuilt = training.with_weights_of(_exported_architecture(char_ids), export_dir)
+  rebuilt = training.with_weights_of(model.exported_architecture(char_ids), export_dir)
   np.testing.assert_allclose(rebuilt(ids, training=False).numpy().reshape(-1),
                              served[features.PROBABILITY].numpy(), atol=1e-6)
   with pytest.raises(ValueError, match="char_embedding"):
-    training.with_weights_of(_exported_architecture(char_ids + 1), export_dir)
+    training.with_weights_of(model.exported_architecture(char_ids + 1), export_dir)
 
 
 def test_model_learns_from_real_reviews(loaded, raw_examples):
@@ -274,12 +266,14 @@ def test_chunked_bigru_refuses_what_it_would_compute_differently(layer, merge_mo
     ChunkedBidirectionalGRU(layer, 10, merge_mode=merge_mode, name="bigru")
 
 
-def _randomize_naive_bayes(ensemble: tf_keras.Model, seed: int) -> None:
-  """Gives the naive-Bayes member random ratios and weights (both start at
-  zeros, which would make its output constant and any weight mix-up silent)."""
+def _randomize_naive_bayes(classifier: tf_keras.Model, seed: int) -> None:
+  """Gives the naive-Bayes layer (of the member or of an ensemble's member)
+  random weights (they start at zeros, which would make its output constant
+  and any weight mix-up silent)."""
   rng = np.random.default_rng(seed)
-  [member] = [m for m in ensemble.layers if m.name == f"lstm_reviews_{model.NAIVE_BAYES}"]
-  layer = member.get_layer("naive_bayes_logit")
+  [layer] = [layer for member in (classifier, *classifier.layers)
+             if isinstance(member, tf_keras.Model)
+             for layer in member.layers if layer.name == model.NAIVE_BAYES_LAYER]
   layer.set_weights([rng.normal(size=w.shape).astype(np.float32) * 0.1
                      for w in layer.get_weights()])
 
@@ -287,11 +281,11 @@ def _randomize_naive_bayes(ensemble: tf_keras.Model, seed: int) -> None:
 def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
   from modules.lstm.layers import ChunkedBidirectionalGRU
   tf_keras.utils.set_random_seed(0)
-  trained = _exported_architecture(100)
+  trained = model.exported_architecture(100)
   _randomize_naive_bayes(trained, seed=0)
   trained.save_weights(str(tmp_path / "weights"))
   tf_keras.utils.set_random_seed(1)  # Other initial weights: loading must replace them.
-  converted = _exported_architecture(100, gru_steps_per_loop_iteration=20)
+  converted = model.exported_architecture(100, gru_steps_per_loop_iteration=20)
   converted.load_weights(str(tmp_path / "weights")).assert_existing_objects_matched()
   inner = [layer for member in converted.layers if isinstance(member, tf_keras.Model)
            for layer in member.layers]
@@ -311,7 +305,7 @@ def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags, has_n
   names = {layer.name for layer in built.layers}
   assert ("bigru" in names) == has_rnn and ("bigru_attention" in names) == has_rnn
   assert ("char2_embedding" in names) == has_bags and ("char3_pool" in names) == has_bags
-  assert ("naive_bayes_logit" in names) == has_naive_bayes
+  assert (model.NAIVE_BAYES_LAYER in names) == has_naive_bayes
   assert built.output_shape == (None, 1)
   assert built.output_names == [features.PROBABILITY]
   probability = built.predict(np.zeros([2, SEQ], np.int64), verbose=0)
@@ -375,6 +369,29 @@ def test_naive_bayes_adapt_refuses_labels_that_are_not_both_classes(labels):
     layer.adapt(np.ones([3, 4], np.int64), np.array(labels))
 
 
+def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same_output():
+  from modules.lstm.layers import NaiveBayesNGramLogit
+  trained = model.build_model(100, variant=model.NAIVE_BAYES)
+  _randomize_naive_bayes(trained, seed=0)
+  served = model.serving_form_of(trained)
+  tables = lambda m: [w for w in m.weights if w.shape == (model.NAIVE_BAYES_BUCKETS + 1,)]
+  assert len(tables(trained)) == 2 * len(model.NAIVE_BAYES_ORDERS)
+  assert len(tables(served)) == len(model.NAIVE_BAYES_ORDERS)
+  assert not served.trainable_weights
+  ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
+  ids[1, 10:] = 0
+  ids[2] = 0  # An empty review.
+  np.testing.assert_allclose(served.predict(ids, verbose=0), trained.predict(ids, verbose=0),
+                             atol=1e-6)
+  # A neural member is exported as it trained.
+  sequence = model.build_model(100, variant=model.SEQUENCE)
+  assert model.serving_form_of(sequence) is sequence
+  folded_layer = served.get_layer(model.NAIVE_BAYES_LAYER)
+  assert isinstance(folded_layer, NaiveBayesNGramLogit)
+  with pytest.raises(ValueError, match="folded for serving"):
+    folded_layer.adapt(ids, np.array([0, 1, 0, 1]))
+
+
 def test_exported_average_is_the_mean_of_its_members_probabilities():
   tf_keras.utils.set_random_seed(0)
   members = [model.build_model(100, variant=v) for v in model.ENSEMBLE_MEMBERS]
@@ -388,3 +405,18 @@ def test_exported_average_is_the_mean_of_its_members_probabilities():
   np.testing.assert_allclose(ensemble.predict(ids, verbose=0), expected, atol=1e-6)
   # The members' outputs differ, so a wrong combination would show.
   assert not np.allclose(members[0].predict(ids, verbose=0), expected)
+
+
+def test_ablation_seed_spread_summarises_each_variant_over_its_seeds():
+  from data.reviews.lstm_ablation import seed_spread
+  rows = [{"variant": "bags", "seed": 1, "validation": {"auc": 0.92}, "eval": {"auc": 0.91}},
+          {"variant": "bags", "seed": 2, "validation": {"auc": 0.94}, "eval": {"auc": 0.93}},
+          {"variant": "refit:bags", "seed": 1, "eval": {"auc": 0.90}},
+          {"variant": "refit:bags", "seed": 2, "eval": {"auc": 0.92}}]
+  spread = seed_spread(rows)
+  assert spread["bags"]["seeds"] == [1, 2]
+  assert spread["bags"]["validation"] == {"auc_mean": 0.93, "auc_sd": 0.0141,
+                                          "auc_min": 0.92, "auc_max": 0.94}
+  assert spread["bags"]["eval"]["auc_mean"] == 0.92
+  # A refit has no validation score: only its eval spread is given.
+  assert set(spread["refit:bags"]) == {"seeds", "eval"}

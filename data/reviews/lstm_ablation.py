@@ -22,17 +22,26 @@ so a run takes minutes rather than a pipeline.
     python -m data.reviews.lstm_ablation            # writes lstm_ablation.json
     python -m data.reviews.lstm_ablation --variants sequence
     python -m data.reviews.lstm_ablation --refit    # adds the refit rows
+    python -m data.reviews.lstm_ablation --variants sequence bags naive_bayes \
+        --seeds 42 1 2 3 4 --out lstm_seeds.json    # the spread over seeds
 
 `--refit` then trains each variant again, for the steps early stopping
 chose, on train and validation together (as the CNN's run_fn does), and
 scores eval once: `refit:<variant>` rows, and `refit:ensemble` when both
 members ran. Nothing is left to judge a refit model on but eval, so these
 rows report; they cannot select.
+
+`--seeds` trains every variant once per seed (the seed sets weight
+initialisation and dropout; the batches' order stays fixed), so a row
+carries its `seed`, and with more than one seed `seed_spread` gives each
+variant's mean, standard deviation, minimum and maximum AUC over them: how
+much of a difference between two runs the seed alone makes.
 """
 import argparse
 import collections
 import json
 import os
+import statistics
 import time
 from typing import Dict, List, Tuple
 
@@ -98,11 +107,11 @@ def _training_stream(ids: np.ndarray, labels: np.ndarray, batch_size: int) -> tf
 
 
 def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                char_id_count: int) -> Tuple[dict, Dict[str, np.ndarray]]:
+                char_id_count: int, seed: int) -> Tuple[dict, Dict[str, np.ndarray]]:
   """Trains one variant as the Trainer trains a member; its result and its
   validation and eval scores."""
   settings = lstm_model.SETTINGS
-  tf_keras.utils.set_random_seed(settings.seed)
+  tf_keras.utils.set_random_seed(seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
   lstm_model.adapt_to_training_data(classifier, *data["train"])
   train = _training_stream(*data["train"], settings.batch_size)
@@ -117,7 +126,7 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
   seconds = time.time() - start
   curve = history.history[settings.early_stopping_monitor]
   best_epoch = int(np.argmax(curve)) + 1
-  result = {"variant": variant, "params": int(classifier.count_params()),
+  result = {"variant": variant, "seed": seed, "params": int(classifier.count_params()),
             "epochs_run": len(curve), "best_epoch": best_epoch,
             "steps_chosen": best_epoch * settings.steps_per_epoch,
             "validation_auc_by_epoch": [round(float(v), 4) for v in curve],
@@ -132,11 +141,11 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
 
 
 def refit_variant(variant: str, steps: int, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                  char_id_count: int) -> Tuple[dict, np.ndarray]:
+                  char_id_count: int, seed: int) -> Tuple[dict, np.ndarray]:
   """The variant trained `steps` steps on train + validation, no early
   stopping; its result and its eval scores."""
   settings = lstm_model.SETTINGS
-  tf_keras.utils.set_random_seed(settings.seed)
+  tf_keras.utils.set_random_seed(seed)
   classifier = lstm_model.build_model(char_id_count, variant=variant)
   ids = np.concatenate([data["train"][0], data["validation"][0]])
   labels = np.concatenate([data["train"][1], data["validation"][1]])
@@ -146,15 +155,15 @@ def refit_variant(variant: str, steps: int, data: Dict[str, Tuple[np.ndarray, np
   classifier.fit(train, steps_per_epoch=settings.steps_per_epoch,
                  epochs=steps // settings.steps_per_epoch, verbose=2)
   scores = classifier.predict(data["eval"][0], batch_size=512, verbose=0).reshape(-1)
-  return ({"variant": f"refit:{variant}", "steps_chosen": steps,
+  return ({"variant": f"refit:{variant}", "seed": seed, "steps_chosen": steps,
            "train_seconds": round(time.time() - start),
            "eval": auc_and_accuracy(data["eval"][1], scores)}, scores)
 
 
 def ensemble_result(members: List[Tuple[dict, Dict[str, np.ndarray]]],
-                    data: Dict[str, Tuple[np.ndarray, np.ndarray]]) -> dict:
+                    data: Dict[str, Tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
   """What `run_fn` exports: the mean of the members' probabilities."""
-  result = {"variant": lstm_model.ENSEMBLE,
+  result = {"variant": lstm_model.ENSEMBLE, "seed": seed,
             "members": [r["variant"] for r, _ in members],
             "params": sum(r["params"] for r, _ in members),
             "train_seconds": sum(r["train_seconds"] for r, _ in members)}
@@ -162,6 +171,43 @@ def ensemble_result(members: List[Tuple[dict, Dict[str, np.ndarray]]],
     result[split] = auc_and_accuracy(
         data[split][1], np.mean([scores[split] for _, scores in members], axis=0))
   return result
+
+
+def seed_spread(results: List[dict]) -> Dict[str, dict]:
+  """Per variant, over its rows (one per seed): AUC mean, sd, min and max."""
+  spread = {}
+  for variant in dict.fromkeys(r["variant"] for r in results):
+    rows = [r for r in results if r["variant"] == variant]
+    spread[variant] = {"seeds": [r["seed"] for r in rows]}
+    for split in ("validation", "eval"):
+      aucs = [r[split]["auc"] for r in rows if split in r]
+      if len(aucs) > 1:
+        spread[variant][split] = {
+            "auc_mean": round(statistics.mean(aucs), 4),
+            "auc_sd": round(statistics.stdev(aucs), 4),
+            "auc_min": min(aucs), "auc_max": max(aucs)}
+  return spread
+
+
+def train_and_score(args: argparse.Namespace, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
+                    char_id_count: int, seed: int) -> List[dict]:
+  """The rows of one seed: each variant, the ensemble, and with --refit the refits."""
+  trained = {v: run_variant(v, data, char_id_count, seed) for v in args.variants}
+  results = [result for result, _ in trained.values()]
+  if all(v in trained for v in lstm_model.ENSEMBLE_MEMBERS):
+    results.append(ensemble_result([trained[v] for v in lstm_model.ENSEMBLE_MEMBERS], data,
+                                   seed))
+  if args.refit:
+    refits = {v: refit_variant(v, trained[v][0]["steps_chosen"], data, char_id_count, seed)
+              for v in args.variants}
+    results.extend(result for result, _ in refits.values())
+    if all(v in refits for v in lstm_model.ENSEMBLE_MEMBERS):
+      results.append({
+          "variant": f"refit:{lstm_model.ENSEMBLE}", "seed": seed,
+          "members": [f"refit:{v}" for v in lstm_model.ENSEMBLE_MEMBERS],
+          "eval": auc_and_accuracy(data["eval"][1], np.mean(
+              [refits[v][1] for v in lstm_model.ENSEMBLE_MEMBERS], axis=0))})
+  return results
 
 
 def main(argv=None) -> int:
@@ -172,6 +218,8 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default=os.path.join(HERE, "lstm_ablation.json"))
   parser.add_argument("--refit", action="store_true",
                       help="also refit each variant on train + validation (see above)")
+  parser.add_argument("--seeds", nargs="+", type=int, default=[lstm_model.SETTINGS.seed],
+                      help="train every variant once per seed (see above)")
   args = parser.parse_args(argv)
 
   train_records = read_split(os.path.join(args.data_dir, "train", "reviews-train.tfrecord.gz"))
@@ -185,22 +233,9 @@ def main(argv=None) -> int:
   data = {name: (char_ids([t for _, t, _ in records], vocabulary),
                  np.array([label for _, _, label in records], np.float32))
           for name, records in splits.items()}
-  trained = {v: run_variant(v, data, features.char_id_count(len(vocabulary)))
-             for v in args.variants}
-  results = [result for result, _ in trained.values()]
-  if all(v in trained for v in lstm_model.ENSEMBLE_MEMBERS):
-    results.append(ensemble_result([trained[v] for v in lstm_model.ENSEMBLE_MEMBERS], data))
-  if args.refit:
-    refits = {v: refit_variant(v, trained[v][0]["steps_chosen"], data,
-                               features.char_id_count(len(vocabulary)))
-              for v in args.variants}
-    results.extend(result for result, _ in refits.values())
-    if all(v in refits for v in lstm_model.ENSEMBLE_MEMBERS):
-      results.append({
-          "variant": f"refit:{lstm_model.ENSEMBLE}",
-          "members": [f"refit:{v}" for v in lstm_model.ENSEMBLE_MEMBERS],
-          "eval": auc_and_accuracy(data["eval"][1], np.mean(
-              [refits[v][1] for v in lstm_model.ENSEMBLE_MEMBERS], axis=0))})
+  results = [result for seed in args.seeds
+             for result in train_and_score(args, data, features.char_id_count(len(vocabulary)),
+                                           seed)]
   report = {
       "protocol": "train = train split minus validation; validation = train-split records "
                   "contract.is_validation_record picks (early stopping on val_auc, best "
@@ -210,16 +245,18 @@ def main(argv=None) -> int:
       "settings": {"batch_size": lstm_model.SETTINGS.batch_size,
                    "steps_per_epoch": lstm_model.SETTINGS.steps_per_epoch,
                    "early_stopping_patience": lstm_model.SETTINGS.early_stopping_patience,
-                   "max_train_steps": TRAIN_STEPS, "seed": lstm_model.SETTINGS.seed},
+                   "max_train_steps": TRAIN_STEPS, "seeds": args.seeds},
       "tensorflow_version": tf.__version__,
       "results": results,
   }
+  if len(args.seeds) > 1:
+    report["seed_spread"] = seed_spread(results)
   for r in results:
     steps = r.get("steps_chosen", "+".join(r.get("members", [])))
     validation = (f"validation AUC {r['validation']['auc']:.4f} acc "
                   f"{r['validation']['accuracy']:.4f}" if "validation" in r
                   else "validation -")
-    print(f"{r['variant']:>16}: {validation} | eval AUC {r['eval']['auc']:.4f} acc "
+    print(f"{r['variant']:>16} seed {r['seed']}: {validation} | eval AUC {r['eval']['auc']:.4f} acc "
           f"{r['eval']['accuracy']:.4f} | {steps} steps, {r.get('train_seconds', '-')} s")
   tmp = args.out + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:

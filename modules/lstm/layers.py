@@ -4,6 +4,8 @@ All work on the dense [batch, SEQUENCE_LENGTH] character ids Transform
 emits, with ops TFLite has as builtins (integer arithmetic, select, sums), so
 the whole model converts from that one input.
 """
+from typing import List
+
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -81,25 +83,38 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
   as much as the naive-Bayes ratio says unless the data argue otherwise.
   A bucket no training review filled keeps ratio 0 (as an n-gram outside a
   fitted vocabulary contributes nothing), and so does padding (id 0).
+
+  `folded=True` builds the serving form: one table per order holding
+  weight * ratio (`folded_weights` of the trained layer), so the export
+  stores and gathers one table per order instead of two and computes the
+  same logit (the same float32 products, summed in the same order). The
+  folded form has nothing to train or count.
   """
 
-  def __init__(self, orders, num_buckets: int, l2: float, **kwargs):
+  def __init__(self, orders, num_buckets: int, l2: float, folded: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.orders = tuple(orders)
     self.num_buckets = num_buckets
     self.l2 = l2
+    self.folded = folded
     self.hashes = [CharNGramHash(n, num_buckets, name=f"char{n}_hash") for n in self.orders]
 
   def build(self, input_shape):
     self.ratios, self.weights_by_order = [], []
     for n in self.orders:
+      if self.folded:
+        self.weights_by_order.append(self.add_weight(
+            name=f"char{n}_weight_times_ratio", shape=(self.num_buckets + 1,),
+            initializer="zeros", trainable=False))
+        continue
       self.ratios.append(self.add_weight(
           name=f"char{n}_log_count_ratio", shape=(self.num_buckets + 1,),
           initializer="zeros", trainable=False))
       self.weights_by_order.append(self.add_weight(
           name=f"char{n}_weight", shape=(self.num_buckets + 1,), initializer="zeros",
           regularizer=tf_keras.regularizers.L2(self.l2)))
-    self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+    self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros",
+                                trainable=not self.folded)
     super().build(input_shape)
 
   def present_ngrams(self, ids):
@@ -108,14 +123,26 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
 
   def call(self, ids):
     logit = self.bias
-    for ngrams, ratio, weight in zip(self.present_ngrams(ids), self.ratios,
-                                     self.weights_by_order):
-      evidence = tf.gather(weight, ngrams) * tf.gather(ratio, ngrams)
+    for order, ngrams in enumerate(self.present_ngrams(ids)):
+      evidence = tf.gather(self.weights_by_order[order], ngrams)
+      if not self.folded:
+        evidence = evidence * tf.gather(self.ratios[order], ngrams)
       logit = logit + tf.reduce_sum(evidence, axis=1, keepdims=True)
     return logit
 
+  def folded_weights(self) -> List[np.ndarray]:
+    """The weights of this layer's serving form (`folded=True`): per order,
+    weight * ratio, then the bias."""
+    if self.folded:
+      raise ValueError(f"{self.name} is already folded")
+    return [weight.numpy() * ratio.numpy()
+            for weight, ratio in zip(self.weights_by_order, self.ratios)] + [self.bias.numpy()]
+
   def adapt(self, ids: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> None:
     """Sets the log-count ratios from training reviews' ids and 0/1 labels."""
+    if self.folded:
+      raise ValueError(f"{self.name} is folded for serving and has no ratios to count: "
+                       "adapt the training form (folded=False), then fold its weights")
     if not self.built:
       self.build(ids.shape)
     labels = np.asarray(labels).reshape(-1)
@@ -141,7 +168,7 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "orders": self.orders, "num_buckets": self.num_buckets,
-            "l2": self.l2}
+            "l2": self.l2, "folded": self.folded}
 
 
 class MaskedSqrtNPooling(tf_keras.layers.Layer):

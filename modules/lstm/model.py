@@ -10,7 +10,8 @@ over the distinct hashed char 1- to 4-grams of the review, each scaled by
 its log-count ratio in the training reviews (NBSVM; NaiveBayesNGramLogit).
 Each ends in one sigmoid unit early-stopped on validation (the neural two
 trained with label smoothing, the naive-Bayes one without); `run_fn`
-exports the mean of their probabilities (`average_of`).
+exports the mean of their probabilities (`average_of`), the naive-Bayes
+member folded to one table per n-gram order (`serving_form_of`).
 
 Measured honestly (data/reviews/lstm_ablation.py, data/reviews/README.md):
 trained on the train split minus its validation records, early-stopped on
@@ -104,6 +105,7 @@ DROPOUT = 0.5
 # steps gave 0.926 (not kept). Differences this small are within the noise
 # of 1,407 validation reviews (~0.006).
 LABEL_SMOOTHING = 0.1
+NAIVE_BAYES_LAYER = "naive_bayes_logit"
 # The naive-Bayes-scaled logistic regression (NaiveBayesNGramLogit): char
 # 1- to 4-grams, 2^20 buckets per order. Its L2 weight is scikit-learn's
 # C = 0.1 on the ~12.5k training reviews (1 / (2 C N)); in scikit-learn, on
@@ -150,25 +152,29 @@ def _bag_branch(ids, chars):
 
 def build_model(char_id_count: int, learning_rate: float = 3e-3,
                 variant: str = COMBINED,
-                gru_steps_per_loop_iteration: Optional[int] = None) -> tf_keras.Model:
+                gru_steps_per_loop_iteration: Optional[int] = None,
+                serving_form: bool = False) -> tf_keras.Model:
   """Builds the compiled classifier over [batch, SEQUENCE_LENGTH] char ids.
 
   `variant` (one of VARIANTS) keeps the recurrent branch, the bags, or both
   (the ablation in data/reviews/lstm_ablation.py); one sigmoid unit reads
   the concatenated pooled features. `gru_steps_per_loop_iteration` builds
   the graph the TFLite adapter converts: the same weights, the BiGRU as
-  ChunkedBidirectionalGRU.
+  ChunkedBidirectionalGRU. `serving_form` builds the variant as `run_fn`
+  exports it (`serving_form_of`): the naive-Bayes member folded, not
+  compiled, since it no longer trains; the other variants as they train.
   """
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-  ids = tf_keras.Input(shape=(features.SEQUENCE_LENGTH,), dtype=tf.int64,
-                       name=features.transformed_name(features.TEXT_KEY))
+  ids = _ids_input()
   if variant == NAIVE_BAYES:
     logit = NaiveBayesNGramLogit(NAIVE_BAYES_ORDERS, NAIVE_BAYES_BUCKETS, NAIVE_BAYES_L2,
-                                 name="naive_bayes_logit")(ids)
+                                 folded=serving_form, name=NAIVE_BAYES_LAYER)(ids)
     probability = tf_keras.layers.Activation("sigmoid", name=features.PROBABILITY)(logit)
-    return _compiled(tf_keras.Model(ids, probability, name=f"lstm_reviews_{variant}"),
-                     learning_rate, label_smoothing=0.0)
+    naive_bayes = tf_keras.Model(ids, probability, name=f"lstm_reviews_{variant}")
+    if serving_form:
+      return naive_bayes
+    return _compiled(naive_bayes, learning_rate, label_smoothing=0.0)
   chars = tf_keras.layers.Embedding(char_id_count, CHAR_EMBEDDING_DIM, mask_zero=True,
                                     name="char_embedding")(ids)
   pooled = []
@@ -232,11 +238,43 @@ def average_of(members) -> tf_keras.Model:
   on validation) and only averaged here, so the export is still one
   SavedModel and one TFLite graph, ids in and probability out.
   """
-  ids = tf_keras.Input(shape=(features.SEQUENCE_LENGTH,), dtype=tf.int64,
-                       name=features.transformed_name(features.TEXT_KEY))
+  ids = _ids_input()
   probability = tf_keras.layers.Average(name=features.PROBABILITY)(
       [member(ids) for member in members])
   return tf_keras.Model(ids, probability, name=f"lstm_reviews_{ENSEMBLE}")
+
+
+def serving_form_of(member: tf_keras.Model) -> tf_keras.Model:
+  """The trained member as `run_fn` exports it.
+
+  The naive-Bayes member is rebuilt folded: one table per n-gram order
+  holding weight * log-count ratio in place of the two it trains with,
+  which halves its share of the SavedModel and the TFLite file and its
+  gathers, with the same output. The neural members are exported as they are.
+  """
+  if member.name != f"lstm_reviews_{NAIVE_BAYES}":
+    return member
+  # The naive-Bayes member reads ids alone: the vocabulary size is not used.
+  folded = build_model(0, variant=NAIVE_BAYES, serving_form=True)
+  folded.get_layer(NAIVE_BAYES_LAYER).set_weights(
+      member.get_layer(NAIVE_BAYES_LAYER).folded_weights())
+  return folded
+
+
+def exported_architecture(char_id_count: int,
+                          gru_steps_per_loop_iteration: Optional[int] = None) -> tf_keras.Model:
+  """What `run_fn` exports, untrained: the average of ENSEMBLE_MEMBERS in
+  their serving form, for loading the SavedModel's weights into (the
+  TFLite adapter; `gru_steps_per_loop_iteration` as in `build_model`)."""
+  return average_of([
+      build_model(char_id_count, variant=variant, serving_form=True,
+                  gru_steps_per_loop_iteration=gru_steps_per_loop_iteration)
+      for variant in ENSEMBLE_MEMBERS])
+
+
+def _ids_input() -> tf_keras.Input:
+  return tf_keras.Input(shape=(features.SEQUENCE_LENGTH,), dtype=tf.int64,
+                        name=features.transformed_name(features.TEXT_KEY))
 
 
 def adapt_to_training_data(member: tf_keras.Model, ids: np.ndarray, labels: np.ndarray) -> None:
@@ -265,7 +303,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   Trains each of ENSEMBLE_MEMBERS on its own (the naive-Bayes member's
   ratios counted on the training split first; at most TrainArgs' steps,
   early-stopped on the validation split, TensorBoard logs in a folder per
-  member) and exports their average.
+  member) and exports the average of their serving forms (`serving_form_of`).
   """
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -279,8 +317,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                               model_run_dir=os.path.join(fn_args.model_run_dir, variant))
     training.fit(member_args, member, tf_transform_output, features.LABEL_KEY, SETTINGS)
     members.append(member)
+  exported = average_of([serving_form_of(member) for member in members])
   training.export_serving_model(
-      average_of(members), tf_transform_output, fn_args.serving_model_dir,
+      exported, tf_transform_output, fn_args.serving_model_dir,
       training.ServingExport(
           label_key=features.LABEL_KEY, serve_transformed=serve_transformed,
           raw_signature_factory=raw_signature, warmup_requests=warmup_requests()))

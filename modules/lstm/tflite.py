@@ -18,7 +18,7 @@ from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapt
                                      TensorMeaning, Tensors, read_vocabulary)
 from modules.common.training import with_weights_of
 from modules.lstm import features
-from modules.lstm.model import ENSEMBLE_MEMBERS, average_of, build_model, serve_transformed
+from modules.lstm.model import exported_architecture, serve_transformed
 
 IDS_XF = features.transformed_name(features.TEXT_KEY)
 VOCABULARY_FILE = "vocab.txt"
@@ -84,10 +84,8 @@ class LstmAdapter(FamilyAdapter):
     del saved_model
     char_ids = features.char_id_count(
         tft_output.vocabulary_size_by_name(features.CHAR_VOCABULARY))
-    return with_weights_of(average_of([
-        build_model(char_ids, variant=variant,
-                    gru_steps_per_loop_iteration=GRU_STEPS_PER_LOOP_ITERATION)
-        for variant in ENSEMBLE_MEMBERS]), saved_model_dir)
+    return with_weights_of(exported_architecture(
+        char_ids, gru_steps_per_loop_iteration=GRU_STEPS_PER_LOOP_ITERATION), saved_model_dir)
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     return {features.PROBABILITY: serve_transformed(model, transformed)[features.PROBABILITY]}
