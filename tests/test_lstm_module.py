@@ -390,6 +390,8 @@ def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same
   assert isinstance(folded_layer, NaiveBayesNGramLogit)
   with pytest.raises(ValueError, match="folded for serving"):
     folded_layer.adapt(ids, np.array([0, 1, 0, 1]))
+  with pytest.raises(ValueError, match="already folded"):
+    folded_layer.folded_weights()
 
 
 def test_exported_average_is_the_mean_of_its_members_probabilities():
