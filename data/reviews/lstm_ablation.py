@@ -3,15 +3,16 @@
 Trains `modules.lstm.model.build_model` in its four variants (the recurrent
 branch alone, the hashed char n-gram bags alone, both in one model, the
 naive-Bayes n-gram logistic regression, its ratios counted on the training
-records first) on the train split minus its validation records,
-early-stops each on validation AUC exactly as the Trainer does (SETTINGS:
-batch 64, epochs of 100 steps, patience 2, best weights restored, at most TRAIN_STEPS = the pipeline's 600
-steps), and only then scores the restored model on validation and on the
-untouched eval split. When the run includes all ENSEMBLE_MEMBERS it adds
-the `ensemble` row: the mean of their probabilities, what `run_fn` exports.
-Validation is the train-split records `contract.is_validation_record` picks
-(10% by hash of the serialized tf.Example), as ExampleGen carves them; eval
-is never used to train, stop or choose anything.
+records first) on the train split minus its validation records, early-stops
+each on validation AUC exactly as the Trainer does (SETTINGS: batch 64,
+epochs of 100 steps, patience 2, best weights restored, at most TRAIN_STEPS
+= the pipeline's 600 steps), and only then scores the restored model on
+validation and on the untouched eval split. When the run includes all
+ENSEMBLE_MEMBERS it adds the `ensemble` row: the mean of their
+probabilities, what `run_fn` exports. Validation is the train-split records
+`contract.is_validation_record` picks (10% by hash of the serialized
+tf.Example), as ExampleGen carves them; eval is never used to train, stop or
+choose anything.
 
 The character ids are made in NumPy by the rule of
 `modules/lstm/preprocessing.py` (vocabulary over the first SEQUENCE_LENGTH
@@ -256,8 +257,9 @@ def main(argv=None) -> int:
     validation = (f"validation AUC {r['validation']['auc']:.4f} acc "
                   f"{r['validation']['accuracy']:.4f}" if "validation" in r
                   else "validation -")
-    print(f"{r['variant']:>16} seed {r['seed']}: {validation} | eval AUC {r['eval']['auc']:.4f} acc "
-          f"{r['eval']['accuracy']:.4f} | {steps} steps, {r.get('train_seconds', '-')} s")
+    print(f"{r['variant']:>16} seed {r['seed']}: {validation} | eval AUC "
+          f"{r['eval']['auc']:.4f} acc {r['eval']['accuracy']:.4f} | {steps} steps, "
+          f"{r.get('train_seconds', '-')} s")
   tmp = args.out + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(report, f, indent=2)

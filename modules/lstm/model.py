@@ -27,17 +27,17 @@ validation AUC, eval scored once afterwards. Validation / eval AUC:
 
 The recurrent model alone beats the char 1-3-gram TF-IDF + LR anchor (eval
 AUC 0.913) at the default seed and in the mean over five seeds (0.914), not
-at three of them (data/reviews/lstm_seeds.json). Trained jointly, the bags learn faster and the pair gains
-nothing on eval; trained apart the members err differently enough for their
-mean to gain (on eval the naive-Bayes member alone matches the mean; how it
-was chosen, and what that leaves of the eval figure: data/reviews/README.md).
-On 12.5k training reviews every neural variant fits its training data
-within 2-3 epochs (training AUC 0.98+), so the data bounds the model more
-than its capacity. Every layer works on the static [batch, SEQUENCE_LENGTH]
-ids, so a TFLite conversion takes ids in and gives the probability out (the
-GRU as a WHILE loop of builtin ops, 20 steps per iteration: tflite.py; a
-BiLSTM that TFLite fuses scored 0.005 lower on validation,
-data/reviews/README.md).
+at three of them (data/reviews/lstm_seeds.json). Trained jointly, the bags
+learn faster and the pair gains nothing on eval; trained apart the members
+err differently enough for their mean to gain (on eval the naive-Bayes
+member alone matches the mean; how it was chosen, and what that leaves of
+the eval figure: data/reviews/README.md). On 12.5k training reviews every
+neural variant fits its training data within 2-3 epochs (training AUC
+0.98+), so the data bounds the model more than its capacity. Every layer
+works on the static [batch, SEQUENCE_LENGTH] ids, so a TFLite conversion
+takes ids in and gives the probability out (the GRU as a WHILE loop of
+builtin ops, 20 steps per iteration: tflite.py; a BiLSTM that TFLite fuses
+scored 0.005 lower on validation, data/reviews/README.md).
 """
 import os
 from typing import Optional
@@ -254,12 +254,12 @@ def serving_form_of(member: tf_keras.Model) -> tf_keras.Model:
   which halves its share of the SavedModel and the TFLite file and its
   gathers, with the same output. The neural members are exported as they are.
   """
-  if member.name != f"lstm_reviews_{NAIVE_BAYES}":
+  trained = _naive_bayes_layer(member)
+  if trained is None:
     return member
   # The naive-Bayes member reads ids alone: the vocabulary size is not used.
   folded = build_model(0, variant=NAIVE_BAYES, serving_form=True)
-  folded.get_layer(NAIVE_BAYES_LAYER).set_weights(
-      member.get_layer(NAIVE_BAYES_LAYER).folded_weights())
+  folded.get_layer(NAIVE_BAYES_LAYER).set_weights(trained.folded_weights())
   return folded
 
 
@@ -282,9 +282,15 @@ def _ids_input() -> tf_keras.Input:
 def adapt_to_training_data(member: tf_keras.Model, ids: np.ndarray, labels: np.ndarray) -> None:
   """What a member learns by counting before it trains: the naive-Bayes
   member's log-count ratios (the other members learn by gradient alone)."""
-  for layer in member.layers:
-    if isinstance(layer, NaiveBayesNGramLogit):
-      layer.adapt(ids, labels)
+  naive_bayes = _naive_bayes_layer(member)
+  if naive_bayes is not None:
+    naive_bayes.adapt(ids, labels)
+
+
+def _naive_bayes_layer(member: tf_keras.Model) -> Optional[NaiveBayesNGramLogit]:
+  """The member's NaiveBayesNGramLogit; None for a neural member."""
+  return next((layer for layer in member.layers if isinstance(layer, NaiveBayesNGramLogit)),
+              None)
 
 
 def _training_ids_and_labels(fn_args: tfx.components.FnArgs,
