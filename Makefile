@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test chromium kubeflow kubeflow-local bench movielens
+.PHONY: env run test test-fast chromium kubeflow kubeflow-local bench movielens
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -25,8 +25,17 @@ movielens: data/movielens/ml-100k/u.data
 run: env $(if $(filter two_tower,$(MODEL)),data/movielens/ml-100k/u.data)
 	$(PY) local_runner.py --model $(MODEL)
 
+# On every core (pytest-xdist): tests/conftest.py keeps the tests that share a
+# pipeline run on one worker and queues the end-to-end groups first.
+PYTEST := $(PY) -m pytest -n auto --no-loadscope-reorder
+
+# The whole suite; .ci/run runs this.
 test: env chromium data/movielens/ml-100k/u.data
-	$(PY) -m pytest tests
+	$(PYTEST) tests
+
+# Everything but the end-to-end pipeline runs (tests marked e2e): for iterating.
+test-fast: env chromium data/movielens/ml-100k/u.data
+	$(PYTEST) -m "not e2e" tests
 
 # Compiles every family for Kubeflow Pipelines into build/kubeflow/<target>/<family>.yaml.
 # Override the placeholders: make kubeflow TARGET=kfp|vertex IMAGE=... KFP_ROOT=gs://...

@@ -21,8 +21,10 @@ setuptools.setup(
         "dill",
         "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
     ],
+    # pytest-xdist: `make test` runs the suite on every core (tests/conftest.py
+    # keeps tests that share a pipeline run on one worker).
     # moto's server: the S3-compatible server the S3 end-to-end test starts.
     # ai-edge-litert: the LiteRT runtime apps use, which exported .tflite
     # files are checked to load and run under (besides tf.lite.Interpreter).
-    extras_require={"test": ["pytest", "moto[server]", "ai-edge-litert"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "moto[server]", "ai-edge-litert"]},
 )

@@ -8,7 +8,9 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   not implemented").
 - driver (`driver/driver.go`): a task starts when the tasks it depends on
   (its `dependentTasks` and the producers of its input artifacts) have
-  succeeded; its ExecutorInput carries the upstream output artifacts (name,
+  succeeded, alongside every other task that is ready then, as Argo runs a
+  DAG's ready nodes together (here at most `max_parallel` at a time, the
+  machine's cores by default); its ExecutorInput carries the upstream output artifacts (name,
   type, uri, metadata) as input artifacts, the spec's constants as
   `parameterValues`, and output artifacts at
   `<pipeline root>/<run id>/<task>/<output>` (`generateOutputURI`) with the
@@ -30,12 +32,14 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   spec declares them (kubeflow/pipelines#13476); `artifact_types="oss"`
   (the default) does the same, `"spec"` hands the declared types as Vertex
   AI does.
-A failed task fails the run: tasks not yet started are not started.
+A failed task fails the run: tasks not yet started are not started; those
+already running finish.
 
 Each task prints a line when it starts and one when it ends (seconds,
 executed, cached or failed), like the local runner.
 """
 import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -43,8 +47,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
-from typing import Any, Dict, List, Optional, TextIO
+from typing import Any, Dict, List, Optional, Set, TextIO
 
 import yaml
 
@@ -87,13 +92,19 @@ def load_spec(path: str) -> Dict[str, Any]:
     return yaml.safe_load(f)
 
 
+def upstream_tasks(spec: Dict[str, Any]) -> Dict[str, Set[str]]:
+  """{task: the tasks it waits for}: its `dependentTasks` and the producers
+  of its input artifacts."""
+  return {name: set(task.get("dependentTasks", [])) | {
+      a["taskOutputArtifact"]["producerTask"]
+      for a in task.get("inputs", {}).get("artifacts", {}).values()
+      if "taskOutputArtifact" in a} for name, task in spec["root"]["dag"]["tasks"].items()}
+
+
 def task_order(spec: Dict[str, Any]) -> List[str]:
   """The root DAG's tasks in dependency order (ties by name)."""
   tasks = spec["root"]["dag"]["tasks"]
-  upstream = {name: set(task.get("dependentTasks", [])) | {
-      a["taskOutputArtifact"]["producerTask"]
-      for a in task.get("inputs", {}).get("artifacts", {}).values()
-      if "taskOutputArtifact" in a} for name, task in tasks.items()}
+  upstream = upstream_tasks(spec)
   order, done = [], set()
   while len(order) < len(tasks):
     ready = sorted(n for n in tasks if n not in done and upstream[n] <= done)
@@ -174,8 +185,10 @@ class SpecExecutor:
                state_dir: Optional[str] = None,
                enable_cache: bool = True, stream: TextIO = sys.stdout,
                python: str = sys.executable, artifact_types: str = OSS_TYPES,
-               run_id: Optional[str] = None):
+               run_id: Optional[str] = None, max_parallel: Optional[int] = None):
     check_runs_on_open_source_kfp(spec)
+    if max_parallel is not None and max_parallel < 1:
+      raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     if artifact_types not in ARTIFACT_TYPES:
       raise ValueError(f"artifact_types must be one of {ARTIFACT_TYPES}, got {artifact_types!r}")
     self._typed = oss_type if artifact_types == OSS_TYPES else (lambda declared: declared)
@@ -189,29 +202,58 @@ class SpecExecutor:
     self._stream = stream
     self._python = python
     self.run_id = run_id or new_run_id()
+    self._max_parallel = max_parallel or os.cpu_count() or 1
+    self._say_lock = threading.Lock()
 
   def _say(self, line: str) -> None:
-    self._stream.write(line + "\n")
-    self._stream.flush()
+    with self._say_lock:
+      self._stream.write(line + "\n")
+      self._stream.flush()
 
   def run(self) -> Dict[str, TaskRun]:
-    """Runs every task in order; stops starting tasks after a failure."""
+    """Runs each task once every task it waits for has succeeded, the ready
+    ones side by side; after a failure starts nothing more. Returns the runs
+    in dependency order."""
     runs = collections.OrderedDict((name, TaskRun(name)) for name in task_order(self._spec))
-    for name, run in runs.items():
-      self._say(f"-> {name} started")
-      started = time.monotonic()
-      try:
-        self._run_task(name, run, runs)
-      except SpecError:
-        raise
-      except Exception as error:  # pylint: disable=broad-except
-        run.state = "failed"
-        self._say(f"   {name}: {error}")
-      run.seconds = time.monotonic() - started
-      self._say(f"<- {name} finished in {run.seconds:.1f} s ({run.state})")
-      if run.state == "failed":
-        break
-    return runs
+    upstream = upstream_tasks(self._spec)
+    succeeded: Set[str] = set()
+    running: Dict[concurrent.futures.Future, str] = {}
+    failed = False
+    with concurrent.futures.ThreadPoolExecutor(self._max_parallel) as pool:
+      while True:
+        if not failed:
+          started = set(running.values())
+          for name in runs:  # dependency order: ties start by name
+            if (runs[name].state == "not run" and name not in started
+                and upstream[name] <= succeeded and len(running) < self._max_parallel):
+              running[pool.submit(self._run_timed, name, runs[name], runs)] = name
+              started.add(name)
+        if not running:
+          return runs
+        done, _ = concurrent.futures.wait(running,
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+          name = running.pop(future)
+          future.result()  # a SpecError ends the run as it did before any task
+          if runs[name].state == "failed":
+            failed = True
+          else:
+            succeeded.add(name)
+
+  def _run_timed(self, name: str, run: TaskRun, runs: Dict[str, TaskRun]) -> None:
+    """One task, between its start and finish lines; any error but a
+    SpecError fails the task."""
+    self._say(f"-> {name} started")
+    started = time.monotonic()
+    try:
+      self._run_task(name, run, runs)
+    except SpecError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      run.state = "failed"
+      self._say(f"   {name}: {error}")
+    run.seconds = time.monotonic() - started
+    self._say(f"<- {name} finished in {run.seconds:.1f} s ({run.state})")
 
   def _input_artifacts(self, task: Dict[str, Any], component: Dict[str, Any],
                        runs: Dict[str, TaskRun]) -> Dict[str, Any]:

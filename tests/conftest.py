@@ -1,7 +1,65 @@
-"""Test-session set-up: legacy Keras before TensorFlow loads, quiet TF logs."""
+"""Test-session set-up: legacy Keras before TensorFlow loads, quiet TF logs,
+and the scheduling that lets `make test` run the suite on every core.
+
+Under pytest-xdist (the Makefile's `test` and `test-fast` targets) every test
+module goes whole to one worker, so its module-scoped pipeline runs and
+trained models are made once; modules that assert on one session-scoped run
+(SHARED_RUN_MODULES) go together to one worker, so that run is made once too.
+Workers take the end-to-end modules first, in collection order, so the short
+unit modules fill the other worker instead of waiting behind a pipeline run.
+
+(xdist's own `--dist loadgroup` cannot do this here: it renames test ids
+through an attribute pytest 9 no longer reads, so its groups are ignored.)
+"""
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Under xdist each worker (and every pipeline it starts, which inherits the
+# environment) gets its share of the cores for TensorFlow's op-level thread
+# pool, so N workers do not run N pools as wide as the machine.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+  _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _THREADS)
+  os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytest_plugins = ["tests.cnn_history", "tests.trained_models"]
+# {session fixture: the modules whose tests use it}: one worker runs them all.
+SHARED_RUN_MODULES = {
+    "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
+                    "tests/test_reliability_e2e.py"),
+    "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
+    "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
+}
+_GROUP_OF_MODULE = {module: group for group, modules in SHARED_RUN_MODULES.items()
+                    for module in modules}
+
+
+def worker_group(nodeid: str) -> str:
+  """The unit of work a test belongs to: its shared run's, else its module's."""
+  module = nodeid.split("::", 1)[0]
+  return _GROUP_OF_MODULE.get(module, module)
+
+
+def pytest_collection_modifyitems(items):
+  """End-to-end tests first, the order within each kind kept."""
+  items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  # pylint: disable=import-outside-toplevel  (only under xdist)
+  from xdist.scheduler import LoadScopeScheduling
+
+  class SharedRunScheduling(LoadScopeScheduling):
+    """xdist's per-module scheduling, with the shared-run modules as one unit."""
+
+    def _split_scope(self, nodeid: str) -> str:
+      return worker_group(nodeid)
+
+  return SharedRunScheduling(config, log)

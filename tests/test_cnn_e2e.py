@@ -1,4 +1,11 @@
-"""End to end: the CNN pipeline on a small slice of the shipped digits."""
+"""End to end: the CNN pipeline on a small slice of the shipped digits
+(tests/cnn_history.py, 640 train / 200 eval digits, one 125-step epoch).
+
+Proves on the shared run history: a blessed model is pushed to serving and
+TFLite under one version and serves tf.Examples and raw pixels alike; the
+Trainer never sees the eval split; a re-run without changes executes and
+pushes nothing. On corrupted and on label-drifted copies of the slice, the
+run stops at the data gate (exit 3) with nothing trained or pushed."""
 import glob
 import json
 import os
@@ -13,54 +20,48 @@ from tfx.orchestration import metadata
 from components.example_sources import TFRECORD
 from modules.cnn import features
 from modules.common.contract import is_validation_record
-from pipeline import configs
 from runners.layout import OutputLayout
 from tests import e2e_helpers
+from tests.cnn_history import MNIST, N_EVAL, N_TRAIN
 
 pytestmark = pytest.mark.e2e
-MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
-RUN_ARGS = ["--model", "cnn", "--train-steps", "150", "--min-metric", "0.7"]
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-  return e2e_helpers.run_on_small_slice(tmp_path_factory, MNIST, 640, 200, RUN_ARGS)
+def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(cnn_history):
+  e2e_helpers.assert_single_blessed_push(cnn_history.output_dir, "cnn", cnn_history.good.stdout)
 
 
-def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(first_run):
-  _, output_dir, result = first_run
-  e2e_helpers.assert_single_blessed_push(output_dir, "cnn", result.stdout)
-
-
-def test_pushed_model_serves_examples_and_raw_pixels_alike(first_run):
-  data_dir, output_dir, _ = first_run
+def test_pushed_model_serves_examples_and_raw_pixels_alike(cnn_history):
   e2e_helpers.assert_examples_and_raw_features_serve_alike(
-      output_dir, "cnn", data_dir, features.IMAGE_KEY)
+      cnn_history.output_dir, "cnn", cnn_history.data_dir, features.IMAGE_KEY)
 
 
-def test_rerun_without_changes_executes_nothing_and_pushes_nothing(first_run):
-  data_dir, output_dir, _ = first_run
-  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
-  before = e2e_helpers.pushed_versions(serving_dir)
-  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir])
+def test_rerun_without_changes_executes_nothing_and_pushes_nothing(cnn_history):
+  result = cnn_history.rerun
   assert result.returncode == 0, result.stdout + result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert states.pop("baseline_resolver") == "resolved"
   assert states and set(states.values()) == {"cached"}, states
-  assert e2e_helpers.pushed_versions(serving_dir) == before
+  # The good run pushed one version; its re-run (and the worse run after it) none.
+  serving_dir = e2e_helpers.serving_dir(cnn_history.output_dir, "cnn")
+  (served,) = e2e_helpers.pushed_versions(serving_dir)
+  assert f"Pushed: {os.path.join(serving_dir, served)} (cached: pushed by an earlier run)" \
+      in result.stdout
 
 
-def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(first_run, tmp_path):
-  _, output_dir, _ = first_run
+def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(cnn_history, tmp_path):
+  output_dir = cnn_history.output_dir
 
   def corrupt_pixels(example, index):
     if index % 10 == 0:  # Every tenth digit gets a pixel value no image can have.
       example.features.feature["image"].int64_list.value[0] = 4096
 
-  bad_data = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "bad"), 640, 200, corrupt_pixels)
+  bad_data = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "bad"), N_TRAIN, N_EVAL,
+                                           corrupt_pixels)
   serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
-  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", bad_data, "--output-dir", output_dir])
+  assert before
+  result = e2e_helpers.run_pipeline(cnn_history.good_args_on(bad_data))
   assert result.returncode == 3, result.stdout + result.stderr
   assert "feature 'image'" in result.stderr
   assert "split 'train'" in result.stderr
@@ -69,18 +70,19 @@ def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(first_run,
   assert e2e_helpers.pushed_versions(serving_dir) == before
 
 
-def test_train_labels_drifting_from_the_reference_stop_at_the_gate(first_run, tmp_path):
-  _, output_dir, _ = first_run
+def test_train_labels_drifting_from_the_reference_stop_at_the_gate(cnn_history, tmp_path):
+  output_dir = cnn_history.output_dir
 
   def mostly_sevens(example, index):
     if index % 5:  # Four digits in five become 7s: valid values, drifted shares.
       example.features.feature["label"].int64_list.value[:] = [7]
 
-  drifted = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "drifted"), 640, 200,
+  drifted = e2e_helpers.write_small_slice(MNIST, str(tmp_path / "drifted"), N_TRAIN, N_EVAL,
                                           mostly_sevens)
   serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
-  result = e2e_helpers.run_pipeline([*RUN_ARGS, "--data-dir", drifted, "--output-dir", output_dir])
+  assert before
+  result = e2e_helpers.run_pipeline(cnn_history.good_args_on(drifted))
   assert result.returncode == 3, result.stdout + result.stderr
   # The train split drifted from the reference, and the eval split (left
   # alone) is skewed against it.
@@ -111,10 +113,10 @@ def _examples_of(store, component: str, event_type) -> "metadata_store_pb2.Artif
   return examples
 
 
-def test_trainer_never_receives_the_eval_split(first_run):
+def test_trainer_never_receives_the_eval_split(cnn_history):
   """ExampleGen carves validation out of train; the Trainer's examples hold
   train and validation only, so nothing it chooses can see eval."""
-  data_dir, output_dir, _ = first_run
+  data_dir, output_dir = cnn_history.data_dir, cnn_history.output_dir
   store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path))
   trained_on = _examples_of(store, "Trainer", metadata_store_pb2.Event.INPUT)

@@ -1,8 +1,8 @@
 """The evaluation report (components/eval_report) built from real TFMA output.
 
-The CNN tests run the pipeline twice on a small slice of the digits: a
-100-step model (blessed, no baseline), then a 1-step model compared with it
-(refused by the change threshold). Every value the reports show is checked
+The CNN tests read the shared run history on a small slice of the digits
+(tests/cnn_history.py): a 125-step model (blessed, no baseline), then a
+1-step model compared with it (refused by the change threshold). Every value the reports show is checked
 against TFMA's own files, read here independently with tfma.load_eval_result,
 tfma.load_validation_result and MLMD. The other-families tests evaluate
 prediction tables with real TFMA (analyze_raw_data): one configured as the
@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +33,11 @@ from tfx import v1 as tfx
 from components.eval_report import plots, report
 from components.eval_report.component import EvaluationReport
 from pipeline import configs, evaluation
+from runners import review
 from runners.layout import OutputLayout
 from tests import e2e_helpers
+from tests.cnn_history import GOOD_FLOOR
 
-MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 CHROMIUM = "/usr/bin/chromium"
 WINDOW = (1280, 4000)
 # A pixel is "coloured" when its channels differ this much: figure marks are;
@@ -45,22 +45,11 @@ WINDOW = (1280, 4000)
 CHROMA = 60
 
 
-def _args(data_dir, output_dir, steps, min_metric):
-  return ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir,
-          "--train-steps", str(steps), "--min-metric", str(min_metric)]
-
-
-@pytest.fixture(scope="module")
-def cnn_runs(tmp_path_factory):
-  """Output dir of two runs: blessed 100-step model, then a worse 1-step one."""
-  data_dir = e2e_helpers.write_small_slice(
-      MNIST, str(tmp_path_factory.mktemp("digits")), 640, 200)
-  output_dir = str(tmp_path_factory.mktemp("outputs"))
-  first = e2e_helpers.run_pipeline(_args(data_dir, output_dir, 100, 0.5))
-  assert first.returncode == 0, first.stdout + first.stderr
-  second = e2e_helpers.run_pipeline(_args(data_dir, output_dir, 1, 0.0))
-  assert second.returncode == 0, second.stdout + second.stderr
-  return output_dir, first.stdout, second.stdout
+@pytest.fixture
+def cnn_runs(cnn_history):
+  """Output dir of the two evaluated runs: the blessed good model, then the
+  worse one (its re-runs are cached and evaluate nothing new)."""
+  return cnn_history.output_dir, cnn_history.good.stdout, cnn_history.worse.stdout
 
 
 def _store(output_dir):
@@ -74,8 +63,10 @@ def _recorded_reports(output_dir):
   recorded = []
   for artifact in sorted(store.get_artifacts_by_type(EvaluationReport.TYPE_NAME),
                          key=lambda a: a.id):
-    (producer,) = {e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
-                   if e.type == metadata_store_pb2.Event.OUTPUT}
+    # The execution that wrote it; a cached re-run records an output event to
+    # the same artifact later.
+    producer = min(e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT)
     inputs = [e for e in store.get_events_by_execution_ids([producer])
               if e.type == metadata_store_pb2.Event.INPUT]
     by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in inputs])}
@@ -232,7 +223,7 @@ def test_thresholds_and_blessing_match_tfma_validation_and_the_blessing(cnn_runs
   assert saved["baseline_model"] is None
   # TFX ran without the change threshold (no baseline yet): shown as not applied.
   assert [(t["kind"], t["bound"], t["passed"], t["applied"]) for t in saved["thresholds"]] == [
-      ("value", ">= 0.5", True, True), ("change", "change >= -0.01", None, False)]
+      ("value", f">= {GOOD_FLOOR}", True, True), ("change", "change >= -0.01", None, False)]
   with open(os.path.join(first.uri, report.REPORT_HTML), encoding="utf-8") as f:
     assert f.read().count("not applied (no baseline yet)") == 1
   # Second run: above the floor (0) but far below the baseline, so not blessed.
@@ -272,18 +263,22 @@ def test_cnn_reports_render_in_chromium_with_confusion_matrix_and_slices(cnn_run
                         len(saved["plots"]))
 
 
-def _review(output_dir, *options):
-  return subprocess.run(
-      [sys.executable, "-m", "runners.review", "--model", "cnn",
-       "--output-dir", output_dir, *options],
-      cwd=e2e_helpers.REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+def _review(capsys, output_dir, *options) -> subprocess.CompletedProcess:
+  """`python -m runners.review --model cnn` run through its main() in this
+  process, which has TFMA loaded already (tests/test_quiet_startup.py runs
+  the command as a process)."""
+  argv = ["--model", "cnn", "--output-dir", output_dir, *options]
+  capsys.readouterr()
+  returncode = review.main(argv)
+  out, err = capsys.readouterr()
+  return subprocess.CompletedProcess(argv, returncode, out, err)
 
 
 @pytest.mark.e2e
-def test_review_prints_the_latest_report_and_its_summary(cnn_runs):
+def test_review_prints_the_latest_report_and_its_summary(cnn_runs, capsys):
   output_dir, _, _ = cnn_runs
   artifact, inputs = _recorded_reports(output_dir)[-1]
-  result = _review(output_dir)
+  result = _review(capsys, output_dir)
   assert result.returncode == 0, result.stdout + result.stderr
   lines = result.stdout.splitlines()
   assert f"Report: {os.path.join(artifact.uri, report.REPORT_HTML)}" in lines
@@ -303,7 +298,7 @@ def test_review_prints_the_latest_report_and_its_summary(cnn_runs):
 
 
 @pytest.mark.e2e
-def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path):
+def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path, capsys):
   output_dir, _, _ = cnn_runs
   artifact, inputs = _recorded_reports(output_dir)[-1]
   # A copy of MLMD whose report artifacts are gone (as after garbage collection).
@@ -314,7 +309,7 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path)
   for gone in reports:
     gone.state = metadata_store_pb2.Artifact.DELETED
   store.put_artifacts(reports)
-  result = _review(str(tmp_path))
+  result = _review(capsys, str(tmp_path))
   assert result.returncode == 0, result.stdout + result.stderr
   regenerated = (Path(OutputLayout(str(tmp_path)).reports_dir("cnn"))
                  / f"evaluation-{inputs['evaluation'].id}")
@@ -397,12 +392,12 @@ def test_report_says_whether_the_gated_change_is_within_noise(cnn_runs):
 
 
 @pytest.mark.e2e
-def test_review_lists_picks_and_says_what_is_served(cnn_runs):
+def test_review_lists_picks_and_says_what_is_served(cnn_runs, capsys):
   output_dir, _, _ = cnn_runs
   (_, first_inputs), (_, second_inputs) = _recorded_reports(output_dir)
   first_id, second_id = first_inputs["evaluation"].id, second_inputs["evaluation"].id
   version = _served_version(output_dir)
-  listed = _review(output_dir, "--list")
+  listed = _review(capsys, output_dir, "--list")
   assert listed.returncode == 0, listed.stdout + listed.stderr
   rows = [line.split() for line in listed.stdout.splitlines()[2:]]
   assert [row[0] for row in rows] == [str(second_id), str(first_id)]
@@ -414,21 +409,21 @@ def test_review_lists_picks_and_says_what_is_served(cnn_runs):
       (["--evaluation", str(second_id)], second_id,
        f"Served: NO, version {version} is served, not this model "
        "(--served shows its evaluation).")):
-    result = _review(output_dir, *options)
+    result = _review(capsys, output_dir, *options)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith(f"Evaluation: {shown_id} (") for line in lines)
     assert served_line in lines
-  missing = _review(output_dir, "--evaluation", "999999")
+  missing = _review(capsys, output_dir, "--evaluation", "999999")
   assert missing.returncode == 1 and "No evaluation 999999" in missing.stderr
 
 
 @pytest.mark.e2e
-def test_history_lists_both_runs_in_order_with_the_served_version(cnn_runs, tmp_path):
+def test_history_lists_both_runs_in_order_with_the_served_version(cnn_runs, tmp_path, capsys):
   output_dir, _, _ = cnn_runs
   recorded = _recorded_reports(output_dir)
   version = _served_version(output_dir)
-  result = _review(output_dir, "--history")
+  result = _review(capsys, output_dir, "--history")
   assert result.returncode == 0, result.stdout + result.stderr
   history_dir = Path(OutputLayout(output_dir).reports_dir("cnn")) / "history"
   assert f"History: {history_dir / 'history.html'}" in result.stdout.splitlines()
@@ -457,12 +452,12 @@ def test_history_lists_both_runs_in_order_with_the_served_version(cnn_runs, tmp_
 
 
 @pytest.mark.e2e
-def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs, tmp_path):
+def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs, tmp_path, capsys):
   output_dir, _, _ = cnn_runs
   (_, first_inputs), (_, second_inputs) = _recorded_reports(output_dir)
   version = _served_version(output_dir)
   second_id = str(second_inputs["evaluation"].id)
-  result = _review(output_dir, "--compare", version, second_id)
+  result = _review(capsys, output_dir, "--compare", version, second_id)
   assert result.returncode == 0, result.stdout + result.stderr
   compare_dir = Path(OutputLayout(output_dir).reports_dir("cnn")) / f"compare-{version}-{second_id}"
   with open(compare_dir / "compare.json", encoding="utf-8") as f:
@@ -483,7 +478,7 @@ def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs,
   assert (row["a"], row["b"]) == pytest.approx((first_value, second))
   assert row["tfma_diff"] == pytest.approx(diff)
   assert row["tfma_diff_ci95"] == pytest.approx(list(bounds))
-  unknown = _review(output_dir, "--compare", version, "999999")
+  unknown = _review(capsys, output_dir, "--compare", version, "999999")
   assert unknown.returncode == 1 and "999999: no evaluation" in unknown.stderr
   _check_page_renders(str(compare_dir / "compare.html"), tmp_path, 0)
 

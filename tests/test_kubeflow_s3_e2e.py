@@ -63,7 +63,7 @@ def s3_run(s3_server, tmp_path_factory):
                          data_root=f"s3://{BUCKET}/data", serving_root=f"s3://{BUCKET}/serving",
                          tflite_root=f"s3://{BUCKET}/tflite")
   spec = kubeflow_spec.compile_spec(configs.CNN, s3_roots, kubeflow_spec.KFP, "unused-image",
-                                    list(beam_presets.DIRECT_ARGS), train_steps=150,
+                                    list(beam_presets.DIRECT_ARGS), train_steps=125,
                                     gate_min_value=0.7)
   executor = spec_executor.SpecExecutor(spec, state_dir=str(tmp_path_factory.mktemp("state")))
   runs = executor.run()

@@ -12,7 +12,6 @@ from modules.lstm import features, model, preprocessing
 from pipeline import configs
 from tests import tft_testing
 
-DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
 SCHEMA = configs.LSTM.schema_path()
 IDS_KEY = features.transformed_name(features.TEXT_KEY)
 SEQ = features.SEQUENCE_LENGTH
@@ -35,11 +34,9 @@ def expected_bucket(text: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def raw_examples():
-  return {
-      "train": tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 1200),
-      "eval": tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 300),
-  }
+def raw_examples(review_examples):
+  """1,200 train and 300 eval reviews (tests/trained_models.py)."""
+  return review_examples
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +119,10 @@ def test_length_buckets_count_characters_not_bytes(transformed_reviews, length, 
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, raw_examples):
-  """(work dir, export dir) of a model trained 40 steps on 1,200 real reviews."""
-  work_dir = str(tmp_path_factory.mktemp("lstm_train"))
-  return work_dir, tft_testing.train_family_model(
-      model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
-      raw_examples["train"], raw_examples["eval"], work_dir, train_steps=40)
+def exported(lstm_trained):
+  """(work dir, export dir) of a model trained 40 steps on 1,200 real reviews
+  (tests/trained_models.py, shared with the TFLite tests)."""
+  return lstm_trained
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """LSTM TFLite adapter: character ids in, probability out, vocabulary shipped.
 
-A small LSTM is trained on real reviews through real tft_beam and exported
-by the real executor (tests/tflite_testing.py). The app-side tokenisation
+A small LSTM trained on real reviews through real tft_beam (the session's,
+tests/trained_models.py) is exported by the real executor
+(tests/tflite_testing.py). The app-side tokenisation
 (`prepare`, used by the CLI) is checked against the SavedModel's own
 Transform graph on real and edge-case texts.
 """
@@ -13,9 +14,9 @@ import tensorflow as tf
 
 from components.tflite_exporter import layout
 from modules.common import contract
-from modules.lstm import features, model as lstm_model, preprocessing, tflite as lstm_tflite
+from modules.lstm import features, tflite as lstm_tflite
 from pipeline import configs
-from tests import tflite_testing, tft_testing
+from tests import tflite_testing, trained_models, tft_testing
 
 DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
 PARITY_EXAMPLES = 100  # One interpreter call per review (static batch of 1).
@@ -25,15 +26,12 @@ EDGE_TEXTS = ["", "🦄🦖𓀀", "好" * 300, "质量\n很好\r"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  """An LSTM trained 20 steps on 600 reviews, exported as float32."""
-  work_dir = str(tmp_path_factory.mktemp("lstm_tflite"))
-  eval_serialized = tft_testing.read_serialized(os.path.join(DATA, "eval", "*"),
-                                                PARITY_EXAMPLES)
-  export_dir = tft_testing.train_family_model(
-      lstm_model.run_fn, preprocessing.preprocessing_fn, configs.LSTM.schema_path(),
-      tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 600),
-      eval_serialized, work_dir, train_steps=20)
+def exported(tmp_path_factory, lstm_trained, review_examples):
+  """The session's small LSTM (tests/trained_models.py: 40 steps on 1,200
+  reviews), exported as float32 with parity checked on 100 eval reviews."""
+  eval_serialized = review_examples["eval"][:PARITY_EXAMPLES]
+  work_dir, export_dir = trained_models.copy_of(
+      lstm_trained, str(tmp_path_factory.mktemp("lstm_tflite") / "work"))
   artifacts = tflite_testing.as_artifacts(work_dir, export_dir, eval_serialized)
   tflite_dir = tmp_path_factory.mktemp("tflite") / "lstm"
   tflite_testing.run_exporter(artifacts, tflite_dir, "lstm", configs.LSTM.tflite_adapter,

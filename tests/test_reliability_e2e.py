@@ -1,6 +1,8 @@
-"""Reliability end to end (CNN, small data): a worse model is not shipped,
-a run killed during training resumes from its cached upstream results, and
-two runs started together on one output directory make one run, one push."""
+"""Reliability end to end (CNN): a worse model is not shipped (on the shared
+run history, tests/cnn_history.py); on 300 train / 100 eval digits and
+20-step models, a run killed during training resumes from its cached
+upstream results with one push, and two runs started together on one output
+directory make one run, one push."""
 import os
 import subprocess
 import sys
@@ -21,42 +23,36 @@ MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-  return e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")), 640, 200)
+  return e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")), 300, 100)
 
 
 def _args(data_dir, output_dir, *extra):
   return ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir, *extra]
 
 
-def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(digits, tmp_path):
-  output_dir = str(tmp_path / "out")
-  serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
-  good = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "150",
-                                        "--min-metric", "0.7", "--require-blessing"))
+def test_worse_model_than_blessed_baseline_is_neither_blessed_nor_pushed(cnn_history):
+  good, worse, required = cnn_history.good, cnn_history.worse, cnn_history.worse_required
   assert good.returncode == 0 and "Blessed: yes" in good.stdout, good.stdout + good.stderr
   # No baseline yet: the summary lists the change threshold as not applied.
   assert "NOT APPLIED  sparse_categorical_accuracy on Overall: change vs baseline" in good.stdout
-  versions = e2e_helpers.pushed_versions(serving_dir)
-  # One training step: far worse than the baseline. The absolute floor is set
-  # to 0 so only the comparison with the blessed baseline can refuse it.
-  worse = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "1",
-                                         "--min-metric", "0.0"))
+  serving_dir = e2e_helpers.serving_dir(cnn_history.output_dir, "cnn")
+  (version,) = e2e_helpers.pushed_versions(serving_dir)
+  assert f"Pushed: {os.path.join(serving_dir, version)}\n" in good.stdout
+  # One training step: far worse than the baseline. The absolute floor is 0
+  # so only the comparison with the blessed baseline can refuse it.
   assert worse.returncode == 0, worse.stdout + worse.stderr
   assert "Blessed: NO" in worse.stdout
   assert "change vs baseline" in worse.stdout
   assert "Pushed: nothing (model not blessed)" in worse.stdout
-  assert e2e_helpers.pushed_versions(serving_dir) == versions
   # CI asks for a blessed model: the same (cached) run then fails with its own status.
-  required = e2e_helpers.run_pipeline(_args(digits, output_dir, "--train-steps", "1",
-                                            "--min-metric", "0.0", "--require-blessing"))
   assert required.returncode == preflight.EXIT_NOT_BLESSED, required.stdout + required.stderr
   assert "NOT BLESSED: --require-blessing was given" in required.stderr
-  assert e2e_helpers.pushed_versions(serving_dir) == versions
+  assert e2e_helpers.pushed_versions(serving_dir) == [version]
 
 
 def test_run_killed_during_training_resumes_with_one_new_version(digits, tmp_path):
   output_dir = str(tmp_path / "out")
-  args = _args(digits, output_dir, "--train-steps", "150", "--min-metric", "0.7")
+  args = _args(digits, output_dir, "--train-steps", "20", "--min-metric", "0")
   e2e_helpers.run_pipeline_killed_at(args, "Trainer", delay_s=5)
   serving_dir = e2e_helpers.serving_dir(output_dir, "cnn")
   assert e2e_helpers.pushed_versions(serving_dir) == []

@@ -130,3 +130,49 @@ def test_a_failed_task_starts_nothing_after_it(tmp_path):
                                     stream=io.StringIO()).run()
   assert [r.state for r in runs.values()] == ["imported", "failed", "not run"]
   assert "told to fail" in spec_executor.failure_log_tail(runs["first"])
+
+
+_WAIT_FOR_PEER = """
+import json, os, sys, time
+executor_input = json.loads(sys.argv[1])
+me, peer = executor_input["inputs"]["parameterValues"]["me"], \\
+    executor_input["inputs"]["parameterValues"]["peer"]
+open(os.path.join(sys.argv[2], me), "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(sys.argv[2], peer)):
+  if time.monotonic() > deadline:
+    sys.exit(f"{peer} never started while {me} ran")
+  time.sleep(0.05)
+"""
+
+
+def _two_independent_tasks(rendezvous: str):
+  """Two tasks with no edge between them; each waits for the other to start."""
+  def task(me, peer):
+    return {"componentRef": {"name": "wait"}, "taskInfo": {"name": me},
+            "inputs": {"parameters": {"me": {"runtimeValue": {"constant": me}},
+                                      "peer": {"runtimeValue": {"constant": peer}}}}}
+  return {
+      "components": {"wait": {"executorLabel": "wait_executor"}},
+      "deploymentSpec": {"executors": {"wait_executor": {"container": {
+          "image": "python:3.10", "command": ["python", "-c", _WAIT_FOR_PEER],
+          "args": ["{{$}}", rendezvous]}}}},
+      "root": {"dag": {"tasks": {"left": task("left", "right"),
+                                 "right": task("right", "left")}}},
+      "defaultPipelineRoot": "/unused",
+  }
+
+
+def test_ready_tasks_run_side_by_side_as_argo_runs_them(tmp_path):
+  rendezvous = tmp_path / "rendezvous"
+  rendezvous.mkdir()
+  runs = spec_executor.SpecExecutor(_two_independent_tasks(str(rendezvous)),
+                                    str(tmp_path / "root"), stream=io.StringIO(),
+                                    max_parallel=2).run()
+  assert {name: run.state for name, run in runs.items()} == {"left": "executed",
+                                                             "right": "executed"}
+
+
+def test_max_parallel_below_one_is_refused():
+  with pytest.raises(ValueError, match="max_parallel must be at least 1, got 0"):
+    spec_executor.SpecExecutor(_tiny_spec(fail=False), "/unused", max_parallel=0)

@@ -129,11 +129,9 @@ def test_example_gen_reads_remote_filesystems_and_names_their_bad_lines():
 
 
 @pytest.fixture(scope="module")
-def small_split(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp("interactions"))
-  generate_interactions.generate(SMALL, seed=5, output_dir=data_dir)
-  return {split: [e.SerializeToString() for e in example_gen_executor.split_examples(
-      data_dir, split)] for split in ("train", "validation", "eval")}
+def small_split(interaction_splits):
+  """A small generated log's splits (tests/trained_models.py)."""
+  return interaction_splits
 
 
 def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(tmp_path, small_split):
@@ -180,11 +178,10 @@ def test_preprocessing_buckets_years_and_ages():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, small_split):
-  work_dir = str(tmp_path_factory.mktemp("two_tower_train"))
-  export_dir = tft_testing.train_family_model(
-      model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
-      small_split["train"], small_split["validation"], work_dir, train_steps=40)
+def exported(two_tower_trained):
+  """The session's two-tower model trained 40 steps on `small_split`
+  (tests/trained_models.py, shared with the TFLite tests)."""
+  _, export_dir = two_tower_trained
   return export_dir, tf.saved_model.load(export_dir).signatures
 
 

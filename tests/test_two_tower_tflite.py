@@ -1,7 +1,8 @@
 """Two-tower TFLite adapter: the whole top-K recommender in one TFLite model.
 
-A small two-tower model is trained on generated interactions through real
-tft_beam and exported by the real executor (tests/tflite_testing.py); its
+A small two-tower model trained on generated interactions through real
+tft_beam (the session's, tests/trained_models.py) is exported by the real
+executor (tests/tflite_testing.py); its
 recommendations are compared with the SavedModel's `serving_default`, which
 is what TF Serving returns for the same raw user ids.
 """
@@ -12,32 +13,23 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.movielens_example_gen import executor as example_gen_executor
 from components.tflite_exporter import parity
-from data.interactions import generate_interactions
 from modules.common import contract
-from modules.two_tower import features, model as two_tower_model, preprocessing
+from modules.two_tower import features, model as two_tower_model
 from modules.two_tower import tflite as two_tower_tflite
 from pipeline import configs
-from tests import tflite_testing, tft_testing
+from tests import tflite_testing, trained_models
 
-SMALL = generate_interactions.GeneratorConfig(
-    num_users=80, num_items=150, num_interactions=4000, min_per_user=20)
 K = two_tower_model.TOP_K
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  """A two-tower model trained 40 steps, exported as float32."""
-  data_dir = str(tmp_path_factory.mktemp("interactions"))
-  generate_interactions.generate(SMALL, seed=11, output_dir=data_dir)
-  split = {name: [e.SerializeToString() for e in example_gen_executor.split_examples(
-      data_dir, name)] for name in ("train", "validation", "eval")}
-  work_dir = str(tmp_path_factory.mktemp("two_tower_tflite"))
-  export_dir = tft_testing.train_family_model(
-      two_tower_model.run_fn, preprocessing.preprocessing_fn, configs.TWO_TOWER.schema_path(),
-      split["train"], split["validation"], work_dir, train_steps=40)
-  artifacts = tflite_testing.as_artifacts(work_dir, export_dir, split["eval"])
+def exported(tmp_path_factory, two_tower_trained, interaction_splits):
+  """The session's small two-tower model (tests/trained_models.py: 40 steps
+  on a generated log), exported as float32."""
+  work_dir, export_dir = trained_models.copy_of(
+      two_tower_trained, str(tmp_path_factory.mktemp("two_tower_tflite") / "work"))
+  artifacts = tflite_testing.as_artifacts(work_dir, export_dir, interaction_splits["eval"])
   tflite_dir = tmp_path_factory.mktemp("tflite") / "two_tower"
   tflite_testing.run_exporter(artifacts, tflite_dir, "two_tower",
                               configs.TWO_TOWER.tflite_adapter)

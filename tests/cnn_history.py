@@ -1,0 +1,62 @@
+"""One CNN run history that several end-to-end modules assert on.
+
+The CNN end-to-end tests, the evaluation-report tests and the reliability
+test of a refused worse model all need the same history on one output
+directory: a good model blessed and pushed, the same run again (every
+component cached), then a far worse model that the change threshold refuses,
+and that refusal again under `--require-blessing`. Made once per test
+session (tests/conftest.py sends every test that uses it to one pytest-xdist
+worker), on a small slice of the shipped digits.
+"""
+import dataclasses
+import os
+import subprocess
+
+import pytest
+
+from pipeline import configs
+from tests import e2e_helpers
+
+MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
+N_TRAIN, N_EVAL = 640, 200
+# One epoch of the CNN's 125-step epochs: well above the floor on this slice.
+GOOD_STEPS, GOOD_FLOOR = 125, 0.7
+# One step: above an absolute floor of 0, far below the good model, so only
+# the comparison with the blessed baseline can refuse it.
+WORSE_STEPS, WORSE_FLOOR = 1, 0.0
+
+
+def run_args(data_dir: str, output_dir: str, steps: int, floor: float, *extra: str):
+  return ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir,
+          "--train-steps", str(steps), "--min-metric", str(floor), *extra]
+
+
+@dataclasses.dataclass(frozen=True)
+class CnnHistory:
+  data_dir: str
+  output_dir: str
+  good: subprocess.CompletedProcess            # blessed (no baseline yet) and pushed
+  rerun: subprocess.CompletedProcess           # the good run again, nothing changed
+  worse: subprocess.CompletedProcess           # refused against the good model
+  worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
+
+  def good_args_on(self, data_dir: str):
+    """The good run's arguments on another data directory (into the same
+    output directory)."""
+    return run_args(data_dir, self.output_dir, GOOD_STEPS, GOOD_FLOOR)
+
+
+@pytest.fixture(scope="session")
+def cnn_history(tmp_path_factory) -> CnnHistory:
+  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")),
+                                           N_TRAIN, N_EVAL)
+  output_dir = str(tmp_path_factory.mktemp("cnn-history"))
+  runs = []
+  for steps, floor, extra in ((GOOD_STEPS, GOOD_FLOOR, ["--require-blessing"]),
+                              (GOOD_STEPS, GOOD_FLOOR, ["--require-blessing"]),
+                              (WORSE_STEPS, WORSE_FLOOR, []),
+                              (WORSE_STEPS, WORSE_FLOOR, ["--require-blessing"])):
+    runs.append(e2e_helpers.run_pipeline(run_args(data_dir, output_dir, steps, floor, *extra)))
+  for result in runs[:3]:
+    assert result.returncode == 0, result.stdout + result.stderr
+  return CnnHistory(data_dir, output_dir, *runs)

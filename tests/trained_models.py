@@ -1,0 +1,73 @@
+"""Small models trained once per test session for two modules each.
+
+A family's module tests (its signatures, its Keras graph) and its TFLite
+adapter tests (conversion, parity, the app-side inputs) need the same kind
+of model: trained for a few steps through the real `preprocessing_fn`
+(tft_beam) and `run_fn`. Training it once for both halves the cost; the
+TFLite tests convert a copy, since the exporter's artifact layout moves the
+SavedModel (tests/tflite_testing.py). tests/conftest.py sends the two modules
+that share a model to one pytest-xdist worker.
+"""
+import os
+import shutil
+from typing import Dict, List, Tuple
+
+import pytest
+
+from components.movielens_example_gen import executor as example_gen_executor
+from data.interactions import generate_interactions
+from modules.lstm import model as lstm_model, preprocessing as lstm_preprocessing
+from modules.two_tower import model as two_tower_model, preprocessing as two_tower_preprocessing
+from pipeline import configs
+from tests import tft_testing
+
+REVIEWS = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
+SMALL_INTERACTIONS = generate_interactions.GeneratorConfig(
+    num_users=60, num_items=120, num_interactions=3000, min_per_user=20)
+TRAIN_STEPS = 40
+
+
+@pytest.fixture(scope="session")
+def review_examples() -> Dict[str, List[bytes]]:
+  """1,200 train and 300 eval reviews of the shipped data, serialized."""
+  return {
+      "train": tft_testing.read_serialized(os.path.join(REVIEWS, "train", "*"), 1200),
+      "eval": tft_testing.read_serialized(os.path.join(REVIEWS, "eval", "*"), 300),
+  }
+
+
+@pytest.fixture(scope="session")
+def lstm_trained(tmp_path_factory, review_examples) -> Tuple[str, str]:
+  """(work dir, export dir) of an LSTM trained 40 steps on 1,200 real reviews."""
+  work_dir = str(tmp_path_factory.mktemp("lstm_train"))
+  return work_dir, tft_testing.train_family_model(
+      lstm_model.run_fn, lstm_preprocessing.preprocessing_fn, configs.LSTM.schema_path(),
+      review_examples["train"], review_examples["eval"], work_dir, train_steps=TRAIN_STEPS)
+
+
+@pytest.fixture(scope="session")
+def interaction_splits(tmp_path_factory) -> Dict[str, List[bytes]]:
+  """Train, validation and eval examples of a small generated interaction log
+  (60 users, 120 items), split as MovieLensExampleGen splits it."""
+  data_dir = str(tmp_path_factory.mktemp("interactions"))
+  generate_interactions.generate(SMALL_INTERACTIONS, seed=5, output_dir=data_dir)
+  return {split: [e.SerializeToString() for e in example_gen_executor.split_examples(
+      data_dir, split)] for split in ("train", "validation", "eval")}
+
+
+@pytest.fixture(scope="session")
+def two_tower_trained(tmp_path_factory, interaction_splits) -> Tuple[str, str]:
+  """(work dir, export dir) of a two-tower model trained 40 steps on them."""
+  work_dir = str(tmp_path_factory.mktemp("two_tower_train"))
+  return work_dir, tft_testing.train_family_model(
+      two_tower_model.run_fn, two_tower_preprocessing.preprocessing_fn,
+      configs.TWO_TOWER.schema_path(), interaction_splits["train"],
+      interaction_splits["validation"], work_dir, train_steps=TRAIN_STEPS)
+
+
+def copy_of(trained: Tuple[str, str], destination: str) -> Tuple[str, str]:
+  """A copy of a trained (work dir, export dir) under `destination`, for a
+  test that rearranges the files."""
+  work_dir, export_dir = trained
+  shutil.copytree(work_dir, destination)
+  return destination, os.path.join(destination, os.path.relpath(export_dir, work_dir))
