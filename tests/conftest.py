@@ -33,6 +33,8 @@ pytest_plugins = ["tests.cnn_history", "tests.trained_models"]
 SHARED_RUN_MODULES = {
     "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
                     "tests/test_reliability_e2e.py"),
+    "cnn_trained": ("tests/test_cnn_module.py", "tests/test_tflite_exporter.py",
+                    "tests/test_predict_cli.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
 }

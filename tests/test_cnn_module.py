@@ -15,16 +15,13 @@ from modules.common import contract, training
 from pipeline import configs
 from tests import tft_testing
 
-DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 SCHEMA = configs.CNN.schema_path()
 
 
 @pytest.fixture(scope="module")
-def raw_examples():
-  return {
-      "train": tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 640),
-      "eval": tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 200),
-  }
+def raw_examples(digit_examples):
+  """640 train and 200 eval digits (tests/trained_models.py)."""
+  return digit_examples
 
 
 def test_preprocessing_scales_and_reshapes_real_digits(tmp_path, raw_examples):
@@ -49,12 +46,10 @@ def test_preprocessing_scales_and_reshapes_real_digits(tmp_path, raw_examples):
 
 
 @pytest.fixture(scope="module")
-def exported_model(tmp_path_factory, raw_examples):
-  work_dir = str(tmp_path_factory.mktemp("cnn_train"))
-  export_dir = tft_testing.train_family_model(
-      model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
-      raw_examples["train"], raw_examples["eval"], work_dir, train_steps=80)
-  return work_dir, export_dir
+def exported_model(cnn_trained):
+  """A CNN trained 80 steps on them (tests/trained_models.py, shared with the
+  TFLite and prediction CLI tests)."""
+  return cnn_trained
 
 
 def test_model_learns_and_writes_tensorboard_logs(exported_model, raw_examples):

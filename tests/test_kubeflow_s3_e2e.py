@@ -2,7 +2,9 @@
 `s3://` (KFP's default artifact store is MinIO, an S3 server), executed task
 by task against a real S3-compatible server started on localhost (moto's
 standalone server), with credentials and endpoint from the standard AWS
-environment variables only; the pushed model is read back through s3://."""
+environment variables only; the pushed model is read back through s3://. On
+300 train / 100 eval digits and a 20-step model blessed by a floor of 0: what
+is under test is storage, not the model."""
 import glob
 import json
 import os
@@ -56,15 +58,15 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s3_run(s3_server, tmp_path_factory):
-  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("data")), 640, 200)
+  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("data")), 300, 100)
   for path in sorted(glob.glob(os.path.join(data_dir, "*", "*"))):
     s3_server.upload_file(path, BUCKET, f"data/mnist/{os.path.relpath(path, data_dir)}")
   s3_roots = roots.Roots(pipeline_root=f"s3://{BUCKET}/pipeline_root",
                          data_root=f"s3://{BUCKET}/data", serving_root=f"s3://{BUCKET}/serving",
                          tflite_root=f"s3://{BUCKET}/tflite")
   spec = kubeflow_spec.compile_spec(configs.CNN, s3_roots, kubeflow_spec.KFP, "unused-image",
-                                    list(beam_presets.DIRECT_ARGS), train_steps=125,
-                                    gate_min_value=0.7)
+                                    list(beam_presets.DIRECT_ARGS), train_steps=20,
+                                    gate_min_value=0.0)
   executor = spec_executor.SpecExecutor(spec, state_dir=str(tmp_path_factory.mktemp("state")))
   runs = executor.run()
   failed = [run for run in runs.values() if run.state != "executed"]

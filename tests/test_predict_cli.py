@@ -2,8 +2,9 @@
 newest complete version, and bad input gets one clear line naming the file or
 field, exit 2, no traceback.
 
-The CNN is trained briefly through real tft_beam and exported by the real
-TFLiteExporter executor (tests/tflite_testing.py); the predictions' quality
+The session's small CNN (tests/trained_models.py, trained through real
+tft_beam) is exported by the real TFLiteExporter executor
+(tests/tflite_testing.py); the predictions' quality
 is not under test here, only how the CLI finds the model and treats input.
 """
 import json
@@ -15,27 +16,22 @@ import sys
 import pytest
 
 from components.tflite_exporter import layout, predict
-from modules.cnn import model as cnn_model, preprocessing
 from pipeline import configs
-from tests import tflite_testing, tft_testing
+from tests import tflite_testing, trained_models
 from tests.e2e_helpers import REPO_ROOT
 
-DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 VERSION = tflite_testing.VERSION
 OLDER, INCOMPLETE = str(int(VERSION) - 100), str(int(VERSION) + 100)
 DIGIT = {"image": [0] * 784}
 
 
 @pytest.fixture(scope="module")
-def family_dir(tmp_path_factory):
+def family_dir(tmp_path_factory, cnn_trained, digit_examples):
   """tflite/cnn/ holding the real export, an older complete copy of it and a
   newer version without metadata.json (a copy cut short)."""
-  work_dir = str(tmp_path_factory.mktemp("cnn_predict"))
-  eval_serialized = tft_testing.read_serialized(os.path.join(DATA, "eval", "*"), 50)
-  export_dir = tft_testing.train_family_model(
-      cnn_model.run_fn, preprocessing.preprocessing_fn, configs.CNN.schema_path(),
-      tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 100),
-      eval_serialized, work_dir, train_steps=5)
+  eval_serialized = digit_examples["eval"][:50]
+  work_dir, export_dir = trained_models.copy_of(
+      cnn_trained, str(tmp_path_factory.mktemp("cnn_predict") / "work"))
   artifacts = tflite_testing.as_artifacts(work_dir, export_dir, eval_serialized)
   tflite_dir = tmp_path_factory.mktemp("tflite") / "cnn"
   tflite_testing.run_exporter(artifacts, tflite_dir, "cnn", configs.CNN.tflite_adapter,

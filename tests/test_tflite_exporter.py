@@ -13,12 +13,11 @@ import pytest
 import tensorflow as tf
 
 from components.tflite_exporter import executor, layout, parity
-from modules.cnn import features, model as cnn_model, preprocessing, tflite as cnn_tflite
+from modules.cnn import features, tflite as cnn_tflite
 from modules.common import contract
 from pipeline import configs, pipeline
-from tests import tflite_testing, tft_testing
+from tests import tflite_testing, trained_models, tft_testing
 
-DATA = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 SCHEMA = configs.CNN.schema_path()
 VERSION = tflite_testing.VERSION
 CNN_ADAPTER = configs.CNN.tflite_adapter
@@ -83,19 +82,16 @@ STATIC_BATCH_ADAPTER = _StaticBatchCnnAdapter()
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """A CNN trained 60 steps on 300 digits, in Trainer/Transform artifact layout.
+def trained(tmp_path_factory, cnn_trained, digit_examples):
+  """The session's CNN (tests/trained_models.py: 80 steps on 640 digits), in
+  Trainer/Transform artifact layout, with the 200 eval digits it is checked on.
 
-  60 steps (not fewer) so the model is well above chance: int8 accuracy
-  parity on a model that predicts one class would prove nothing.
+  Trained well above chance: int8 accuracy parity on a model that predicts
+  one class would prove nothing.
   """
-  work_dir = str(tmp_path_factory.mktemp("cnn_tflite"))
-  eval_serialized = tft_testing.read_serialized(os.path.join(DATA, "eval", "*"),
-                                                PARITY_EXAMPLES)
-  export_dir = tft_testing.train_family_model(
-      cnn_model.run_fn, preprocessing.preprocessing_fn, SCHEMA,
-      tft_testing.read_serialized(os.path.join(DATA, "train", "*"), 300),
-      eval_serialized, work_dir, train_steps=60)
+  eval_serialized = digit_examples["eval"][:PARITY_EXAMPLES]
+  work_dir, export_dir = trained_models.copy_of(
+      cnn_trained, str(tmp_path_factory.mktemp("cnn_tflite") / "work"))
   return {**tflite_testing.as_artifacts(work_dir, export_dir, eval_serialized),
           "eval_serialized": eval_serialized}
 

@@ -1,12 +1,12 @@
-"""Small models trained once per test session for two modules each.
+"""Small models trained once per test session for the modules of a family.
 
 A family's module tests (its signatures, its Keras graph) and its TFLite
-adapter tests (conversion, parity, the app-side inputs) need the same kind
-of model: trained for a few steps through the real `preprocessing_fn`
+tests (conversion, parity, the app-side inputs, the prediction CLI) need the
+same kind of model: trained for a few steps through the real `preprocessing_fn`
 (tft_beam) and `run_fn`. Training it once for both halves the cost; the
 TFLite tests convert a copy, since the exporter's artifact layout moves the
-SavedModel (tests/tflite_testing.py). tests/conftest.py sends the two modules
-that share a model to one pytest-xdist worker.
+SavedModel (tests/tflite_testing.py). tests/conftest.py sends the modules that share a
+model to one pytest-xdist worker.
 """
 import os
 import shutil
@@ -16,15 +16,36 @@ import pytest
 
 from components.movielens_example_gen import executor as example_gen_executor
 from data.interactions import generate_interactions
+from modules.cnn import model as cnn_model, preprocessing as cnn_preprocessing
 from modules.lstm import model as lstm_model, preprocessing as lstm_preprocessing
 from modules.two_tower import model as two_tower_model, preprocessing as two_tower_preprocessing
 from pipeline import configs
 from tests import tft_testing
 
+DIGITS = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 REVIEWS = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
 SMALL_INTERACTIONS = generate_interactions.GeneratorConfig(
     num_users=60, num_items=120, num_interactions=3000, min_per_user=20)
 TRAIN_STEPS = 40
+
+
+@pytest.fixture(scope="session")
+def digit_examples() -> Dict[str, List[bytes]]:
+  """640 train and 200 eval digits of the shipped data, serialized."""
+  return {
+      "train": tft_testing.read_serialized(os.path.join(DIGITS, "train", "*"), 640),
+      "eval": tft_testing.read_serialized(os.path.join(DIGITS, "eval", "*"), 200),
+  }
+
+
+@pytest.fixture(scope="session")
+def cnn_trained(tmp_path_factory, digit_examples) -> Tuple[str, str]:
+  """(work dir, export dir) of a CNN trained 80 steps on 640 real digits:
+  well above chance, so int8 parity and "the model learns" prove something."""
+  work_dir = str(tmp_path_factory.mktemp("cnn_train"))
+  return work_dir, tft_testing.train_family_model(
+      cnn_model.run_fn, cnn_preprocessing.preprocessing_fn, configs.CNN.schema_path(),
+      digit_examples["train"], digit_examples["eval"], work_dir, train_steps=80)
 
 
 @pytest.fixture(scope="session")
