@@ -10,8 +10,8 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   (its `dependentTasks` and the producers of its input artifacts) have
   succeeded, alongside every other task that is ready then, as Argo runs a
   DAG's ready nodes together (here at most `max_parallel` at a time, the
-  machine's cores by default); its ExecutorInput carries the upstream output artifacts (name,
-  type, uri, metadata) as input artifacts, the spec's constants as
+  machine's cores by default); its ExecutorInput carries the upstream output
+  artifacts (name, type, uri, metadata) as input artifacts, the spec's constants as
   `parameterValues`, and output artifacts at
   `<pipeline root>/<run id>/<task>/<output>` (`generateOutputURI`) with the
   types the component declares; caching: with the task's

@@ -3,10 +3,10 @@
 A family's module tests (its signatures, its Keras graph) and its TFLite
 tests (conversion, parity, the app-side inputs, the prediction CLI) need the
 same kind of model: trained for a few steps through the real `preprocessing_fn`
-(tft_beam) and `run_fn`. Training it once for both halves the cost; the
-TFLite tests convert a copy, since the exporter's artifact layout moves the
-SavedModel (tests/tflite_testing.py). tests/conftest.py sends the modules that share a
-model to one pytest-xdist worker.
+(tft_beam) and `run_fn`. It is trained once for all of them; the TFLite
+tests convert a copy, since the exporter's artifact layout moves the
+SavedModel (tests/tflite_testing.py). tests/conftest.py sends the modules
+that share a model to one pytest-xdist worker.
 """
 import os
 import shutil
@@ -29,13 +29,16 @@ SMALL_INTERACTIONS = generate_interactions.GeneratorConfig(
 TRAIN_STEPS = 40
 
 
+def _shipped_examples(data_dir: str, n_train: int, n_eval: int) -> Dict[str, List[bytes]]:
+  """The first serialized examples of a shipped family's train and eval splits."""
+  return {split: tft_testing.read_serialized(os.path.join(data_dir, split, "*"), count)
+          for split, count in (("train", n_train), ("eval", n_eval))}
+
+
 @pytest.fixture(scope="session")
 def digit_examples() -> Dict[str, List[bytes]]:
   """640 train and 200 eval digits of the shipped data, serialized."""
-  return {
-      "train": tft_testing.read_serialized(os.path.join(DIGITS, "train", "*"), 640),
-      "eval": tft_testing.read_serialized(os.path.join(DIGITS, "eval", "*"), 200),
-  }
+  return _shipped_examples(DIGITS, 640, 200)
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +54,7 @@ def cnn_trained(tmp_path_factory, digit_examples) -> Tuple[str, str]:
 @pytest.fixture(scope="session")
 def review_examples() -> Dict[str, List[bytes]]:
   """1,200 train and 300 eval reviews of the shipped data, serialized."""
-  return {
-      "train": tft_testing.read_serialized(os.path.join(REVIEWS, "train", "*"), 1200),
-      "eval": tft_testing.read_serialized(os.path.join(REVIEWS, "eval", "*"), 300),
-  }
+  return _shipped_examples(REVIEWS, 1200, 300)
 
 
 @pytest.fixture(scope="session")
