@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 def _run(args, family, run_id: str) -> int:
   """One run, under the output directory's lock."""
   # Heavy imports, after the arguments are checked and the lock is taken.
-  from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.components.common import resolver  # pylint: disable=import-outside-toplevel
   from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
   from pipeline import pipeline  # pylint: disable=import-outside-toplevel
   from runners import roots, run_summary  # pylint: disable=import-outside-toplevel
@@ -88,7 +88,7 @@ def _run(args, family, run_id: str) -> int:
       gate_min_value=args.min_metric)
   tfx_pipeline = pipeline.create_pipeline(**arguments)
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
-                           if isinstance(c, tfx.dsl.Resolver))
+                           if isinstance(c, resolver.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
   print(f"Running {family.pipeline_name} on {args.data_dir} (run {run_id}, logs: {log_path})",
         flush=True)

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
+from tfx.orchestration import metadata as tfx_metadata  # noqa: E402
 
 from pipeline import configs  # noqa: E402
 from runners import beam_presets, run_summary  # noqa: E402
@@ -77,7 +77,7 @@ def run_pipeline(args: List[str]) -> Dict[str, Any]:
 
 
 def node_runs(output_dir: str, family: configs.FamilyConfig, run_id: str):
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+  connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   node_ids = ["TFRecordExampleGen", "MovieLensExampleGen", "StatisticsGen", "ImportSchemaGen",
               "ExampleValidator", "AnomaliesGate", "Transform", "Trainer", "Evaluator",

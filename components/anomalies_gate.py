@@ -26,9 +26,10 @@ from typing import List
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
-from tfx import v1 as tfx
 from tfx.components.statistics_gen import stats_artifact_utils
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
@@ -103,7 +104,7 @@ def describe_distribution_changes(
   return problems
 
 
-def _split_statistics(statistics: tfx.types.standard_artifacts.ExampleStatistics,
+def _split_statistics(statistics: standard_artifacts.ExampleStatistics,
                       split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
   return stats_artifact_utils.load_statistics(statistics, split).proto()
 
@@ -116,14 +117,12 @@ def load_reference_statistics(path: str) -> statistics_pb2.DatasetFeatureStatist
   return tfdv.load_stats_text(path)
 
 
-@tfx.dsl.components.component
+@component
 def AnomaliesGate(  # pylint: disable=invalid-name
-    anomalies: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleAnomalies],
-    statistics: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
-    reference_statistics: tfx.dsl.components.Parameter[str] = "") -> None:
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    reference_statistics: Parameter[str] = "") -> None:
   """Fails the run on schema anomalies, train/eval skew or drift from the
   reference statistics (`reference_statistics`: a path; empty: no drift check)."""
   schema_proto = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))

@@ -12,7 +12,7 @@ strategies (see kubeflow_runner.py).
 from typing import Dict, List, Optional
 
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.components.common import resolver
 
 MODEL_KEY = "model"
 BLESSING_KEY = "model_blessing"
@@ -34,7 +34,7 @@ def pick_baseline(models: List[types.Artifact], blessings: List[types.Artifact],
   return {MODEL_KEY: [], BLESSING_KEY: []}
 
 
-class LatestBlessedBaselineStrategy(tfx.dsl.experimental.ResolverStrategy):
+class LatestBlessedBaselineStrategy(resolver.ResolverStrategy):
   """Inputs: `model`, `model_blessing` (all of each) and `candidate`."""
 
   def resolve_artifacts(

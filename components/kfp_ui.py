@@ -16,7 +16,8 @@ import os
 
 import tensorflow as tf
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
+from tfx.dsl.component.experimental.decorators import component
 
 from components.eval_report import report as report_lib
 from components.eval_report.component import BLESSED_KEY, EvaluationReport
@@ -43,11 +44,11 @@ def _write_file(uri: str, content: bytes) -> None:
     f.write(content)
 
 
-@tfx.dsl.components.component
+@component
 def KubeflowUiArtifacts(  # pylint: disable=invalid-name
-    report: tfx.dsl.components.InputArtifact[EvaluationReport],
-    html: tfx.dsl.components.OutputArtifact[KubeflowHtml],
-    metrics: tfx.dsl.components.OutputArtifact[KubeflowMetrics]) -> None:
+    report: InputArtifact[EvaluationReport],
+    html: OutputArtifact[KubeflowHtml],
+    metrics: OutputArtifact[KubeflowMetrics]) -> None:
   """report.html as the HTML artifact; overall metrics and blessing as Metrics."""
   with tf.io.gfile.GFile(os.path.join(report.uri, report_lib.REPORT_HTML), "rb") as f:
     _write_file(html.uri, f.read())

@@ -22,11 +22,12 @@ from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
-from tfx import v1 as tfx
 from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.components.base import executor_spec
-from tfx.types import standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
 from components import atomic_pusher, uris
@@ -36,10 +37,10 @@ SERVED_VERSION_KEY = "served_version"
 SOURCE_MODEL_URI_KEY = "source_model_uri"
 
 
-@tfx.dsl.components.component
+@component
 def ServedBaseline(  # pylint: disable=invalid-name
-    serving_dir: tfx.dsl.components.Parameter[str],
-    baseline: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model]) -> None:
+    serving_dir: Parameter[str],
+    baseline: OutputArtifact[standard_artifacts.Model]) -> None:
   """Emits the newest completely pushed version under `serving_dir` as a Model."""
   version, record = atomic_pusher.served_record(serving_dir)
   if version is None:

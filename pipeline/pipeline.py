@@ -17,7 +17,12 @@ runner supplies (paths, Beam args, metadata), and touches no file system.
 from typing import List, Optional, Type
 
 from google.protobuf import json_format
-from tfx import v1 as tfx
+from tfx.components import Evaluator, ExampleValidator, StatisticsGen, Trainer, Transform
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common import resolver
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
+from tfx.types import channel, standard_artifacts
 
 from components.anomalies_gate import AnomaliesGate
 from components.atomic_pusher import AtomicPusher
@@ -43,13 +48,13 @@ def create_pipeline(
     enable_cache: bool = True,
     train_steps: Optional[int] = None,
     gate_min_value: Optional[float] = None,
-    baseline_strategy: Optional[Type[tfx.dsl.experimental.ResolverStrategy]] = (
+    baseline_strategy: Optional[Type[resolver.ResolverStrategy]] = (
         LatestBlessedBaselineStrategy),
     tflite_dir: Optional[str] = None,
     tflite_quantization: Optional[str] = None,
     reference_statistics_path: Optional[str] = None,
     kubeflow_ui_artifacts: bool = False,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
   """Builds the pipeline of one model family.
 
   Args:
@@ -81,9 +86,9 @@ def create_pipeline(
       artifacts the Kubeflow and Vertex UIs render (components/kfp_ui).
   """
   example_gen = family.example_source.component(data_dir)
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-  example_validator = tfx.components.ExampleValidator(
+  statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+  schema_gen = ImportSchemaGen(schema_file=schema_path)
+  example_validator = ExampleValidator(
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"])
   anomalies_gate = AnomaliesGate(
@@ -94,22 +99,22 @@ def create_pipeline(
 
   # Transform analyses train alone and transforms what the Trainer reads; the
   # eval split is never transformed, so no Trainer choice can touch it.
-  transform = tfx.components.Transform(
+  transform = Transform(
       examples=example_gen.outputs["examples"],
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=family.preprocessing_fn,
-      splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN_SPLIT],
-                                           transform=list(TRAINER_SPLITS)))
+      splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN_SPLIT],
+                                              transform=list(TRAINER_SPLITS)))
   transform.add_upstream_node(anomalies_gate)
 
-  trainer = tfx.components.Trainer(
+  trainer = Trainer(
       run_fn=family.run_fn,
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],
       schema=schema_gen.outputs["schema"],
-      train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT],
-                                     num_steps=train_steps or family.train_steps),
-      eval_args=tfx.proto.EvalArgs(splits=[VALIDATION_SPLIT], num_steps=family.eval_steps))
+      train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT],
+                                       num_steps=train_steps or family.train_steps),
+      eval_args=trainer_pb2.EvalArgs(splits=[VALIDATION_SPLIT], num_steps=family.eval_steps))
 
   if baseline_strategy is None:
     baseline = ServedBaseline(serving_dir=serving_model_dir).with_id("served_baseline")
@@ -117,15 +122,15 @@ def create_pipeline(
     evaluator_class = ServedBaselineEvaluator
   else:
     resolver_inputs = {
-        "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        "model": channel.Channel(type=standard_artifacts.Model),
+        "model_blessing": channel.Channel(type=standard_artifacts.ModelBlessing),
     }
     if baseline_strategy is LatestBlessedBaselineStrategy:
       resolver_inputs["candidate"] = trainer.outputs["model"]
-    baseline = tfx.dsl.Resolver(
+    baseline = resolver.Resolver(
         strategy_class=baseline_strategy, **resolver_inputs).with_id("baseline_resolver")
     baseline_model = baseline.outputs["model"]
-    evaluator_class = tfx.components.Evaluator
+    evaluator_class = Evaluator
 
   eval_config = build_eval_config(family, gate_min_value)
   evaluator = evaluator_class(
@@ -138,8 +143,8 @@ def create_pipeline(
   pusher = AtomicPusher(
       model=trainer.outputs["model"],
       model_blessing=evaluator.outputs["blessing"],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
+      push_destination=pusher_pb2.PushDestination(
+          filesystem=pusher_pb2.PushDestination.Filesystem(
               base_directory=serving_model_dir))).with_id("Pusher")
 
   # After the Pusher, so the report names the version pushed (or why none was).
@@ -164,7 +169,7 @@ def create_pipeline(
         family=family.name, adapter=family.tflite_adapter, tflite_dir=tflite_dir,
         quantization=tflite_quantization or family.tflite_quantization))
 
-  return tfx.dsl.Pipeline(
+  return tfx_pipeline.Pipeline(
       pipeline_name=family.pipeline_name,
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,

@@ -98,7 +98,8 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
   `options` are further `create_pipeline` arguments (train_steps, ...).
   """
   # pylint: disable=import-outside-toplevel
-  from tfx import v1 as tfx
+  from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+  from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
   from pipeline import pipeline
 
   if target not in TARGETS:
@@ -106,10 +107,10 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
   tfx_pipeline = pipeline.create_pipeline(**roots_lib.pipeline_arguments(
       family, roots, beam_pipeline_args=beam_pipeline_args,
       baseline_strategy=(None if target == KFP
-                         else tfx.dsl.experimental.LatestBlessedModelStrategy),
+                         else latest_blessed_model_strategy.LatestBlessedModelStrategy),
       kubeflow_ui_artifacts=True, **options))
-  runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-      config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True))
   spec = runner.run(tfx_pipeline, write_out=False)["pipelineSpec"]
   spec["defaultPipelineRoot"] = roots.pipeline_root

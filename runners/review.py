@@ -170,7 +170,7 @@ def _compare(recorded, family, layout, tokens) -> int:
 def review(family: configs.FamilyConfig, layout: OutputLayout, args=None) -> int:
   # Heavy imports, after the arguments are checked.
   # pylint: disable=import-outside-toplevel
-  from tfx import v1 as tfx
+  from tfx.orchestration import metadata as tfx_metadata
   from components.eval_report import locate, versions
 
   sqlite_path = layout.metadata_path
@@ -178,7 +178,7 @@ def review(family: configs.FamilyConfig, layout: OutputLayout, args=None) -> int
     print(f"No runs recorded: {sqlite_path} does not exist.", file=sys.stderr)
     return NOTHING_TO_SHOW
   recorded = locate.evaluations(
-      tfx.orchestration.metadata.sqlite_metadata_connection_config(sqlite_path),
+      tfx_metadata.sqlite_metadata_connection_config(sqlite_path),
       family.pipeline_name)
   if not recorded:
     print(f"No evaluation of {family.pipeline_name} recorded in {sqlite_path}.",

@@ -55,8 +55,8 @@ def pipeline_arguments(family: configs.FamilyConfig, roots: Roots, *,
   """
   metadata = None
   if roots.metadata_path is not None:
-    from tfx import v1 as tfx  # pylint: disable=import-outside-toplevel
-    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+    from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=import-outside-toplevel
+    metadata = tfx_metadata.sqlite_metadata_connection_config(
         roots.metadata_path)
   return dict(
       family=family,

@@ -28,7 +28,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
-from tfx import v1 as tfx
+from tfx.orchestration import metadata as tfx_metadata
 
 from components.eval_report import plots, report
 from components.eval_report.component import EvaluationReport
@@ -53,7 +53,7 @@ def cnn_runs(cnn_history):
 
 
 def _store(output_dir):
-  return metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+  return metadata_store.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path))
 
 

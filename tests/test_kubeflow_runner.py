@@ -28,7 +28,8 @@ import yaml
 from apache_beam.options import pipeline_options
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from tfx import v1 as tfx
+import tfx
+from tfx.dsl.components.common import resolver as tfx_resolver
 from tfx.utils import import_utils
 
 import kubeflow_runner
@@ -134,7 +135,7 @@ def test_vertex_task_graph_is_the_local_pipeline_with_tfx_resolver_queries(compi
   _, _, spec = compiled(family, kubeflow_spec.VERTEX)
   # With the local baseline strategy.
   local = _local_pipeline(family, kubeflow_ui_artifacts=True)
-  (resolver,) = [c for c in local.components if isinstance(c, tfx.dsl.Resolver)]
+  (resolver,) = [c for c in local.components if isinstance(c, tfx_resolver.Resolver)]
   model_query, blessing_query = resolver.id + MODEL_QUERY_SUFFIX, resolver.id + BLESSING_QUERY_SUFFIX
   task_of = {c.id: c.id for c in local.components}
   task_of[resolver.id] = model_query

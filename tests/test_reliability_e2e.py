@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from tfx import v1 as tfx
+from tfx.orchestration import metadata as tfx_metadata
 
 from pipeline import configs
 from runners import preflight, run_summary
@@ -98,7 +98,7 @@ def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(d
   # One run, one log named after its run id; the summary read that run only.
   run_id = winner_out.split("(run ", 1)[1].split(",", 1)[0]
   assert os.listdir(OutputLayout(output_dir).logs_dir) == [f"cnn-{run_id}.log"]
-  connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+  connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   node_ids = ["TFRecordExampleGen", "Trainer", "Pusher"]
   this_run = run_summary.read_node_runs(connection, configs.CNN.pipeline_name, node_ids, run_id)

@@ -17,7 +17,6 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
-from tfx import v1 as tfx
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
@@ -107,9 +106,9 @@ def _tf_dataset_factory(file_pattern, options, schema):
 
 def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
                  eval_files: List[str], train_steps: int, eval_steps: int = 1
-                 ) -> tfx.components.FnArgs:
+                 ) -> fn_args_utils.FnArgs:
   """FnArgs as the Trainer builds them, over files these helpers wrote."""
-  return tfx.components.FnArgs(
+  return fn_args_utils.FnArgs(
       train_files=train_files, eval_files=eval_files,
       transform_output=transform_dir,
       serving_model_dir=os.path.join(work_dir, "serving_model"),

@@ -11,7 +11,9 @@ report shows them as not applied rather than leaving them out.
 The work is in report.py; this module only binds it to TFX.
 """
 from tfx import types
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.atomic_pusher import NOT_PUSHED_REASON
 from components.eval_report import report as report_lib
@@ -31,16 +33,15 @@ class EvaluationReport(types.Artifact):
   TYPE_NAME = "tfx_model_factory.EvaluationReport"
 
 
-@tfx.dsl.components.component
+@component
 def EvalReport(  # pylint: disable=invalid-name
-    evaluation: tfx.dsl.components.InputArtifact[
-        tfx.types.standard_artifacts.ModelEvaluation],
-    blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
-    report: tfx.dsl.components.OutputArtifact[EvaluationReport],
-    serving_dir: tfx.dsl.components.Parameter[str],
-    eval_config: tfx.dsl.components.Parameter[str]) -> None:
+    evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    model: InputArtifact[standard_artifacts.Model],
+    pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    report: OutputArtifact[EvaluationReport],
+    serving_dir: Parameter[str],
+    eval_config: Parameter[str]) -> None:
   """Writes report.html and report.json of the evaluation into `report`."""
   blessed = blessing.get_int_custom_property(BLESSED_KEY) == 1
   push = versions.push_outcome(

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules.cnn import features
 from modules.common import contract, training
@@ -88,7 +88,7 @@ def warmup_requests():
   }
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.cnn.model.run_fn`)."""
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -16,7 +16,7 @@ from tensorflow.python.autograph.core import config as autograph_config
 from tensorflow.python.autograph.core import config_lib as autograph_config_lib
 import tensorflow_transform as tft
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from modules.common import warmup
@@ -67,7 +67,7 @@ class TrainingSettings:
                        "set early_stopping_patience=None or refit_on_validation=False")
 
 
-def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
+def make_dataset(fn_args: FnArgs, file_pattern,
                  tf_transform_output: tft.TFTransformOutput, label_key: str,
                  batch_size: int, shuffle: bool,
                  num_epochs: Optional[int] = None) -> tf.data.Dataset:
@@ -81,7 +81,7 @@ def make_dataset(fn_args: tfx.components.FnArgs, file_pattern,
       tf_transform_output.transformed_metadata.schema)
 
 
-def fit(fn_args: tfx.components.FnArgs, model: tf_keras.Model,
+def fit(fn_args: FnArgs, model: tf_keras.Model,
         tf_transform_output: tft.TFTransformOutput, label_key: str,
         settings: TrainingSettings) -> tf_keras.callbacks.History:
   """Trains for at most TrainArgs.num_steps, validating on the Trainer's

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from modules.common import contract, training
 from modules.lstm import features
@@ -293,7 +293,7 @@ def _naive_bayes_layer(member: tf_keras.Model) -> Optional[NaiveBayesNGramLogit]
               None)
 
 
-def _training_ids_and_labels(fn_args: tfx.components.FnArgs,
+def _training_ids_and_labels(fn_args: FnArgs,
                              tf_transform_output: tft.TFTransformOutput):
   """The transformed training split in memory, read once: [N, SEQUENCE_LENGTH] ids, [N] labels."""
   dataset = training.make_dataset(fn_args, fn_args.train_files, tf_transform_output,
@@ -305,7 +305,7 @@ def _training_ids_and_labels(fn_args: tfx.components.FnArgs,
           np.concatenate([labels for _, labels in batches]).reshape(-1))
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.lstm.model.run_fn`).
 
   Trains each of ENSEMBLE_MEMBERS on its own (the naive-Bayes member's

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from modules.common import contract, training
@@ -221,7 +221,7 @@ def recommend(model: TwoTowerModel, inputs: Dict[str, tf.Tensor], k: int):
   return retrieval.top_k(model.index, masked_scores(model, inputs), k)
 
 
-def _one_pass(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput
+def _one_pass(fn_args: FnArgs, tf_transform_output: tft.TFTransformOutput
               ) -> tf.data.Dataset:
   """Transformed train and validation examples (every interaction before
   the eval cut), each exactly once, for the Catalog."""
@@ -336,7 +336,7 @@ def attach_index(model: TwoTowerModel, catalog: catalog_lib.Catalog, item_vocabu
   model.recommend_for_index = recommend_for_index
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.two_tower.model.run_fn`)."""
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
