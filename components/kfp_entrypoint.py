@@ -15,7 +15,9 @@ This wrapper takes the declared types from the spec itself — the inputs
 spec TFX already passes (`--json_serialized_inputs_spec_args`) and the
 outputs spec the compiler adds (`--json_serialized_outputs_spec_args`,
 runners/kubeflow_spec.py) — writes them into the executor input, and then
-runs TFX's entrypoint unchanged. With the Vertex shape it changes nothing.
+runs TFX's entrypoint unchanged (but for the worker package TFX would build
+for Beam stages that run in the task's own process, components/in_process_beam.py).
+With the Vertex shape it changes nothing.
 A task that touches `s3://` (MinIO, KFP's default artifact store) gets
 tensorflow-io's S3 filesystem registered first; credentials and endpoint come
 from the standard AWS environment variables (AWS_ACCESS_KEY_ID,
@@ -98,6 +100,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     # plugin, which registers itself on import.
     import tensorflow_io  # noqa: F401  pylint: disable=unused-import
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+  from components.in_process_beam import skip_worker_package_for_in_process_beam
+  skip_worker_package_for_in_process_beam()
   kubeflow_v2_run_executor.main(parsed)
   if on_s3 and argv is None:
     # tensorflow-io's S3 client aborts the interpreter while it shuts down

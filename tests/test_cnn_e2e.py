@@ -3,8 +3,8 @@
 
 Proves on the shared run history: a blessed model is pushed to serving and
 TFLite under one version and serves tf.Examples and raw pixels alike; the
-Trainer never sees the eval split; a re-run without changes executes and
-pushes nothing. On corrupted and on label-drifted copies of the slice, the
+Trainer never sees the eval split; its in-process Beam stages build no
+worker package; a re-run without changes executes and pushes nothing. On corrupted and on label-drifted copies of the slice, the
 run stops at the data gate (exit 3) with nothing trained or pushed."""
 import glob
 import json
@@ -34,6 +34,16 @@ def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(cnn_his
 def test_pushed_model_serves_examples_and_raw_pixels_alike(cnn_history):
   e2e_helpers.assert_examples_and_raw_features_serve_alike(
       cnn_history.output_dir, "cnn", cnn_history.data_dir, features.IMAGE_KEY)
+
+
+def test_in_process_beam_stages_build_no_worker_package(cnn_history):
+  """components/in_process_beam.py: TFX would build an sdist of itself for
+  each Beam stage (2.5 s each) for workers an in-process run does not have."""
+  (log_path,) = re.findall(r"logs: (\S+)\)", cnn_history.good.stdout)
+  with open(log_path, encoding="utf-8") as f:
+    log = f.read()
+  assert "Component Transform is running" in log and "Component Evaluator is running" in log
+  assert "Attempting to infer TFX Python dependency" not in log
 
 
 def test_rerun_without_changes_executes_nothing_and_pushes_nothing(cnn_history):

@@ -94,6 +94,15 @@ def test_spec_run_writes_the_report_as_the_artifacts_the_kfp_ui_renders(first_ru
   assert metrics["blessed"] == 1
 
 
+def test_beam_tasks_build_no_worker_package_for_their_in_process_runner(first_run):
+  _, output_dir, _ = first_run
+  root = OutputLayout(output_dir).pipeline_root
+  (transform_log,) = glob.glob(os.path.join(root, spec_executor.LOGS_DIR, "*", "Transform.log"))
+  with open(transform_log, encoding="utf-8") as f:
+    log = f.read()
+  assert "Transform" in log and "Attempting to infer TFX Python dependency" not in log
+
+
 def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):
   data_dir, output_dir, _ = first_run
   serving_dir = OutputLayout(output_dir).serving_dir("cnn")
