@@ -486,18 +486,19 @@ def test_compare_shows_a_pushed_version_and_an_evaluation_side_by_side(cnn_runs,
 def _scores_by_length_config(auc_floor, reported, options=None):
   """A TFMA config over a frame's candidate_score / baseline_score columns:
   AUC gated at `auc_floor` on the overall slice, `reported` metrics, slices by
-  length_bucket, like the LSTM family's."""
+  length_bucket, like the LSTM family's (its AUC on 1,000 thresholds too)."""
+  auc_gate = tfma.PerSliceMetricThreshold(
+      slicing_specs=[tfma.SlicingSpec()],
+      threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+          lower_bound={"value": auc_floor})))
   return tfma.EvalConfig(
       model_specs=[
           tfma.ModelSpec(name="candidate", label_key="label", prediction_key="candidate_score"),
           tfma.ModelSpec(name="baseline", label_key="label", prediction_key="baseline_score",
                          is_baseline=True)],
       metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
-              tfma.PerSliceMetricThreshold(
-                  slicing_specs=[tfma.SlicingSpec()],
-                  threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                      lower_bound={"value": auc_floor})))])]
+          tfma.MetricConfig(class_name="AUC", config=configs.AUC_THRESHOLDS_CONFIG,
+                            per_slice_thresholds=[auc_gate])]
           + [tfma.MetricConfig(class_name=name) for name in reported])],
       slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["length_bucket"])],
       options=options)

@@ -35,7 +35,7 @@ _START = ("import os, sys\n"
           "from components.quiet_startup import quiet_startup\n"
           "if sys.argv[1] == 'quiet':\n"
           "  quiet_startup()\n"
-          "import tensorflow, tfx.v1, google.cloud.aiplatform\n"
+          "import tensorflow, apache_beam\n"
           "os.write(2, b'E0000 something.cc:1] a real C++ error\\n')\n"
           "raise RuntimeError('a real Python error')\n")
 
