@@ -3,14 +3,18 @@ and the scheduling that lets `make test` run the suite on every core.
 
 Under pytest-xdist (the Makefile's `test` and `test-fast` targets) every test
 module goes whole to one worker, so its module-scoped pipeline runs and
-trained models are made once; modules that assert on one session-scoped run
-(SHARED_RUN_MODULES) go together to one worker, so that run is made once too.
+trained models are made once; the tests that assert on one session-scoped run
+(those of SHARED_RUN_MODULES that use it, directly or through a fixture of
+their module) go together to one worker, so that run is made once too, while
+the other tests of those modules stay free to run on another worker.
 Workers take the end-to-end modules first, in collection order, so the short
 unit modules fill the other worker instead of waiting behind a pipeline run.
 
 (xdist's own `--dist loadgroup` cannot do this here: it renames test ids
 through an attribute pytest 9 no longer reads, so its groups are ignored.)
 """
+import ast
+import functools
 import os
 import sys
 
@@ -42,10 +46,36 @@ _GROUP_OF_MODULE = {module: group for group, modules in SHARED_RUN_MODULES.items
                     for module in modules}
 
 
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def tests_using(module_path: str, fixture: str) -> frozenset:
+  """The test functions of a module that use `fixture`, directly or through
+  fixtures defined in the module (read from its source: the xdist controller
+  schedules by test id and collects nothing itself)."""
+  with open(os.path.join(_REPO_ROOT, module_path), encoding="utf-8") as f:
+    tree = ast.parse(f.read(), module_path)
+  parameters = {node.name: {arg.arg for arg in node.args.args}
+                for node in tree.body if isinstance(node, ast.FunctionDef)}
+  users, grown = {fixture}, True
+  while grown:
+    grown = False
+    for name, names in parameters.items():
+      if name not in users and names & users:
+        users.add(name)
+        grown = True
+  return frozenset(name for name in users if name.startswith("test_"))
+
+
 def worker_group(nodeid: str) -> str:
-  """The unit of work a test belongs to: its shared run's, else its module's."""
-  module = nodeid.split("::", 1)[0]
-  return _GROUP_OF_MODULE.get(module, module)
+  """The unit of work a test belongs to: its shared run's if it uses one,
+  else its module's."""
+  module, _, test = nodeid.partition("::")
+  group = _GROUP_OF_MODULE.get(module)
+  if group and test.split("[", 1)[0] in tests_using(module, group):
+    return group
+  return module
 
 
 def pytest_collection_modifyitems(items):

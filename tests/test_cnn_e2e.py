@@ -1,5 +1,5 @@
 """End to end: the CNN pipeline on a small slice of the shipped digits
-(tests/cnn_history.py, 640 train / 200 eval digits, one 125-step epoch).
+(tests/cnn_history.py, 640 train / 200 eval digits, a 60-step model).
 
 Proves on the shared run history: a blessed model is pushed to serving and
 TFLite under one version and serves tf.Examples and raw pixels alike; the

@@ -1,7 +1,7 @@
 """The evaluation report (components/eval_report) built from real TFMA output.
 
 The CNN tests read the shared run history on a small slice of the digits
-(tests/cnn_history.py): a 125-step model (blessed, no baseline), then a
+(tests/cnn_history.py): a 60-step model (blessed, no baseline), then a
 1-step model compared with it (refused by the change threshold). Every value the reports show is checked
 against TFMA's own files, read here independently with tfma.load_eval_result,
 tfma.load_validation_result and MLMD. The other-families tests evaluate
