@@ -32,7 +32,7 @@ if _WORKERS > 1:
   os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-pytest_plugins = ["tests.cnn_history", "tests.trained_models"]
+pytest_plugins = ["tests.cnn_history", "tests.raced_runs", "tests.trained_models"]
 # {session fixture: the modules whose tests use it}: one worker runs them all.
 SHARED_RUN_MODULES = {
     "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
@@ -41,9 +41,8 @@ SHARED_RUN_MODULES = {
                     "tests/test_predict_cli.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
+    "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_portable_beam_e2e.py"),
 }
-_GROUP_OF_MODULE = {module: group for group, modules in SHARED_RUN_MODULES.items()
-                    for module in modules}
 
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,9 +71,9 @@ def worker_group(nodeid: str) -> str:
   """The unit of work a test belongs to: its shared run's if it uses one,
   else its module's."""
   module, _, test = nodeid.partition("::")
-  group = _GROUP_OF_MODULE.get(module)
-  if group and test.split("[", 1)[0] in tests_using(module, group):
-    return group
+  for group, modules in SHARED_RUN_MODULES.items():
+    if module in modules and test.split("[", 1)[0] in tests_using(module, group):
+      return group
   return module
 
 

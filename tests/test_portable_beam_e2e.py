@@ -1,21 +1,18 @@
 """End to end: the Beam-based components through Beam's portability framework,
 the path the `flink` preset and Spark take (job server + SDK harness), with
 Beam's own job server embedded in the runner's process and the SDK harness
-in it too (LOOPBACK), on a small slice of the shipped digits."""
+in it too (LOOPBACK). On the run that won the shared race
+(tests/raced_runs.py: 300 train / 100 eval digits, a 20-step model)."""
 import glob
 import os
 import re
 
 import pytest
 
-from pipeline import configs
 from runners.layout import OutputLayout
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
-MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
-PORTABLE = ["--beam-arg=--runner=PortableRunner", "--beam-arg=--job_endpoint=embed",
-            "--beam-arg=--environment_type=LOOPBACK"]
 
 
 def _log_of(component: str, log: str) -> str:
@@ -26,14 +23,13 @@ def _log_of(component: str, log: str) -> str:
   return match.group(1)
 
 
-def test_statistics_transform_and_evaluator_run_as_portable_beam_jobs(tmp_path_factory):
-  _, output_dir, result = e2e_helpers.run_on_small_slice(
-      tmp_path_factory, MNIST, 300, 100,
-      ["--model", "cnn", "--train-steps", "20", "--min-metric", "0", *PORTABLE])
+def test_statistics_transform_and_evaluator_run_as_portable_beam_jobs(raced_runs):
+  result = raced_runs.winner
+  assert result.returncode == 0, result.stdout + result.stderr
   states = e2e_helpers.component_states(result.stdout)
   for component in ("TFRecordExampleGen", "StatisticsGen", "Transform", "Evaluator"):
     assert states[component] == "executed", states
-  (log_path,) = glob.glob(os.path.join(OutputLayout(output_dir).logs_dir, "*.log"))
+  (log_path,) = glob.glob(os.path.join(OutputLayout(raced_runs.output_dir).logs_dir, "*.log"))
   with open(log_path, encoding="utf-8") as f:
     log = f.read()
   for component in ("StatisticsGen", "Transform", "Evaluator"):

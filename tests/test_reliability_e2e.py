@@ -2,11 +2,8 @@
 run history, tests/cnn_history.py); on 300 train / 100 eval digits and
 20-step models, a run killed during training resumes from its cached
 upstream results with one push, and two runs started together on one output
-directory make one run, one push."""
+directory make one run, one push (tests/raced_runs.py)."""
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 from tfx.orchestration import metadata as tfx_metadata
@@ -68,35 +65,21 @@ def test_run_killed_during_training_resumes_with_one_new_version(digits, tmp_pat
   assert not [n for n in os.listdir(serving_dir) if not n.isdigit()]
 
 
-def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(digits, tmp_path):
-  output_dir = str(tmp_path / "out")
-  command = [sys.executable, os.path.join(e2e_helpers.REPO_ROOT, "local_runner.py"),
-             *_args(digits, output_dir, "--train-steps", "20", "--min-metric", "0")]
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-  env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As a user's shell has it.
-  started = time.monotonic()
-  runs = [subprocess.Popen(command, cwd=e2e_helpers.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True) for _ in range(2)]
-  # The refused run exits at once, while the other is still running.
-  while all(run.poll() is None for run in runs):
-    assert time.monotonic() - started < 120, "neither run was refused"
-    time.sleep(0.2)
-  refused = next(run for run in runs if run.poll() is not None)
-  winner = next(run for run in runs if run is not refused)
-  refused_out, refused_err = refused.communicate()
-  assert winner.poll() is None, "the refused run must not wait for the other"
-  winner_out, winner_err = winner.communicate(timeout=1800)
-
-  assert refused.returncode == preflight.EXIT_OUTPUT_LOCKED, refused_out + refused_err
-  assert refused_out == ""
-  assert refused_err.startswith(f"error: another run is using {output_dir}: "
-                                f"pid {winner.pid} on "), refused_err
-  assert winner.returncode == 0, winner_out + winner_err
-  e2e_helpers.assert_single_blessed_push(output_dir, "cnn", winner_out)
-  for output in (refused_out, refused_err, winner_out, winner_err):
+def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(raced_runs):
+  """On the shared race (tests/raced_runs.py), whose winner also proves the
+  portable Beam runner (tests/test_portable_beam_e2e.py)."""
+  output_dir, winner, refused = raced_runs.output_dir, raced_runs.winner, raced_runs.refused
+  assert raced_runs.refused_while_winner_ran, "the refused run must not wait for the other"
+  assert refused.returncode == preflight.EXIT_OUTPUT_LOCKED, refused.stdout + refused.stderr
+  assert refused.stdout == ""
+  assert refused.stderr.startswith(f"error: another run is using {output_dir}: "
+                                   f"pid {raced_runs.winner_pid} on "), refused.stderr
+  assert winner.returncode == 0, winner.stdout + winner.stderr
+  e2e_helpers.assert_single_blessed_push(output_dir, "cnn", winner.stdout)
+  for output in (refused.stdout, refused.stderr, winner.stdout, winner.stderr):
     assert not [n for n in NOISE if n in output], output
   # One run, one log named after its run id; the summary read that run only.
-  run_id = winner_out.split("(run ", 1)[1].split(",", 1)[0]
+  run_id = winner.stdout.split("(run ", 1)[1].split(",", 1)[0]
   assert os.listdir(OutputLayout(output_dir).logs_dir) == [f"cnn-{run_id}.log"]
   connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
