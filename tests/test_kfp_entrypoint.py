@@ -2,6 +2,7 @@
 whether the launcher hands them over as Vertex AI does (declared types) or as
 open-source KFP does (`system.*`), and then runs TFX's executor runner."""
 import json
+import sys
 
 import pytest
 from tfx.dsl.components.base import base_executor
@@ -99,3 +100,34 @@ def test_ui_types_are_handed_to_tfx_as_the_classes_that_carry_their_names():
         None, {"artifacts": {"page": {"artifactType": {"schemaTitle": ui_type}}}})
     assert typed["outputs"]["artifacts"]["page"]["artifacts"][0]["type"] == {
         "instanceSchema": f"title: {class_path}\ntype: object\n"}
+
+
+def _package(root, name):
+  """A package whose __init__ counts its runs, with one submodule."""
+  package_dir = root / name
+  package_dir.mkdir()
+  (package_dir / "__init__.py").write_text(
+      "import builtins\nbuiltins.INIT_RUNS = getattr(builtins, 'INIT_RUNS', 0) + 1\n"
+      "from .part import VALUE\nINIT_VALUE = VALUE + 1\n")
+  (package_dir / "part.py").write_text("VALUE = 41\n")
+
+
+def test_deferred_package_init_runs_only_when_the_package_itself_is_used(
+    tmp_path, monkeypatch):
+  import builtins  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  _package(tmp_path, "deferred_probe")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setattr(builtins, "INIT_RUNS", 0, raising=False)
+  try:
+    kfp_entrypoint.defer_package_init("deferred_probe")
+    assert importlib.import_module("deferred_probe.part").VALUE == 41
+    assert builtins.INIT_RUNS == 0  # a submodule imports without the __init__
+    from deferred_probe import INIT_VALUE  # pylint: disable=import-outside-toplevel,import-error
+    assert INIT_VALUE == 42 and builtins.INIT_RUNS == 1
+    kfp_entrypoint.defer_package_init("deferred_probe")  # already imported: left alone
+    assert importlib.import_module("deferred_probe").INIT_VALUE == 42
+    assert builtins.INIT_RUNS == 1
+  finally:
+    for name in ("deferred_probe", "deferred_probe.part"):
+      sys.modules.pop(name, None)
