@@ -22,7 +22,7 @@ import glob
 import gzip
 import os
 import zlib
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Sequence
 
 from modules.common.contract import (EVAL_SPLIT, SPLITS, TRAIN_SPLIT, VALIDATION_SPLIT,
                                      is_validation_record)
@@ -48,6 +48,10 @@ class ExampleSource(abc.ABC):
   @abc.abstractmethod
   def records(self, data_dir: str, split: str) -> Iterator[bytes]:
     """Serialized tf.Examples of `split`, as the component would emit them."""
+
+  def records_by_split(self, data_dir: str, splits: Sequence[str]) -> Dict[str, List[bytes]]:
+    """`records` of each of `splits`, for a source that can read them in one pass."""
+    return {split: list(self.records(data_dir, split)) for split in splits}
 
 
 def _check_gzip_tfrecord(path: str) -> None:
@@ -122,6 +126,17 @@ class MovieLensSource(ExampleSource):
     from components.movielens_example_gen import executor
     for example in executor.split_examples(data_dir, split):
       yield example.SerializeToString()
+
+  def records_by_split(self, data_dir: str, splits: Sequence[str]) -> Dict[str, List[bytes]]:
+    """One pass: every split's examples come from one build of all timelines
+    (17 s for MovieLens-100k on two cores)."""
+    # pylint: disable=import-outside-toplevel
+    from components.movielens_example_gen import executor
+    by_split = {split: [] for split in splits}
+    for split, example in executor.examples_by_split(data_dir):
+      if split in by_split:
+        by_split[split].append(example.SerializeToString())
+    return by_split
 
 
 TFRECORD = TFRecordSource()

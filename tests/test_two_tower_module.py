@@ -103,6 +103,18 @@ def test_example_gen_matches_the_reference_split_of_generated_data(tmp_path):
     assert got == collections.Counter((str(r.user_id), str(r.item_id)) for r in rows)
 
 
+def test_one_pass_over_the_source_gives_each_splits_records(tmp_path):
+  data_dir = str(tmp_path / "data")
+  generate_interactions.generate(SMALL, seed=3, output_dir=data_dir)
+  source = configs.TWO_TOWER.example_source
+  by_split = source.records_by_split(data_dir, ("train", "eval"))
+  assert set(by_split) == {"train", "eval"}
+  for split, records in by_split.items():
+    parsed = [tf.train.Example.FromString(r) for r in records]
+    assert parsed and parsed == [tf.train.Example.FromString(r)
+                                 for r in source.records(data_dir, split)]
+
+
 def test_example_gen_names_file_and_line_of_a_bad_row(tmp_path):
   (tmp_path / "data").mkdir()
   (tmp_path / "data" / "u.item").write_bytes(ITEMS)

@@ -11,6 +11,7 @@ import tempfile
 from typing import Callable, Dict, List
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,6 +21,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.components.trainer import fn_args_utils
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
+
+from runners import beam_presets
 
 
 def load_schema(path: str) -> schema_pb2.Schema:
@@ -66,7 +69,8 @@ def analyze_and_transform(preprocessing_fn: Callable, instances: List[Dict],
   as one GZIP TFRecord file at `transformed_path`, as TFX's Transform does.
   """
   metadata = dataset_metadata.DatasetMetadata(schema)
-  with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+  options = PipelineOptions(beam_presets.DIRECT_ARGS)  # in process, as the pipeline runs it
+  with beam.Pipeline(options=options) as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
     (transformed, transformed_metadata), transform_fn = (
         (pipeline | beam.Create(instances), metadata)
         | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn))
