@@ -55,7 +55,8 @@ def pipeline_arguments(family: configs.FamilyConfig, roots: Roots, *,
   """
   metadata = None
   if roots.metadata_path is not None:
-    from tfx.orchestration import metadata as tfx_metadata  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from tfx.orchestration import metadata as tfx_metadata
     metadata = tfx_metadata.sqlite_metadata_connection_config(
         roots.metadata_path)
   return dict(

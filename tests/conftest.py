@@ -30,10 +30,11 @@ if _WORKERS > 1:
   _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
   os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _THREADS)
   os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _REPO_ROOT)
 
 pytest_plugins = ["tests.cnn_history", "tests.raced_runs", "tests.trained_models"]
-# {session fixture: the modules whose tests use it}: one worker runs them all.
+# {session fixture: the modules with tests that use it}: one worker runs those tests.
 SHARED_RUN_MODULES = {
     "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
                     "tests/test_reliability_e2e.py"),
@@ -43,9 +44,6 @@ SHARED_RUN_MODULES = {
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
     "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_portable_beam_e2e.py"),
 }
-
-
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,7 +86,7 @@ def pytest_xdist_make_scheduler(config, log):
   from xdist.scheduler import LoadScopeScheduling
 
   class SharedRunScheduling(LoadScopeScheduling):
-    """xdist's per-module scheduling, with the shared-run modules as one unit."""
+    """xdist's per-module scheduling, with the tests of each shared run as one unit."""
 
     def _split_scope(self, nodeid: str) -> str:
       return worker_group(nodeid)

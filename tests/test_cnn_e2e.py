@@ -4,8 +4,9 @@
 Proves on the shared run history: a blessed model is pushed to serving and
 TFLite under one version and serves tf.Examples and raw pixels alike; the
 Trainer never sees the eval split; its in-process Beam stages build no
-worker package; a re-run without changes executes and pushes nothing. On corrupted and on label-drifted copies of the slice, the
-run stops at the data gate (exit 3) with nothing trained or pushed."""
+worker package; a re-run without changes executes and pushes nothing. On
+corrupted and on label-drifted copies of the slice, the run stops at the
+data gate (exit 3) with nothing trained or pushed."""
 import glob
 import json
 import os

@@ -2,9 +2,10 @@
 
 The CNN tests read the shared run history on a small slice of the digits
 (tests/cnn_history.py): a 60-step model (blessed, no baseline), then a
-1-step model compared with it (refused by the change threshold). Every value the reports show is checked
-against TFMA's own files, read here independently with tfma.load_eval_result,
-tfma.load_validation_result and MLMD. The other-families tests evaluate
+1-step model compared with it (refused by the change threshold). Every value
+the reports show is checked against TFMA's own files, read here
+independently with tfma.load_eval_result, tfma.load_validation_result and
+MLMD. The other-families tests evaluate
 prediction tables with real TFMA (analyze_raw_data): one configured as the
 LSTM family will be (ROC, calibration, length buckets), one with the
 two-tower family's own EvalConfig and RecallAtK metric, one with TFMA's
