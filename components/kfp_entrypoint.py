@@ -118,11 +118,22 @@ def defer_package_init(name: str) -> None:
   sys.modules[name] = package
 
 
+def import_runtime() -> None:
+  """Imports what every task runs on (TensorFlow, Beam, TFX's executor
+  runner), the deferred package inits in place: `main` does it once the flags
+  parsed; the local spec executor's fork server does it once for all its
+  tasks (runners/task_forkserver.py)."""
+  # pylint: disable=import-outside-toplevel,unused-import
+  for package in DEFERRED_PACKAGE_INITS:
+    defer_package_init(package)
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # noqa: F401
+  from components import in_process_beam  # noqa: F401
+
+
 def main(argv: Optional[List[str]] = None) -> None:
   # pylint: disable=import-outside-toplevel  (TFX only once the flags parsed)
   parsed = typed_arguments(sys.argv[1:] if argv is None else argv)
-  for package in DEFERRED_PACKAGE_INITS:
-    defer_package_init(package)
+  import_runtime()
   on_s3 = S3_SCHEME in parsed[0].json_serialized_invocation_args
   if on_s3:
     # TensorFlow 2.16 reads s3:// only through tensorflow-io's filesystem

@@ -5,10 +5,13 @@ by side), on a small slice of the shipped digits (300 train / 100 eval, a
 artifacts handed over as the open-source launcher types them (system.*), a
 re-run with the declared types (as Vertex AI hands them) that takes the
 served model as its baseline and pushes nothing, and bad data stopping every
-task after the gate."""
+task after the gate. Tasks are forked from the run's fork server
+(runners/task_forkserver.py) but in the bad-data run, which starts each task
+in a new interpreter as its container does."""
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -31,11 +34,11 @@ RUN_ARGS = ["--model", "cnn", "--train-steps", "20", "--min-metric", "0"]
 N_TRAIN, N_EVAL = 300, 100
 
 
-def _run(data_dir, output_dir, artifact_types="oss"):
+def _run(data_dir, output_dir, *extra_args):
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run(
       [sys.executable, "-m", "runners.kubeflow_local", *RUN_ARGS, "--data-dir", data_dir,
-       "--output-dir", output_dir, "--artifact-types", artifact_types],
+       "--output-dir", output_dir, *extra_args],
       cwd=e2e_helpers.REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500,
       check=False)
 
@@ -94,10 +97,21 @@ def test_spec_run_writes_the_report_as_the_artifacts_the_kfp_ui_renders(first_ru
   assert metrics["blessed"] == 1
 
 
+def _run_id(stdout):
+  return re.search(r"\(run (\S+)\)", stdout).group(1)
+
+
+def _fork_server_logs(output_dir, run_id):
+  return glob.glob(os.path.join(OutputLayout(output_dir).pipeline_root, spec_executor.LOGS_DIR,
+                                run_id, "fork-server-*.log"))
+
+
 def test_beam_tasks_build_no_worker_package_for_their_in_process_runner(first_run):
-  _, output_dir, _ = first_run
-  root = OutputLayout(output_dir).pipeline_root
-  (transform_log,) = glob.glob(os.path.join(root, spec_executor.LOGS_DIR, "*", "Transform.log"))
+  _, output_dir, result = first_run
+  run_id = _run_id(result.stdout)
+  assert _fork_server_logs(output_dir, run_id)  # Its tasks were forked from one.
+  transform_log = os.path.join(OutputLayout(output_dir).pipeline_root, spec_executor.LOGS_DIR,
+                               run_id, "Transform.log")
   with open(transform_log, encoding="utf-8") as f:
     log = f.read()
   assert "Transform" in log and "Attempting to infer TFX Python dependency" not in log
@@ -107,7 +121,7 @@ def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):
   data_dir, output_dir, _ = first_run
   serving_dir = OutputLayout(output_dir).serving_dir("cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
-  result = _run(data_dir, output_dir, artifact_types="spec")
+  result = _run(data_dir, output_dir, "--artifact-types", "spec")
   assert result.returncode == 0, result.stdout + result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert states["Trainer"] == "cached" and states["served_baseline"] == "executed"
@@ -130,8 +144,9 @@ def test_bad_data_fails_the_gate_task_and_starts_nothing_after_it(first_run, tmp
                                            corrupt_pixels)
   serving_dir = OutputLayout(output_dir).serving_dir("cnn")
   before = e2e_helpers.pushed_versions(serving_dir)
-  result = _run(bad_data, output_dir)
+  result = _run(bad_data, output_dir, "--fresh-processes")
   assert result.returncode == 3, result.stdout + result.stderr
+  assert not _fork_server_logs(output_dir, _run_id(result.stdout))
   assert "FAILED: task AnomaliesGate" in result.stderr and "feature 'image'" in result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert states["AnomaliesGate"] == "failed"
