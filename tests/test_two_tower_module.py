@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from components.movielens_example_gen import executor as example_gen_executor
 from data.interactions import generate_interactions
@@ -146,12 +147,15 @@ def small_split(interaction_splits):
   return interaction_splits
 
 
-def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(tmp_path, small_split):
+def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(
+    small_split, two_tower_trained):
+  """On the train split the trained model's tft_beam run analysed and
+  transformed (tests/trained_models.py)."""
   schema = tft_testing.load_schema(SCHEMA)
   instances = tft_testing.decode(small_split["train"], schema)
-  path = str(tmp_path / "transformed.gz")
-  tft_output = tft_testing.analyze_and_transform(
-      preprocessing.preprocessing_fn, instances, schema, str(tmp_path / "tft"), path)
+  work_dir, _ = two_tower_trained
+  path = os.path.join(work_dir, "transformed", "train.gz")
+  tft_output = tft.TFTransformOutput(os.path.join(work_dir, "transform"))
   item_counts = collections.Counter(row[features.ITEM_ID][0] for row in instances)
   item_vocab = tft_output.vocabulary_by_name(features.ITEM_VOCAB)
   assert sorted(item_vocab) == sorted(item_counts)
