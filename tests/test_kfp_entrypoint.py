@@ -2,6 +2,8 @@
 whether the launcher hands them over as Vertex AI does (declared types) or as
 open-source KFP does (`system.*`), and then runs TFX's executor runner."""
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -12,6 +14,7 @@ from tfx.utils import import_utils
 
 from components import kfp_entrypoint
 from components.eval_report.component import EvaluationReport
+from runners import spec_executor
 
 SEEN = {}
 
@@ -78,6 +81,19 @@ def test_executor_gets_the_declared_tfx_artifact_classes(tmp_path, shape):
   assert SEEN["outputs"] == {"blessing": [standard_artifacts.ModelBlessing]}
   assert SEEN["split_names"] == '["train", "eval"]'
   assert SEEN["exec_properties"] == {"note": "hello"}
+  with open(tmp_path / "task" / "output_metadata.json") as f:
+    written = json.load(f)
+  assert written["artifacts"]["blessing"]["artifacts"][0]["metadata"]["blessed"] == 1
+
+
+def test_a_bare_interpreter_runs_a_task_from_its_command_alone(tmp_path):
+  """As the image starts every task (the local spec executor forks them from
+  an interpreter that imported their runtime: runners/task_forkserver.py)."""
+  result = subprocess.run(
+      [sys.executable, "-m", "components.kfp_entrypoint", *_argv(tmp_path, "oss")],
+      cwd=spec_executor.REPO_ROOT, env=dict(os.environ, **spec_executor.IMAGE_ENV),
+      capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / "task" / "output_metadata.json") as f:
     written = json.load(f)
   assert written["artifacts"]["blessing"]["artifacts"][0]["metadata"]["blessed"] == 1

@@ -176,3 +176,32 @@ def test_ready_tasks_run_side_by_side_as_argo_runs_them(tmp_path):
 def test_max_parallel_below_one_is_refused():
   with pytest.raises(ValueError, match="max_parallel must be at least 1, got 0"):
     spec_executor.SpecExecutor(_tiny_spec(fail=False), "/unused", max_parallel=0)
+
+
+def _module_task_spec(output: str):
+  """One `python -m` task (tests/forkserver_task.py), as every compiled task is."""
+  return {
+      "components": {"probe": {"executorLabel": "probe_executor"}},
+      "deploymentSpec": {"executors": {"probe_executor": {"container": {
+          "image": "python:3.10", "command": ["python", "-m", "tests.forkserver_task"],
+          "args": [output, "0"]}}}},
+      "root": {"dag": {"tasks": {"probe": {"componentRef": {"name": "probe"},
+                                           "taskInfo": {"name": "probe"}}}}},
+      "defaultPipelineRoot": "/unused",
+  }
+
+
+@pytest.mark.parametrize("fresh_processes", [False, True])
+def test_module_tasks_fork_from_a_preloaded_interpreter_unless_told_fresh(tmp_path,
+                                                                          fresh_processes):
+  output = tmp_path / "probe.json"
+  executor = spec_executor.SpecExecutor(_module_task_spec(str(output)), str(tmp_path / "root"),
+                                        stream=io.StringIO(), fresh_processes=fresh_processes)
+  runs = executor.run()
+  assert runs["probe"].state == "executed"
+  with open(output, encoding="utf-8") as f:
+    task = json.load(f)
+  assert task["preloaded"] is not fresh_processes
+  assert (task["ppid"] == os.getpid()) is fresh_processes
+  logs = os.listdir(os.path.join(str(tmp_path / "root"), spec_executor.LOGS_DIR, executor.run_id))
+  assert ("fork-server-tests.forkserver_task.log" in logs) is not fresh_processes

@@ -1,5 +1,8 @@
 """End to end: the two-tower pipeline on a slice of the real MovieLens-100k
-(the first 250 users' rows; `make test` fetches the data)."""
+(the first 150 users' rows, ~15k ratings; `make test` fetches the data),
+trained 300 steps and gated by the family's own threshold: it measured a
+recall@10 lift of 2.88 over most-popular on this slice, against the gate's
+1.5 (250 users and 400 steps gave 2.93, 25 s more)."""
 import collections
 import os
 import re
@@ -15,7 +18,7 @@ from pipeline import configs
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
-SLICE_USERS = 250
+SLICE_USERS = 150
 ML_100K = os.path.join(configs.DEFAULT_DATA_ROOT, configs.TWO_TOWER.data_subdir)
 
 
@@ -38,7 +41,7 @@ def run(tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp("outputs"))
   # The family's own gate: recall@10 >= 1.5 x most popular's on the same split.
   result = e2e_helpers.run_pipeline([
-      "--model", "two_tower", "--train-steps", "400",
+      "--model", "two_tower", "--train-steps", "300",
       "--data-dir", data_dir, "--output-dir", output_dir])
   assert result.returncode == 0, result.stdout + result.stderr
   return data_dir, output_dir, result, popular
