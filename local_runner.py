@@ -5,7 +5,7 @@
         [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...]
 
 Everything goes under the output directory (runners/layout.py); MLMD is a
-sqlite file there. Beam components run on the in-process DirectRunner unless
+sqlite file there. Beam components run on Beam's in-process FnApiRunner unless
 --beam-preset or --beam-arg say otherwise. Exit status: 0 when
 the run completed (blessed or not, the summary says), 3 when the data failed
 validation, 4 when --require-blessing was given and the model was not

@@ -9,7 +9,7 @@ component on a two-core machine: about 10 s of every local run and of every
 Kubeflow run whose Beam stages run in the task's pod.
 
 The in-process runner this project's `direct` preset selects
-(`--runner=DirectRunner --direct_running_mode=in_memory`) runs every stage
+(`--runner=FnApiRunner --direct_running_mode=in_memory`) runs every stage
 in the launching process: it stages nothing and ignores `--extra_package`,
 so the package is built for nobody. `skip_worker_package_for_in_process_beam`
 makes TFX skip it for exactly those options; with any other runner (Flink,
@@ -18,7 +18,10 @@ Dataflow, a multi-process direct runner) TFX still builds it as before.
 import functools
 from typing import List
 
-IN_PROCESS_RUNNER = "DirectRunner"
+# Beam's in-process Python runner: what `DirectRunner` falls back to when it
+# cannot hand a pipeline to Prism; the `direct` preset names it
+# (runners/beam_presets.py).
+IN_PROCESS_RUNNER = "FnApiRunner"
 IN_PROCESS_MODE = "in_memory"
 
 

@@ -17,10 +17,12 @@ import sys
 import tempfile
 from typing import Iterable
 
+from apache_beam.options.pipeline_options import PipelineOptions
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components.in_process_beam import IN_PROCESS_RUNNER
 from modules.common.contract import TRAIN_SPLIT
 from pipeline import configs
 
@@ -32,7 +34,10 @@ def compute(records: Iterable[bytes]) -> statistics_pb2.DatasetFeatureStatistics
     with tf.io.TFRecordWriter(path) as writer:
       for record in records:
         writer.write(record)
-    return tfdv.generate_statistics_from_tfrecord(path)
+    # On Beam's in-process runner, named, as the pipeline's stages run
+    # (runners/beam_presets.py): TFDV's default DirectRunner would try Prism.
+    return tfdv.generate_statistics_from_tfrecord(
+        path, pipeline_options=PipelineOptions([f"--runner={IN_PROCESS_RUNNER}"]))
 
 
 def compared_features_only(statistics: statistics_pb2.DatasetFeatureStatisticsList,

@@ -13,12 +13,13 @@ import stat
 import subprocess
 import sys
 
+from apache_beam.options.pipeline_options import PipelineOptions
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
 from pipeline import configs
-from runners import preflight
+from runners import beam_presets, preflight
 from tests import e2e_helpers
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -126,6 +127,10 @@ BAD_CASES = {
 }
 
 
+# StatisticsGen's Beam runner (the direct preset).
+IN_PROCESS = PipelineOptions(beam_presets.DIRECT_ARGS)
+
+
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_each_anomaly_kind_is_caught_and_names_the_feature(case, tmp_path):
   bad_example, feature = BAD_CASES[case]
@@ -134,7 +139,7 @@ def test_each_anomaly_kind_is_caught_and_names_the_feature(case, tmp_path):
   with tf.io.TFRecordWriter(path) as writer:
     for example in [good] * 20 + [bad_example]:
       writer.write(example.SerializeToString())
-  stats = tfdv.generate_statistics_from_tfrecord(path)
+  stats = tfdv.generate_statistics_from_tfrecord(path, pipeline_options=IN_PROCESS)
   anomalies = tfdv.validate_statistics(stats, tfdv.load_schema_text(configs.CNN.schema_path()))
   assert feature in anomalies.anomaly_info, (case, anomalies)
 
@@ -147,4 +152,4 @@ def test_string_in_a_numeric_field_fails_decoding_naming_the_feature(tmp_path):
       writer.write(example.SerializeToString())
   # StatisticsGen decodes with the same coder: the run stops there, naming it.
   with pytest.raises(Exception, match='wrong type.*feature "image"'):
-    tfdv.generate_statistics_from_tfrecord(path)
+    tfdv.generate_statistics_from_tfrecord(path, pipeline_options=IN_PROCESS)

@@ -45,6 +45,8 @@ def test_in_process_beam_stages_build_no_worker_package(cnn_history):
     log = f.read()
   assert "Component Transform is running" in log and "Component Evaluator is running" in log
   assert "Attempting to infer TFX Python dependency" not in log
+  # The direct preset names Beam's in-process runner: no stage tries Prism.
+  assert "Running pipeline with PrismRunner" not in log
 
 
 def test_rerun_without_changes_executes_nothing_and_pushes_nothing(cnn_history):

@@ -115,6 +115,7 @@ def test_beam_tasks_build_no_worker_package_for_their_in_process_runner(first_ru
   with open(transform_log, encoding="utf-8") as f:
     log = f.read()
   assert "Transform" in log and "Attempting to infer TFX Python dependency" not in log
+  assert "Running pipeline with PrismRunner" not in log
 
 
 def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):

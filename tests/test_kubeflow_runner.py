@@ -272,7 +272,7 @@ def test_paths_are_the_images_and_the_clusters_only(compiled, family, target):
 
 
 PRESETS = {
-    "direct": ([], ["--runner=DirectRunner", "--direct_running_mode=in_memory"]),
+    "direct": ([], ["--runner=FnApiRunner", "--direct_running_mode=in_memory"]),
     "dataflow": (
         ["--beam-preset", "dataflow", "--gcp-project", "ml-prod", "--gcp-region",
          "europe-west4", "--temp-location", "gs://kfp-bucket/beam-tmp"],
