@@ -14,12 +14,14 @@ from typing import Callable, List, Optional
 
 import numpy as np
 import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from components.movielens_example_gen import executor as movielens_executor
 from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.common import contract
+from runners import beam_presets
 from runners.layout import OutputLayout
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,5 +181,8 @@ def run_movielens_example_gen(data_dir: str, output_dir: str):
       for key, value in component.exec_properties.items()}
   examples = standard_artifacts.Examples()
   examples.uri = output_dir
-  movielens_executor.Executor().Do({}, {"examples": [examples]}, exec_properties)
+  # On the direct preset's runner, as a pipeline runs it.
+  context = base_beam_executor.BaseBeamExecutor.Context(
+      beam_pipeline_args=list(beam_presets.DIRECT_ARGS))
+  movielens_executor.Executor(context).Do({}, {"examples": [examples]}, exec_properties)
   return examples
