@@ -231,8 +231,9 @@ class SpecExecutor:
     succeeded: Set[str] = set()
     running: Dict[concurrent.futures.Future, str] = {}
     failed = False
-    with concurrent.futures.ThreadPoolExecutor(self._max_parallel) as pool, \
-         self._closing_fork_servers():
+    # The pool is left (its running tasks finished) before the fork servers close.
+    with self._closing_fork_servers(), \
+         concurrent.futures.ThreadPoolExecutor(self._max_parallel) as pool:
       while True:
         if not failed:
           started = set(running.values())
