@@ -70,6 +70,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER_DIR = ".launcher"
 CACHE_DIR = ".kfp-local-cache"
 LOGS_DIR = ".kfp-local-logs"
+# Beside the tasks' logs: what a run's fork server printed while importing.
+FORK_SERVER_LOG = "fork-server-{module}.log"
 # What the Dockerfile sets in the image (ENV), for every task.
 IMAGE_ENV = {"PYTHONPATH": REPO_ROOT, "TF_USE_LEGACY_KERAS": "1"}
 OSS_TYPES = "oss"
@@ -267,7 +269,8 @@ class SpecExecutor:
     """The run's fork server for `module`, started by the first task that needs it."""
     with self._fork_servers_lock:
       if module not in self._fork_servers:
-        log_path = os.path.join(self._state, LOGS_DIR, self.run_id, f"fork-server-{module}.log")
+        log_path = os.path.join(self._state, LOGS_DIR, self.run_id,
+                                FORK_SERVER_LOG.format(module=module))
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self._fork_servers[module] = task_forkserver.ForkServer(
             self._python, module, REPO_ROOT, env, log_path)

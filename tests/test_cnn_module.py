@@ -98,13 +98,13 @@ def test_refit_trains_on_the_validation_records_too(exported_model, refit):
   """Train files hold only 0s and validation files only 1s: a model refit on
   both learns the 1s; one validated on them never sees a 1 as a target."""
   work_dir, _ = exported_model
-  tft_output = tft.TFTransformOutput(os.path.join(work_dir, "transform"))
+  tft_output = tft.TFTransformOutput(tft_testing.transform_graph_dir(work_dir))
   schema = tft_output.transformed_metadata.schema
   image_key = features.transformed_name(features.IMAGE_KEY)
   paths = {}
   for split, digit in (("train", 0), ("validation", 1)):
     batch = tft_testing.read_transformed(
-        os.path.join(work_dir, "transformed", f"{split}.gz"), tft_output)
+        tft_testing.transformed_examples_path(work_dir, split), tft_output)
     keep = batch[features.LABEL_KEY].reshape(-1) == digit
     rows = [{key: value[i] for key, value in batch.items()} for i in np.flatnonzero(keep)]
     assert len(rows) >= 5, f"too few {digit}s in the {split} slice"
@@ -117,7 +117,7 @@ def test_refit_trains_on_the_validation_records_too(exported_model, refit):
   tiny = tf_keras.Model(inputs, probabilities)
   tiny.compile(optimizer=tf_keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
   fn_args = tft_testing.make_fn_args(os.path.join(work_dir, f"tiny_{refit}"),
-                                     os.path.join(work_dir, "transform"),
+                                     tft_testing.transform_graph_dir(work_dir),
                                      [paths["train"]], [paths["validation"]], train_steps=40)
   settings = training.TrainingSettings(batch_size=8, steps_per_epoch=20,
                                        refit_on_validation=refit)

@@ -103,7 +103,7 @@ def _run_id(stdout):
 
 def _fork_server_logs(output_dir, run_id):
   return glob.glob(os.path.join(OutputLayout(output_dir).pipeline_root, spec_executor.LOGS_DIR,
-                                run_id, "fork-server-*.log"))
+                                run_id, spec_executor.FORK_SERVER_LOG.format(module="*")))
 
 
 def test_beam_tasks_build_no_worker_package_for_their_in_process_runner(first_run):

@@ -138,7 +138,7 @@ def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
   `serving_default` serves; one vocabulary entry more cannot load them."""
   work_dir, export_dir = exported
   char_ids = features.char_id_count(tft.TFTransformOutput(
-      os.path.join(work_dir, "transform")).vocabulary_size_by_name(features.CHAR_VOCABULARY))
+      tft_testing.transform_graph_dir(work_dir)).vocabulary_size_by_name(features.CHAR_VOCABULARY))
   serialized = tf.constant(raw_examples["eval"][:16])
   ids = loaded.signatures[contract.TRANSFORM_SIGNATURE](examples=serialized)[IDS_KEY]
   served = loaded.signatures[contract.SERVING_DEFAULT](examples=serialized)

@@ -204,4 +204,5 @@ def test_module_tasks_fork_from_a_preloaded_interpreter_unless_told_fresh(tmp_pa
   assert task["preloaded"] is not fresh_processes
   assert (task["ppid"] == os.getpid()) is fresh_processes
   logs = os.listdir(os.path.join(str(tmp_path / "root"), spec_executor.LOGS_DIR, executor.run_id))
-  assert ("fork-server-tests.forkserver_task.log" in logs) is not fresh_processes
+  server_log = spec_executor.FORK_SERVER_LOG.format(module="tests.forkserver_task")
+  assert (server_log in logs) is not fresh_processes

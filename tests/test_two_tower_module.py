@@ -154,8 +154,8 @@ def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(
   schema = tft_testing.load_schema(SCHEMA)
   instances = tft_testing.decode(small_split["train"], schema)
   work_dir, _ = two_tower_trained
-  path = os.path.join(work_dir, "transformed", "train.gz")
-  tft_output = tft.TFTransformOutput(os.path.join(work_dir, "transform"))
+  path = tft_testing.transformed_examples_path(work_dir, "train")
+  tft_output = tft.TFTransformOutput(tft_testing.transform_graph_dir(work_dir))
   item_counts = collections.Counter(row[features.ITEM_ID][0] for row in instances)
   item_vocab = tft_output.vocabulary_by_name(features.ITEM_VOCAB)
   assert sorted(item_vocab) == sorted(item_counts)

@@ -23,6 +23,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.tflite_exporter import executor, layout, model_metadata, parity
 from components.tflite_exporter.component import TFLiteExport
 from modules.common import contract
+from tests import tft_testing
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "1700000000"  # The Pusher's pushed_version the exports must reuse.
@@ -41,7 +42,7 @@ def as_artifacts(work_dir: str, export_dir: str, eval_serialized: List[bytes]) -
     for record in eval_serialized:
       writer.write(record)
   # train_family_model writes the transform graph where TFX's Transform would.
-  return {"model": model_uri, "transform": os.path.join(work_dir, "transform"),
+  return {"model": model_uri, "transform": tft_testing.transform_graph_dir(work_dir),
           "examples": examples_uri}
 
 

@@ -108,6 +108,16 @@ def _tf_dataset_factory(file_pattern, options, schema):
                                telemetry_descriptors=["tests"]).TensorFlowDataset(options)
 
 
+def transform_graph_dir(work_dir: str) -> str:
+  """Where `train_family_model` writes the transform graph under `work_dir`."""
+  return os.path.join(work_dir, "transform")
+
+
+def transformed_examples_path(work_dir: str, split: str) -> str:
+  """Where `train_family_model` writes a split's transformed examples."""
+  return os.path.join(work_dir, "transformed", f"{split}.gz")
+
+
 def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
                  eval_files: List[str], train_steps: int, eval_steps: int = 1
                  ) -> fn_args_utils.FnArgs:
@@ -129,15 +139,15 @@ def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path
   """Transforms real examples, calls `run_fn` like the Trainer (train files
   and, as its eval files, the validation split's); returns the export dir."""
   schema = load_schema(schema_path)
-  transform_dir = os.path.join(work_dir, "transform")
-  train_path = os.path.join(work_dir, "transformed", "train.gz")
-  validation_path = os.path.join(work_dir, "transformed", "validation.gz")
-  tft_output = analyze_and_transform(
-      preprocessing_fn, decode(train_serialized, schema), schema, transform_dir, train_path)
+  train_path = transformed_examples_path(work_dir, "train")
+  validation_path = transformed_examples_path(work_dir, "validation")
+  tft_output = analyze_and_transform(preprocessing_fn, decode(train_serialized, schema), schema,
+                                     transform_graph_dir(work_dir), train_path)
   validation_batch = tft_output.transform_raw_features(parse(validation_serialized, schema))
   validation_rows = _rows({k: v.numpy() for k, v in validation_batch.items()},
                           len(validation_serialized))
   write_transformed(validation_rows, tft_output.transformed_metadata.schema, validation_path)
-  fn_args = make_fn_args(work_dir, transform_dir, [train_path], [validation_path], train_steps)
+  fn_args = make_fn_args(work_dir, transform_graph_dir(work_dir), [train_path], [validation_path],
+                         train_steps)
   run_fn(fn_args)
   return fn_args.serving_model_dir
