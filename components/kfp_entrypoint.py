@@ -23,6 +23,8 @@ tensorflow-io's S3 filesystem registered first; credentials and endpoint come
 from the standard AWS environment variables (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL for Beam's boto3 client,
 S3_ENDPOINT for tensorflow-io), never from the spec.
+Its Beam stages share one boto3 client per configuration instead of
+building one per file operation (components/beam_s3_clients.py).
 
     python -m components.kfp_entrypoint --executor_class_path C \\
         --json_serialized_invocation_args '{{$}}' \\
@@ -139,6 +141,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     # TensorFlow 2.16 reads s3:// only through tensorflow-io's filesystem
     # plugin, which registers itself on import.
     import tensorflow_io  # noqa: F401  pylint: disable=unused-import
+    from components.beam_s3_clients import share_s3_clients
+    share_s3_clients()
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
   from components.in_process_beam import skip_worker_package_for_in_process_beam
   skip_worker_package_for_in_process_beam()

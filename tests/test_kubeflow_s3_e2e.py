@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from components import atomic_pusher
+from components import atomic_pusher, beam_s3_clients
 from pipeline import configs
 from runners import beam_presets, kubeflow_spec, roots, spec_executor
 from tests import e2e_helpers
@@ -116,3 +116,29 @@ def test_pushed_model_is_read_back_through_s3_and_serves(s3_run):
   assert result.returncode == 0, result.stderr[-3000:]
   count, total_probability = result.stdout.split()
   assert int(count) == 32 and abs(float(total_probability) - 1.0) < 1e-4
+
+
+def test_beam_s3_operations_share_one_client_per_configuration(s3_server):
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.aws.clients.s3 import boto3_client
+  from apache_beam.io.filesystems import FileSystems
+  from apache_beam.options.pipeline_options import PipelineOptions
+  unshared = boto3_client.boto3
+  try:
+    assert beam_s3_clients.share_s3_clients()
+    options = PipelineOptions([])
+    first, second = boto3_client.Client(options), boto3_client.Client(options)
+    assert first is not second and first.client is second.client
+    other = boto3_client.Client(PipelineOptions(["--s3_region_name=eu-west-1"]))
+    assert other.client is not first.client
+    FileSystems.set_options(options)  # As a pipeline run does.
+    path = f"s3://{BUCKET}/shared-client/written.txt"
+    with FileSystems.create(path) as f:
+      f.write(b"written through the shared client")
+    FileSystems.rename([path], [path + ".renamed"])
+    assert not FileSystems.exists(path)
+    with FileSystems.open(path + ".renamed") as f:
+      assert f.read() == b"written through the shared client"
+  finally:
+    boto3_client.boto3 = unshared
+    FileSystems.set_options(None)
