@@ -1,16 +1,19 @@
 """One CNN run history that several end-to-end modules assert on.
 
 The CNN end-to-end tests, the evaluation-report tests and the reliability
-test of a refused worse model all need the same history on one output
-directory: a good model blessed and pushed, the same run again (every
-component cached), then a far worse model that the change threshold refuses,
-and that refusal again under `--require-blessing`. Made once per test
+tests all need the same history on one output directory: a good run killed
+during training (as an out-of-memory kill or a lost machine would), the
+same run again resuming from its cached upstream results with a model
+blessed and pushed, that run again (every component cached), then a far
+worse model that the change threshold refuses, and that refusal again under
+`--require-blessing`. Made once per test
 session (tests/conftest.py sends every test that uses it to one pytest-xdist
 worker), on a small slice of the shipped digits.
 """
 import dataclasses
 import os
 import subprocess
+from typing import List
 
 import pytest
 
@@ -21,6 +24,9 @@ MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 N_TRAIN, N_EVAL = 640, 200
 # 60 steps: eval accuracy 0.825 on this slice, well above the floor.
 GOOD_STEPS, GOOD_FLOOR = 60, 0.7
+# The good run is killed this long after its Trainer starts (it trains for
+# 10-15 s here).
+KILL_DELAY_S = 5
 # One step: above an absolute floor of 0, far below the good model, so only
 # the comparison with the blessed baseline can refuse it.
 WORSE_STEPS, WORSE_FLOOR = 1, 0.0
@@ -35,7 +41,9 @@ def run_args(data_dir: str, output_dir: str, steps: int, floor: float, *extra: s
 class CnnHistory:
   data_dir: str
   output_dir: str
-  good: subprocess.CompletedProcess            # blessed (no baseline yet) and pushed
+  killed_stdout: str                           # the good run's output until it was killed
+  pushed_after_kill: List[str]                 # the serving versions the kill left
+  good: subprocess.CompletedProcess            # resumed: blessed (no baseline yet), pushed
   rerun: subprocess.CompletedProcess           # the good run again, nothing changed
   worse: subprocess.CompletedProcess           # refused against the good model
   worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
@@ -51,6 +59,9 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
   data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")),
                                            N_TRAIN, N_EVAL)
   output_dir = str(tmp_path_factory.mktemp("cnn-history"))
+  good_args = run_args(data_dir, output_dir, GOOD_STEPS, GOOD_FLOOR, "--require-blessing")
+  killed_stdout = e2e_helpers.run_pipeline_killed_at(good_args, "Trainer", KILL_DELAY_S)
+  pushed_after_kill = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
   runs = []
   for steps, floor, extra in ((GOOD_STEPS, GOOD_FLOOR, ["--require-blessing"]),
                               (GOOD_STEPS, GOOD_FLOOR, ["--require-blessing"]),
@@ -59,4 +70,4 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
     runs.append(e2e_helpers.run_pipeline(run_args(data_dir, output_dir, steps, floor, *extra)))
   for result in runs[:3]:
     assert result.returncode == 0, result.stdout + result.stderr
-  return CnnHistory(data_dir, output_dir, *runs)
+  return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs)
