@@ -288,8 +288,8 @@ def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
   ids = np.random.default_rng(0).integers(0, 100, size=[3, SEQ])
   ids[1, 37:] = 0
   ids[2] = 0  # An empty review.
-  np.testing.assert_allclose(converted.predict(ids, verbose=0),
-                             trained.predict(ids, verbose=0), atol=1e-6)
+  np.testing.assert_allclose(converted(ids, training=False).numpy(),
+                             trained(ids, training=False).numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize("variant, has_rnn, has_bags, has_naive_bayes", [
@@ -303,7 +303,7 @@ def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags, has_n
   assert (model.NAIVE_BAYES_LAYER in names) == has_naive_bayes
   assert built.output_shape == (None, 1)
   assert built.output_names == [features.PROBABILITY]
-  probability = built.predict(np.zeros([2, SEQ], np.int64), verbose=0)
+  probability = built(np.zeros([2, SEQ], np.int64), training=False).numpy()
   assert np.all(np.isfinite(probability))
 
 
@@ -376,8 +376,8 @@ def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same
   ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
   ids[1, 10:] = 0
   ids[2] = 0  # An empty review.
-  np.testing.assert_allclose(served.predict(ids, verbose=0), trained.predict(ids, verbose=0),
-                             atol=1e-6)
+  np.testing.assert_allclose(served(ids, training=False).numpy(),
+                             trained(ids, training=False).numpy(), atol=1e-6)
   # A neural member is exported as it trained.
   sequence = model.build_model(100, variant=model.SEQUENCE)
   assert model.serving_form_of(sequence) is sequence
@@ -397,11 +397,11 @@ def test_exported_average_is_the_mean_of_its_members_probabilities():
   ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
   ids[1, 10:] = 0
   ids[2] = 0  # An empty review.
-  expected = np.mean([m.predict(ids, verbose=0) for m in members], axis=0)
+  expected = np.mean([m(ids, training=False).numpy() for m in members], axis=0)
   assert ensemble.output_names == [features.PROBABILITY]
-  np.testing.assert_allclose(ensemble.predict(ids, verbose=0), expected, atol=1e-6)
+  np.testing.assert_allclose(ensemble(ids, training=False).numpy(), expected, atol=1e-6)
   # The members' outputs differ, so a wrong combination would show.
-  assert not np.allclose(members[0].predict(ids, verbose=0), expected)
+  assert not np.allclose(members[0](ids, training=False).numpy(), expected)
 
 
 def test_ablation_seed_spread_summarises_each_variant_over_its_seeds():
