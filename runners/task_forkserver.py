@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from typing import Dict, List
+from typing import Dict, List, NoReturn
 
 # How often the server looks for children that have exited while it waits
 # for requests.
@@ -102,26 +102,34 @@ class ForkServer:
 # --- the server's side ---------------------------------------------------------
 
 
-def _run_child(request: Dict, results_fd: int) -> None:
-  """In the forked child: becomes the task, then exits with its status."""
+def run_as_main(target: str, args: List[str], env: Dict[str, str], cwd: str,
+                stdout_path: str, stderr_path: str) -> NoReturn:
+  """In a forked child: becomes `python -m TARGET ARGS` (`python TARGET ARGS`
+  where TARGET is a .py file) with this environment, working directory and
+  output files (one file may take both), then exits with its status."""
   code = 1
   try:
-    os.close(results_fd)
     atexit._clear()  # pylint: disable=protected-access  (the server's exit is not the task's)
-    log = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
+    descriptors = ({stdout_path: [1, 2]} if stdout_path == stderr_path
+                   else {stdout_path: [1], stderr_path: [2]})
+    for path, fds in descriptors.items():
+      output = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+      for fd in fds:
+        os.dup2(output, fd)
+      os.close(output)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     os.environ.clear()
-    os.environ.update(request["env"])
-    os.chdir(request["cwd"])
-    sys.argv = [request["module"], *request["args"]]
-    sys.modules.pop(request["module"], None)  # Its code runs afresh, as __main__.
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = [target, *args]
     try:
-      runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+      if target.endswith(".py"):
+        runpy.run_path(target, run_name="__main__")
+      else:
+        sys.modules.pop(target, None)  # Its code runs afresh, as __main__.
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
       code = 0
     except SystemExit as end:
       if end.code is None or isinstance(end.code, int):
@@ -139,6 +147,13 @@ def _run_child(request: Dict, results_fd: int) -> None:
       except Exception:  # pylint: disable=broad-except  (nothing left to report to)
         pass
     os._exit(code)  # pylint: disable=protected-access  (never return into the server)
+
+
+def _run_child(request: Dict, results_fd: int) -> NoReturn:
+  """In the forked child: becomes the task, then exits with its status."""
+  os.close(results_fd)
+  run_as_main(request["module"], request["args"], request["env"], request["cwd"],
+              request["log_path"], request["log_path"])
 
 
 def _serve(module: str) -> None:

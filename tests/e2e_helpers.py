@@ -1,8 +1,9 @@
 """Helpers for end-to-end tests: small data slices, runner subprocesses, pushes.
 
-The pipeline runs in a subprocess exactly as a user runs it
-(`python local_runner.py ...`), so tests see the real exit status, output and
-files, and one test's TensorFlow state cannot leak into another's run.
+The pipeline runs in its own process as a user runs it (`python
+local_runner.py ...`, tests/local_runs.py), so tests see the real exit
+status, output and files, and one test's TensorFlow state cannot leak into
+another's run.
 """
 import glob
 import os
@@ -23,8 +24,9 @@ from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.common import contract
 from runners import beam_presets
 from runners.layout import OutputLayout
+from tests import local_runs
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = local_runs.REPO_ROOT
 
 
 def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
@@ -46,12 +48,19 @@ def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
   return dst
 
 
-def run_pipeline(args: List[str], timeout: int = 1200) -> subprocess.CompletedProcess:
-  """Runs local_runner.py with `args`; returns its exit status and output."""
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "local_runner.py"), *args],
-                        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                        timeout=timeout, check=False)
+def run_pipeline(args: List[str], timeout: int = 1200, fresh_interpreter: bool = False
+                 ) -> subprocess.CompletedProcess:
+  """Runs local_runner.py with `args` in its own process (forked from the
+  tests' fork server, tests/local_runs.py, unless `fresh_interpreter`);
+  returns its exit status and output."""
+  return local_runs.run(args, timeout, fresh_interpreter)
+
+
+def run_refused_pipeline(args: List[str]) -> subprocess.CompletedProcess:
+  """Runs local_runner.py with `args` that its argument or input checks
+  refuse, before it imports its runtime: in a fresh interpreter, which costs
+  less than starting a fork server for it."""
+  return local_runs.run(args, timeout=300, fresh_interpreter=True)
 
 
 def run_on_small_slice(tmp_path_factory, src_data_dir: str, n_train: int, n_eval: int,
@@ -74,11 +83,10 @@ def run_pipeline_killed_at(args: List[str], component: str, delay_s: float,
   Returns the output seen before the kill. The runner's whole process group
   is killed, as an out-of-memory kill or a lost machine would.
   """
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   process = subprocess.Popen(
-      [sys.executable, os.path.join(REPO_ROOT, "local_runner.py"), *args],
-      cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-      text=True, start_new_session=True)
+      [sys.executable, local_runs.LOCAL_RUNNER, *args],
+      cwd=REPO_ROOT, env=local_runs.run_environment(), stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL, text=True, start_new_session=True)
   seen = []
   deadline = time.monotonic() + timeout
   try:

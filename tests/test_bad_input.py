@@ -27,8 +27,8 @@ MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 
 def _run(data_dir, tmp_path):
   output_dir = tmp_path / "out"
-  result = e2e_helpers.run_pipeline(["--model", "cnn", "--data-dir", str(data_dir),
-                                     "--output-dir", str(output_dir)])
+  result = e2e_helpers.run_refused_pipeline(["--model", "cnn", "--data-dir", str(data_dir),
+                                             "--output-dir", str(output_dir)])
   assert result.returncode == 3, result.stdout + result.stderr
   assert not output_dir.exists(), "nothing may be written for bad input"
   return result.stderr

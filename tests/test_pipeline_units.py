@@ -22,11 +22,12 @@ def test_unknown_family_is_named_with_the_known_ones():
 
 
 def test_runner_rejects_unknown_family_and_missing_data_dir(tmp_path):
-  result = e2e_helpers.run_pipeline(["--model", "resnet", "--output-dir", str(tmp_path)])
+  result = e2e_helpers.run_refused_pipeline(["--model", "resnet",
+                                             "--output-dir", str(tmp_path)])
   assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr
   missing = str(tmp_path / "nowhere")
-  result = e2e_helpers.run_pipeline(["--model", "cnn", "--data-dir", missing,
-                                     "--output-dir", str(tmp_path)])
+  result = e2e_helpers.run_refused_pipeline(["--model", "cnn", "--data-dir", missing,
+                                             "--output-dir", str(tmp_path)])
   assert result.returncode == 2 and f"{missing} is not a readable directory" in result.stderr
 
 
@@ -41,7 +42,8 @@ def test_runner_rejects_unknown_family_and_missing_data_dir(tmp_path):
 def test_runner_rejects_settings_that_could_never_train_or_bless(tmp_path, model, extra,
                                                                   message):
   output_dir = tmp_path / "out"
-  result = e2e_helpers.run_pipeline(["--model", model, "--output-dir", str(output_dir), *extra])
+  result = e2e_helpers.run_refused_pipeline(["--model", model,
+                                             "--output-dir", str(output_dir), *extra])
   assert result.returncode == 2 and message in result.stderr
   assert not output_dir.exists()
 
@@ -67,7 +69,8 @@ def test_missing_default_data_says_how_to_build_it(tmp_path, monkeypatch, capsys
 def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
   blocker = tmp_path / "a-file"
   blocker.write_text("not a directory")
-  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", str(blocker / "out")])
+  result = e2e_helpers.run_refused_pipeline(["--model", "cnn",
+                                             "--output-dir", str(blocker / "out")])
   assert result.returncode == 2
   assert f"--output-dir {blocker / 'out'} cannot be created or written" in result.stderr
 
@@ -76,7 +79,7 @@ def test_runner_rejects_an_output_dir_it_cannot_create(tmp_path):
 def test_output_dir_on_a_special_filesystem_is_refused_not_a_traceback(special):
   """Root passes the permission bits there; creating a directory fails."""
   assert not preflight.can_create_directory(special)
-  result = e2e_helpers.run_pipeline(["--model", "cnn", "--output-dir", special])
+  result = e2e_helpers.run_refused_pipeline(["--model", "cnn", "--output-dir", special])
   assert result.returncode == 2, result.stdout + result.stderr
   assert f"--output-dir {special} cannot be created or written" in result.stderr
   assert "Traceback" not in result.stderr
