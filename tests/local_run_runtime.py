@@ -1,6 +1,7 @@
-"""What a local run imports before and while its components run: imported
-once by the tests' fork server (tests/local_runs.py), so that the runs forked
-from it start with it in place."""
+"""What local runs import before and while their components run (a
+LocalDagRunner run, and the compilation of a spec the local spec executor
+runs): imported once by the tests' fork server (tests/local_runs.py), so
+that the runs forked from it start with it in place."""
 # pylint: disable=unused-import
 import os
 
@@ -17,7 +18,8 @@ from tfx.components.statistics_gen import executor as statistics_executor  # noq
 from tfx.components.trainer import executor as trainer_executor  # noqa: E402,F401
 from tfx.components.transform import executor as transform_executor  # noqa: E402,F401
 from tfx.dsl.components.common import resolver  # noqa: E402,F401
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # noqa: E402,F401
 
 from components import anomalies_gate  # noqa: E402,F401
 from pipeline import pipeline  # noqa: E402,F401
-from runners import run_id_dag_runner, run_summary  # noqa: E402,F401
+from runners import kubeflow_spec, run_id_dag_runner, run_summary  # noqa: E402,F401

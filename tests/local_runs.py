@@ -1,5 +1,6 @@
-"""Local runs for the tests: `python local_runner.py ARGS`, as a user runs it,
-started from an interpreter that has already imported what a run runs on.
+"""Local runs for the tests: `python local_runner.py ARGS` (or `python -m
+runners.kubeflow_local ARGS`), as a user runs it, started from an interpreter
+that has already imported what a run runs on.
 
 A fresh interpreter spends about 10 s of a two-core machine importing
 TensorFlow, Beam, TFX, TFDV, TFT and TFMA before a run does anything; the
@@ -7,9 +8,9 @@ suite's dozen local runs paid that each. Each test process keeps one server
 that imported that runtime once (multiprocessing's fork server, with
 tests/local_run_runtime.py preloaded) and forks every run from it. The run
 is still its own process, with its own arguments, environment, working
-directory, stdout and stderr; it runs local_runner.py as `__main__` (the
-script's own code runs afresh; only the imports it shares with the runtime
-are done), as the local spec executor starts its tasks
+directory, stdout and stderr; it runs its entry point as `__main__` (the
+entry point's own code runs afresh; only the imports it shares with the
+runtime are done), as the local spec executor starts its tasks
 (runners/task_forkserver.py). What a fresh interpreter does at start-up is
 tested by tests that start one (`fresh_interpreter=True`,
 tests/test_quiet_startup.py, tests/raced_runs.py).
@@ -27,6 +28,7 @@ from runners import task_forkserver
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL_RUNNER = os.path.join(REPO_ROOT, "local_runner.py")
+KUBEFLOW_LOCAL = "runners.kubeflow_local"
 _SERVER = multiprocessing.get_context("forkserver")
 _SERVER.set_forkserver_preload(["tests.local_run_runtime"])
 
@@ -36,9 +38,17 @@ def run_environment() -> dict:
   return dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def _become_run(args: List[str], env: dict, stdout_path: str, stderr_path: str) -> None:
+def _command(entry_point: str, args: List[str]) -> List[str]:
+  """The command line that starts `entry_point` (a script's path, or a module)."""
+  if entry_point.endswith(".py"):
+    return [sys.executable, entry_point, *args]
+  return [sys.executable, "-m", entry_point, *args]
+
+
+def _become_run(entry_point: str, args: List[str], env: dict, stdout_path: str,
+                stderr_path: str) -> None:
   os.setsid()  # Its own process group, as a shell job has.
-  task_forkserver.run_as_main(LOCAL_RUNNER, args, env, REPO_ROOT, stdout_path, stderr_path)
+  task_forkserver.run_as_main(entry_point, args, env, REPO_ROOT, stdout_path, stderr_path)
 
 
 class _Reader(threading.Thread):
@@ -59,27 +69,31 @@ class _Reader(threading.Thread):
   def finish(self, timeout: float) -> str:
     """The text read, once no process writes the pipe any more."""
     if self.is_alive():
-      try:  # A run that died before it opened the pipe: end the read.
+      # A run that died before it opened the pipe leaves the reader waiting
+      # for a writer: be one, with nothing to say. (Harmless where the run's
+      # writers are still open: the reader sees the end once they close.)
+      try:
         os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
-      except OSError:  # The reader has a writer already; it will see the end.
+      except OSError:  # ENXIO: not opened for reading yet; join times out.
         pass
     self.join(timeout)
     assert not self.is_alive(), f"{self.path} was not closed {timeout} s after the run ended"
     return self.text
 
 
-def run(args: List[str], timeout: int, fresh_interpreter: bool = False
-        ) -> subprocess.CompletedProcess:
-  """Runs local_runner.py with `args` to its end; its exit status and output.
-  A run still going after `timeout` seconds is killed and fails the test."""
-  command = [LOCAL_RUNNER, *args]
+def run(args: List[str], timeout: int, fresh_interpreter: bool = False,
+        entry_point: str = LOCAL_RUNNER) -> subprocess.CompletedProcess:
+  """Runs `entry_point` (local_runner.py, or KUBEFLOW_LOCAL) with `args` to
+  its end; its exit status and output. A run still going after `timeout`
+  seconds is killed and fails the test."""
+  command = _command(entry_point, args)
   if fresh_interpreter:
-    return subprocess.run([sys.executable, *command], cwd=REPO_ROOT, env=run_environment(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(command, cwd=REPO_ROOT, env=run_environment(), capture_output=True,
+                          text=True, timeout=timeout, check=False)
   with tempfile.TemporaryDirectory(prefix="local-run-") as pipes:
     stdout, stderr = (_Reader(os.path.join(pipes, name)) for name in ("stdout", "stderr"))
-    process = _SERVER.Process(target=_become_run,
-                              args=(args, run_environment(), stdout.path, stderr.path))
+    process = _SERVER.Process(target=_become_run, args=(
+        entry_point, args, run_environment(), stdout.path, stderr.path))
     process.start()
     process.join(timeout)
     if process.exitcode is None:

@@ -5,15 +5,15 @@ by side), on a small slice of the shipped digits (300 train / 100 eval, a
 artifacts handed over as the open-source launcher types them (system.*), a
 re-run with the declared types (as Vertex AI hands them) that takes the
 served model as its baseline and pushes nothing, and bad data stopping every
-task after the gate. Tasks are forked from each run's fork server
+task after the gate. Each run is forked from the tests' fork server
+(tests/local_runs.py) and forks its tasks from its own
 (runners/task_forkserver.py); tests/test_kfp_entrypoint.py starts a task in
-a new interpreter, as its container does."""
+a new interpreter, as its container does, and tests/test_quiet_startup.py
+the runner."""
 import glob
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -23,7 +23,7 @@ from components.tflite_exporter import layout as tflite_layout
 from pipeline import configs
 from runners import spec_executor
 from runners.layout import OutputLayout
-from tests import e2e_helpers
+from tests import e2e_helpers, local_runs
 
 pytestmark = pytest.mark.e2e
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
@@ -35,12 +35,8 @@ N_TRAIN, N_EVAL = 300, 100
 
 
 def _run(data_dir, output_dir, *extra_args):
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run(
-      [sys.executable, "-m", "runners.kubeflow_local", *RUN_ARGS, "--data-dir", data_dir,
-       "--output-dir", output_dir, *extra_args],
-      cwd=e2e_helpers.REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500,
-      check=False)
+  return local_runs.run([*RUN_ARGS, "--data-dir", data_dir, "--output-dir", output_dir,
+                         *extra_args], timeout=1500, entry_point=local_runs.KUBEFLOW_LOCAL)
 
 
 def _evaluations(output_dir):
