@@ -6,9 +6,9 @@ during training (as an out-of-memory kill or a lost machine would), the
 same run again resuming from its cached upstream results with a model
 blessed and pushed, that run again (every component cached), then a far
 worse model that the change threshold refuses, and that refusal again under
-`--require-blessing`. Made once per test
-session (tests/conftest.py sends every test that uses it to one pytest-xdist
-worker), on a small slice of the shipped digits.
+`--require-blessing`. Made once per test session (tests/conftest.py sends
+every test that uses it to one pytest-xdist worker), on a small slice of the
+shipped digits.
 """
 import dataclasses
 import os

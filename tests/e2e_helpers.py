@@ -48,12 +48,11 @@ def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
   return dst
 
 
-def run_pipeline(args: List[str], timeout: int = 1200, fresh_interpreter: bool = False
-                 ) -> subprocess.CompletedProcess:
-  """Runs local_runner.py with `args` in its own process (forked from the
-  tests' fork server, tests/local_runs.py, unless `fresh_interpreter`);
-  returns its exit status and output."""
-  return local_runs.run(args, timeout, fresh_interpreter)
+def run_pipeline(args: List[str], timeout: int = 1200) -> subprocess.CompletedProcess:
+  """Runs local_runner.py with `args` in its own process, forked from the
+  tests' fork server (tests/local_runs.py); returns its exit status and
+  output."""
+  return local_runs.run(args, timeout)
 
 
 def run_refused_pipeline(args: List[str]) -> subprocess.CompletedProcess:

@@ -12,8 +12,10 @@ directory, stdout and stderr; it runs its entry point as `__main__` (the
 entry point's own code runs afresh; only the imports it shares with the
 runtime are done), as the local spec executor starts its tasks
 (runners/task_forkserver.py). What a fresh interpreter does at start-up is
-tested by tests that start one (`fresh_interpreter=True`,
-tests/test_quiet_startup.py, tests/raced_runs.py).
+tested where one is started: tests/test_quiet_startup.py, the raced runs
+(tests/raced_runs.py), the run killed in training
+(e2e_helpers.run_pipeline_killed_at) and the runs refused by their argument
+checks (`fresh_interpreter=True`, e2e_helpers.run_refused_pipeline).
 """
 import multiprocessing
 import os
