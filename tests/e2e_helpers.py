@@ -9,7 +9,6 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 import time
 from typing import Callable, List, Optional
 
@@ -83,7 +82,7 @@ def run_pipeline_killed_at(args: List[str], component: str, delay_s: float,
   is killed, as an out-of-memory kill or a lost machine would.
   """
   process = subprocess.Popen(
-      [sys.executable, local_runs.LOCAL_RUNNER, *args],
+      local_runs.command_line(local_runs.LOCAL_RUNNER, args),
       cwd=REPO_ROOT, env=local_runs.run_environment(), stdout=subprocess.PIPE,
       stderr=subprocess.DEVNULL, text=True, start_new_session=True)
   seen = []

@@ -40,8 +40,9 @@ def run_environment() -> dict:
   return dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def _command(entry_point: str, args: List[str]) -> List[str]:
-  """The command line that starts `entry_point` (a script's path, or a module)."""
+def command_line(entry_point: str, args: List[str]) -> List[str]:
+  """The command line that starts `entry_point` (a script's path, or a
+  module) in a fresh interpreter."""
   if entry_point.endswith(".py"):
     return [sys.executable, entry_point, *args]
   return [sys.executable, "-m", entry_point, *args]
@@ -88,7 +89,7 @@ def run(args: List[str], timeout: int, fresh_interpreter: bool = False,
   """Runs `entry_point` (local_runner.py, or KUBEFLOW_LOCAL) with `args` to
   its end; its exit status and output. A run still going after `timeout`
   seconds is killed and fails the test."""
-  command = _command(entry_point, args)
+  command = command_line(entry_point, args)
   if fresh_interpreter:
     return subprocess.run(command, cwd=REPO_ROOT, env=run_environment(), capture_output=True,
                           text=True, timeout=timeout, check=False)

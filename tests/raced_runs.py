@@ -13,13 +13,12 @@ the Beam runner, not the model.
 import dataclasses
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 from pipeline import configs
-from tests import e2e_helpers
+from tests import e2e_helpers, local_runs
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 # Beam's own job server embedded in the runner's process, the SDK harness in
@@ -46,7 +45,7 @@ def raced_runs(tmp_path_factory) -> RacedRuns:
   output_dir = str(tmp_path_factory.mktemp("raced") / "out")
   args = ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir,
           "--train-steps", "20", "--min-metric", "0", *PORTABLE]
-  command = [sys.executable, os.path.join(e2e_helpers.REPO_ROOT, "local_runner.py"), *args]
+  command = local_runs.command_line(local_runs.LOCAL_RUNNER, args)
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As a user's shell has it.
   started = time.monotonic()

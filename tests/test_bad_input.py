@@ -11,7 +11,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 
 from apache_beam.options.pipeline_options import PipelineOptions
 import pytest
@@ -20,7 +19,7 @@ import tensorflow_data_validation as tfdv
 
 from pipeline import configs
 from runners import beam_presets, preflight
-from tests import e2e_helpers
+from tests import e2e_helpers, local_runs
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 
@@ -59,8 +58,8 @@ def test_file_that_is_not_gzip_tfrecord_is_named(tmp_path):
 def _run_on_output_dir(output_dir: str) -> subprocess.CompletedProcess:
   """local_runner.py on the shipped data into `output_dir`, with permission
   checks applied even to root (setpriv drops its override capabilities)."""
-  command = [sys.executable, os.path.join(e2e_helpers.REPO_ROOT, "local_runner.py"),
-             "--model", "cnn", "--output-dir", output_dir]
+  command = local_runs.command_line(local_runs.LOCAL_RUNNER,
+                                    ["--model", "cnn", "--output-dir", output_dir])
   if os.geteuid() == 0:
     if not shutil.which("setpriv"):
       pytest.skip("root without setpriv: permission bits cannot be made to apply")
