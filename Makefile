@@ -33,9 +33,10 @@ PYTEST := $(PY) -m pytest -n auto --no-loadscope-reorder
 test: env chromium data/movielens/ml-100k/u.data
 	$(PYTEST) tests
 
-# Everything but the end-to-end pipeline runs (tests marked e2e): for iterating.
+# The unit tier, for iterating: no pipeline run (e2e), no trained model, no
+# Beam pass over shipped data and no fresh interpreter (integration; pytest.ini).
 test-fast: env chromium data/movielens/ml-100k/u.data
-	$(PYTEST) -m "not e2e" tests
+	$(PYTEST) -m "not e2e and not integration" tests
 
 # Compiles every family for Kubeflow Pipelines into build/kubeflow/<target>/<family>.yaml.
 # Override the placeholders: make kubeflow TARGET=kfp|vertex IMAGE=... KFP_ROOT=gs://...

@@ -7,8 +7,11 @@ trained models are made once; the tests that assert on one session-scoped run
 (those of SHARED_RUN_MODULES that use it, directly or through a fixture of
 their module) go together to one worker, so that run is made once too, while
 the other tests of those modules stay free to run on another worker.
-Workers take the end-to-end modules first, in collection order, so the short
-unit modules fill the other worker instead of waiting behind a pipeline run.
+Workers take the end-to-end tests first, then the integration tests (those
+that train a model, run Beam over shipped data or start a fresh interpreter),
+then the unit tests, each tier in collection order: the short unit tests fill
+the end of the run instead of one worker waiting behind the other's pipeline
+run or trained model. `make test-fast` runs the unit tier alone.
 
 (xdist's own `--dist loadgroup` cannot do this here: it renames test ids
 through an attribute pytest 9 no longer reads, so its groups are ignored.)
@@ -75,9 +78,28 @@ def worker_group(nodeid: str) -> str:
   return module
 
 
+# A test that uses one of these (directly or through another fixture) needs
+# a model trained through tft_beam and run_fn (tests/trained_models.py).
+TRAINED_MODEL_FIXTURES = frozenset({"cnn_trained", "lstm_trained", "two_tower_trained"})
+# The tiers, slowest first: workers take the long units of work first, so the
+# short unit tests fill the end of the run instead of one worker finishing a
+# trained model's tests while the other waits.
+TIERS = ("e2e", "integration", "unit")
+
+
+def tier(item) -> str:
+  """The item's tier: e2e or integration by its marker, else unit."""
+  return next((name for name in TIERS[:-1] if item.get_closest_marker(name)), TIERS[-1])
+
+
+@pytest.hookimpl(tryfirst=True)  # Before `-m` deselects by marker.
 def pytest_collection_modifyitems(items):
-  """End-to-end tests first, the order within each kind kept."""
-  items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+  """Marks the tests that need a trained model as integration tests, then
+  orders the tests by tier, the order within each tier kept."""
+  for item in items:
+    if TRAINED_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.integration)
+  items.sort(key=lambda item: TIERS.index(tier(item)))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -29,6 +29,7 @@ def _with_label(records, label, share):
   return edited
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(configs.FAMILIES))
 def test_shipped_data_has_up_to_date_reference_no_skew_and_no_drift(name):
   family = configs.get_family(name)

@@ -524,6 +524,7 @@ def _binary_eval(output_path):
   return output_path
 
 
+@pytest.mark.integration
 def test_binary_classifier_report_has_roc_calibration_and_flagged_small_bucket(tmp_path):
   uri = _binary_eval(str(tmp_path / "evaluation"))
   html_path, _ = report.write(str(tmp_path / "report"), uri, True, "lstm-model", None)
@@ -541,6 +542,7 @@ def test_binary_classifier_report_has_roc_calibration_and_flagged_small_bucket(t
   _check_page_renders(html_path, tmp_path, len(saved["plots"]))
 
 
+@pytest.mark.integration
 def test_top_k_recall_metrics_give_a_recall_at_k_curve(tmp_path):
   """Configured like the two-tower family: recall@K of ranked item scores."""
   rng = np.random.default_rng(3)
@@ -572,6 +574,7 @@ def test_top_k_recall_metrics_give_a_recall_at_k_curve(tmp_path):
   _check_page_renders(html_path, tmp_path, 1)
 
 
+@pytest.mark.integration
 def test_two_tower_family_recall_at_k_metrics_give_a_recall_curve(tmp_path):
   """The two-tower family's own RecallAtK metrics over the scoring
   signature's `rank` output, on ranks TFMA reads from a table (the gated
@@ -598,6 +601,7 @@ def test_two_tower_family_recall_at_k_metrics_give_a_recall_curve(tmp_path):
   _check_page_renders(html_path, tmp_path, 1)
 
 
+@pytest.mark.integration
 def test_slice_comparison_flags_only_changes_whose_interval_excludes_zero(tmp_path):
   """TFMA's jackknife intervals on a candidate that is clearly worse on one
   length bucket, clearly better on another, on a third too small to say."""

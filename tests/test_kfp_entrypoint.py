@@ -86,6 +86,7 @@ def test_executor_gets_the_declared_tfx_artifact_classes(tmp_path, shape):
   assert written["artifacts"]["blessing"]["artifacts"][0]["metadata"]["blessed"] == 1
 
 
+@pytest.mark.integration
 def test_a_bare_interpreter_runs_a_task_from_its_command_alone(tmp_path):
   """As the image starts every task (the local spec executor forks them from
   an interpreter that imported their runtime: runners/task_forkserver.py)."""

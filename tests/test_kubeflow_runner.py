@@ -401,6 +401,7 @@ def test_spec_matches_golden(compiled, family, target, tmp_path):
   assert not diff, f"compiled spec differs from the golden (UPDATE_GOLDENS=1 if intended):\n{diff[:6000]}"
 
 
+@pytest.mark.integration
 def test_cli_in_a_fresh_process_writes_identical_bytes(compiled, tmp_path):
   """Determinism across processes (hash seeds, import order), as `make kubeflow` runs."""
   family = FAMILIES[0]

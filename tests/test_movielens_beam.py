@@ -68,11 +68,13 @@ def _user_slice(source_dir: str, data_dir, num_users: int) -> str:
   return str(data_dir)
 
 
+@pytest.mark.integration
 def test_synthetic_log_gives_the_reference_examples(tmp_path):
   data_dir = _user_slice(SYNTHETIC, tmp_path / "synthetic-slice", SYNTHETIC_SLICE_USERS)
   _assert_same_examples(data_dir, str(tmp_path / "out"))
 
 
+@pytest.mark.integration
 def test_real_movielens_slice_gives_the_reference_examples(tmp_path):
   """Real rows: latin-1 titles, same-second ties, items without a date."""
   if not os.path.exists(os.path.join(ML_100K, movielens.RATINGS_FILE)):

@@ -8,9 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from runners import preflight
 from tests import lock_testing
 from tests.e2e_helpers import REPO_ROOT
+
+pytestmark = pytest.mark.integration  # Every case starts a fresh interpreter.
 
 # What users met before any progress (issue 17): one line of each kind.
 NOISE = ("Unable to register cuDNN factory", "Unable to register cuFFT factory",

@@ -8,8 +8,6 @@ calls it (real artifacts, real files, no orchestrator).
 import filecmp
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from typing import Dict, List, Tuple
 
@@ -23,9 +21,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.tflite_exporter import executor, layout, model_metadata, parity
 from components.tflite_exporter.component import TFLiteExport
 from modules.common import contract
-from tests import tft_testing
+from tests import local_runs, tft_testing
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREDICT_CLI = "components.tflite_exporter.predict"
 VERSION = "1700000000"  # The Pusher's pushed_version the exports must reuse.
 
 
@@ -87,14 +86,15 @@ def run_exporter(artifacts: Dict[str, str], tflite_dir, family: str, adapter: st
 
 
 def run_cli(version_dir: str, instances: List[dict], input_path: str) -> List[dict]:
-  """Runs the prediction CLI as a user would; returns its per-instance outputs."""
+  """Runs the prediction CLI as a user would (`python -m
+  components.tflite_exporter.predict`, its own process, forked from the
+  tests' fork server: tests/local_runs.py); returns its per-instance outputs.
+  Its start in a fresh interpreter is tested by
+  tests/test_predict_cli.py::test_family_folder_uses_the_newest_complete_version."""
   with open(input_path, "w") as f:
     json.dump(instances, f)
-  result = subprocess.run(
-      [sys.executable, "-m", "components.tflite_exporter.predict",
-       "--model-dir", version_dir, "--input", input_path],
-      cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  result = local_runs.run(["--model-dir", version_dir, "--input", input_path], timeout=300,
+                          entry_point=PREDICT_CLI)
   assert result.returncode == 0, result.stderr
   return json.loads(result.stdout)
 
