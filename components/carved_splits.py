@@ -10,13 +10,16 @@ with the train files' pattern: BaseExampleGenExecutor names the output
 splits after the input's, and the driver fingerprints (and the cache
 follows) every file a split is made from.
 """
-from typing import Any, Dict, List
+import json
+import logging
+from typing import Any, Dict, List, Optional
 
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact, standard_component_specs
+from tfx.types import artifact, artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import span_example_gen, spans
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
 OUTPUT_SPLITS = (TRAIN_SPLIT, VALIDATION_SPLIT, EVAL_SPLIT)
@@ -42,7 +45,11 @@ def check_input_splits(exec_properties: Dict[str, Any]) -> None:
 
 
 class CarvedSplitsExecutor(base_example_gen_executor.BaseExampleGenExecutor):
-  """GenerateExamplesByBeam returns a PCollection per OUTPUT_SPLITS name."""
+  """GenerateExamplesByBeam returns a PCollection per OUTPUT_SPLITS name,
+  read from `self.window` where the input base holds spans (the window of
+  them the execution parameters ask for, components/span_example_gen.py)."""
+
+  window: Optional[spans.SpanWindow] = None
 
   def GetInputSourceToExamplePTransform(self):
     """Unused: the base class would call it once per input split, while
@@ -54,4 +61,14 @@ class CarvedSplitsExecutor(base_example_gen_executor.BaseExampleGenExecutor):
          output_dict: Dict[str, List[artifact.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     check_input_splits(exec_properties)
+    # Resolved here as well as by the driver: the Kubeflow target runs no drivers.
+    self.window = span_example_gen.resolve_window(exec_properties)
     super().Do(input_dict, output_dict, exec_properties)
+    if self.window is not None:
+      examples = artifact_utils.get_single_instance(
+          output_dict[standard_component_specs.EXAMPLES_KEY])
+      examples.span = self.window.newest
+      examples.set_string_custom_property(span_example_gen.WINDOW_SPANS_PROPERTY,
+                                          json.dumps(list(self.window.spans)))
+      logging.info("Read %s of %s; eval examples from span %d.", self.window.describe(),
+                   self.window.data_dir, self.window.newest)

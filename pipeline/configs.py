@@ -81,6 +81,10 @@ class FamilyConfig:
   # The command that builds the family's default data when it cannot ship
   # (its licence); empty: the data ships in the repository.
   data_build_command: str = ""
+  # Where the data comes in spans (components/spans.py): how many spans, the
+  # newest included, a run trains on by default (fewer while fewer exist;
+  # `--window` overrides it). Eval comes from the newest span alone.
+  span_window: int = 1
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -94,6 +98,8 @@ class FamilyConfig:
                        f"value_range and max_regression >= 0, got {self.gate}")
     if self.train_steps < 1 or self.eval_steps < 1:
       raise ValueError(f"family {self.name!r}: train_steps and eval_steps must be >= 1")
+    if self.span_window < 1:
+      raise ValueError(f"family {self.name!r}: span_window must be >= 1")
 
   @property
   def pipeline_name(self) -> str:
@@ -125,6 +131,7 @@ CNN = FamilyConfig(
                       ReportedMetric("ExampleCount")),
     slice_features=(cnn_features.LABEL_KEY,),
     tflite_adapter="modules.cnn.tflite.ADAPTER",
+    span_window=3,
 )
 
 
@@ -165,6 +172,8 @@ TWO_TOWER = FamilyConfig(
     data_build_command="make movielens",
     eval_signature=two_tower_features.SCORING_SIGNATURE,
     tflite_adapter="modules.two_tower.tflite.ADAPTER",
+    # Weekly spans: about a month of interactions.
+    span_window=4,
 )
 
 LSTM = FamilyConfig(
@@ -193,6 +202,7 @@ LSTM = FamilyConfig(
     # A transformed feature, read through the transform_features signature.
     slice_features=(lstm_features.LENGTH_BUCKET_KEY,),
     tflite_adapter="modules.lstm.tflite.ADAPTER",
+    span_window=3,
 )
 
 FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN, TWO_TOWER, LSTM)}

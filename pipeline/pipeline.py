@@ -30,6 +30,7 @@ from components.baseline_strategy import LatestBlessedBaselineStrategy
 from components.eval_report.component import EvalReport
 from components.kfp_ui import KubeflowUiArtifacts
 from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
+from components.spans import SpanRequest
 from components.tflite_exporter.component import TFLiteExporter
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT
 from pipeline.configs import FamilyConfig
@@ -54,6 +55,7 @@ def create_pipeline(
     tflite_quantization: Optional[str] = None,
     reference_statistics_path: Optional[str] = None,
     kubeflow_ui_artifacts: bool = False,
+    span_request: Optional[SpanRequest] = None,
 ) -> tfx_pipeline.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -61,8 +63,10 @@ def create_pipeline(
     family: the model family's settings (pipeline/configs.py).
     pipeline_root: where TFX writes artifacts.
     data_dir: the family's data, as its example_source reads it (`train/`
-      and `eval/` TFRecords of tf.Example, or MovieLens files). The split is
-      fixed by the data, so every run uses the same train/eval examples.
+      and `eval/` TFRecords of tf.Example, or MovieLens files), or
+      `span-<N>/` folders of such data (components/spans.py). The split is
+      fixed by the data, so every run on the same data uses the same
+      train/eval examples.
     schema_path: the curated schema the validator checks data against.
     serving_model_dir: TF Serving model directory; pushes go to numbered
       sub-directories.
@@ -84,8 +88,12 @@ def create_pipeline(
       (the schema's drift comparators); None: no drift check.
     kubeflow_ui_artifacts: also write the report as the HTML and Metrics
       artifacts the Kubeflow and Vertex UIs render (components/kfp_ui).
+    span_request: which span, and how wide a window of spans ending at it,
+      to read where the data comes in spans; None: the newest span and the
+      family's default window (span_window), as many spans as exist.
   """
-  example_gen = family.example_source.component(data_dir)
+  example_gen = family.example_source.component(
+      data_dir, span_request or SpanRequest(window=family.span_window))
   statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
   schema_gen = ImportSchemaGen(schema_file=schema_path)
   example_validator = ExampleValidator(

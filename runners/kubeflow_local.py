@@ -100,7 +100,8 @@ def _run(args, family, run_id: str) -> int:
   spec = kubeflow_spec.compile_spec(family, spec_roots, args.target, LOCAL_IMAGE,
                                     list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
                                     train_steps=args.train_steps,
-                                    gate_min_value=args.min_metric)
+                                    gate_min_value=args.min_metric,
+                                    span_request=args.span_request)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:

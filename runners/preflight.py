@@ -11,9 +11,10 @@ import math
 import os
 import sys
 import tempfile
-from typing import List
+from typing import List, Optional
 
 from components.example_sources import InputDataError
+from components.spans import SpanRequest
 from pipeline import configs
 from pipeline.configs import FamilyConfig
 
@@ -50,9 +51,11 @@ def can_create_directory(path: str) -> bool:
   return True
 
 
-def check_input(family: FamilyConfig, data_dir: str) -> List[str]:
-  """Raises InputDataError naming the file at fault; returns the files found."""
-  return family.example_source.check(data_dir)
+def check_input(family: FamilyConfig, data_dir: str,
+                span_request: Optional[SpanRequest] = None) -> List[str]:
+  """Raises InputDataError naming the file (or span) at fault; returns the
+  files the run would read."""
+  return family.example_source.check(data_dir, span_request)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
@@ -69,6 +72,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) 
                       help=f"exit {EXIT_NOT_BLESSED} when the run completes with a model the "
                       "gate did not bless (for CI)")
   parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+  parser.add_argument("--span", type=int,
+                      help="where the data comes in span-<N>/ folders: the span to run on "
+                      "(re-run or back-fill it; default: the newest)")
+  parser.add_argument("--window", type=int,
+                      help="where the data comes in spans: train on this many spans ending "
+                      "at the run's span (default: the family's window, as many as exist)")
 
 
 def check_run_arguments(parser: argparse.ArgumentParser,
@@ -76,8 +85,10 @@ def check_run_arguments(parser: argparse.ArgumentParser,
   """Checks what `add_run_arguments` parsed, before anything is written.
 
   Bad arguments exit 2 (through `parser.error`); input data the family's
-  ExampleGen cannot read exits EXIT_DATA_ANOMALIES naming the file. Makes
-  `args.data_dir` and `args.output_dir` absolute; returns the family.
+  ExampleGen cannot read (a missing or partial span, a window reaching past
+  the spans present) exits EXIT_DATA_ANOMALIES naming the file or span.
+  Makes `args.data_dir` and `args.output_dir` absolute, sets
+  `args.span_request`; returns the family.
   """
   family = configs.get_family(args.model)
   if not args.data_dir:
@@ -94,6 +105,13 @@ def check_run_arguments(parser: argparse.ArgumentParser,
                  "(a file is in the way, or no write permission)")
   if args.train_steps is not None and args.train_steps < 1:
     parser.error("--train-steps must be at least 1")
+  if args.span is not None and args.span < 1:
+    parser.error("--span must be a span number (1 or more)")
+  if args.window is not None and args.window < 1:
+    parser.error("--window must be at least 1")
+  args.span_request = SpanRequest(span=args.span or 0,
+                                  window=args.window or family.span_window,
+                                  full_window=args.window is not None)
   if args.min_metric is not None:
     low, high = family.gate.value_range
     if not (math.isfinite(args.min_metric) and low <= args.min_metric <= high):
@@ -101,7 +119,7 @@ def check_run_arguments(parser: argparse.ArgumentParser,
                    f"{family.name}'s gated metric {family.gate.metric} "
                    f"[{low:g}, {high:g}]")
   try:
-    check_input(family, args.data_dir)
+    check_input(family, args.data_dir, args.span_request)
   except InputDataError as error:
     print(f"error: bad input data: {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)

@@ -18,7 +18,6 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components.movielens_example_gen import executor as movielens_executor
 from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.common import contract
 from runners import beam_presets
@@ -178,17 +177,23 @@ def tfma_point_value(metric: dict) -> float:
   return metric["boundedValue"]["value"] if "boundedValue" in metric else metric["doubleValue"]
 
 
-def run_movielens_example_gen(data_dir: str, output_dir: str):
-  """Runs MovieLensExampleGen's executor as the component configures it;
-  returns the Examples artifact it wrote (under `output_dir`)."""
-  component = MovieLensExampleGen(input_base=data_dir)
+def run_example_gen(component, output_dir: str):
+  """Runs an ExampleGen component's executor as the component configures it
+  (on the direct preset's runner, as a pipeline runs it); returns the
+  Examples artifact it wrote (under `output_dir`)."""
   exec_properties = {
       key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
       for key, value in component.exec_properties.items()}
   examples = standard_artifacts.Examples()
   examples.uri = output_dir
-  # On the direct preset's runner, as a pipeline runs it.
   context = base_beam_executor.BaseBeamExecutor.Context(
       beam_pipeline_args=list(beam_presets.DIRECT_ARGS))
-  movielens_executor.Executor(context).Do({}, {"examples": [examples]}, exec_properties)
+  component.executor_spec.executor_class(context).Do(
+      {}, {"examples": [examples]}, exec_properties)
   return examples
+
+
+def run_movielens_example_gen(data_dir: str, output_dir: str, span_request=None):
+  """run_example_gen of MovieLensExampleGen over `data_dir`."""
+  return run_example_gen(MovieLensExampleGen(input_base=data_dir, span_request=span_request),
+                         output_dir)

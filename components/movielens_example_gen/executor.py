@@ -21,7 +21,7 @@ Two paths make the same examples:
 """
 import os
 import tempfile
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -29,6 +29,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from tfx.types import standard_component_specs
 
+from components import spans
 from components.carved_splits import OUTPUT_SPLITS, CarvedSplitsExecutor
 from components.movielens_example_gen import wire_format
 from modules.two_tower import features, movielens
@@ -87,19 +88,55 @@ def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, moviele
           f"{remote}/{os.path.basename(error.path)}", error.line_number, error.reason) from None
 
 
-def split_examples(data_dir: str, split_name: str) -> Iterator[tf.train.Example]:
-  """The tf.Examples of one split of the MovieLens files in `data_dir`."""
-  for split, example in examples_by_split(data_dir):
+def _load_window(window: spans.SpanWindow
+                 ) -> Tuple[List[movielens.Interaction], Dict[int, movielens.User]]:
+  """The interactions of a window of local spans, each tagged with its span,
+  and the newest span's users (the catalogue and the users only grow)."""
+  newest = window.directory(window.newest)
+  items = movielens.read_items(os.path.join(newest, movielens.ITEMS_FILE))
+  interactions = [
+      row._replace(span=span) for span in window.spans
+      for row in movielens.read_interactions(
+          os.path.join(window.directory(span), movielens.RATINGS_FILE), items)]
+  return interactions, movielens.load_users(newest)
+
+
+def split_examples(data_dir: str, split_name: str,
+                   window: Optional[spans.SpanWindow] = None) -> Iterator[tf.train.Example]:
+  """The tf.Examples of one split of the MovieLens files in `data_dir` (or
+  of a window of its spans)."""
+  for split, example in examples_by_split(data_dir, window):
     if split == split_name:
       yield example
 
 
-def examples_by_split(data_dir: str) -> Iterator[Tuple[str, tf.train.Example]]:
-  """(split name, tf.Example) of every row of the MovieLens files in `data_dir`."""
-  interactions, users = _load(data_dir)
-  for timeline_row in movielens.timelines(interactions):
+def examples_by_split(data_dir: str, window: Optional[spans.SpanWindow] = None
+                      ) -> Iterator[Tuple[str, tf.train.Example]]:
+  """(split name, tf.Example) of every row of the MovieLens files in
+  `data_dir`, or of a window of its spans (local ones), eval from the newest."""
+  interactions, users = _load(data_dir) if window is None else _load_window(window)
+  eval_span = None if window is None else window.newest
+  for timeline_row in movielens.timelines(interactions, eval_span=eval_span):
     yield timeline_row.split, to_example(
         timeline_row, users.get(timeline_row.interaction.user_id, movielens.UNKNOWN_USER))
+
+
+def serialized_by_split(data_dir: str, window: Optional[spans.SpanWindow] = None
+                        ) -> Iterator[Tuple[str, bytes]]:
+  """(split name, serialized tf.Example) of every row, as the executor
+  encodes them (wire_format: tests/test_movielens_beam.py checks these are
+  examples_by_split's), in one process: for the reference statistics and
+  the checks of the shipped data, at a fifth of examples_by_split's cost."""
+  interactions, users = _load(data_dir) if window is None else _load_window(window)
+  eval_span = None if window is None else window.newest
+  encoder, user_parts = wire_format.ExampleEncoder(), {}
+  for timeline_row in movielens.timelines(interactions, eval_span=eval_span):
+    user_id = timeline_row.interaction.user_id
+    user_part = user_parts.get(user_id)
+    if user_part is None:
+      user_part = user_parts[user_id] = wire_format.user_entries(
+          user_id, users.get(user_id, movielens.UNKNOWN_USER))
+    yield timeline_row.split, encoder.encode(timeline_row, user_part)
 
 
 def _numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
@@ -195,7 +232,12 @@ class _ById(beam.CombineFn):
 
 
 class _UserExamples(beam.DoFn):
-  """One user's ratings -> their serialized tf.Examples, tagged by split."""
+  """One user's ratings -> their serialized tf.Examples, tagged by split;
+  with `eval_span`, eval examples come from that span alone."""
+
+  def __init__(self, eval_span: Optional[int]):
+    super().__init__()
+    self._eval_span = eval_span
 
   def setup(self):
     self._encoder = wire_format.ExampleEncoder()
@@ -204,18 +246,25 @@ class _UserExamples(beam.DoFn):
     user_id, ratings = user_ratings
     # Sorted so that the rows a split rule cannot tell apart (same time and
     # item) come in the same order on every runner.
-    rows = [movielens.interaction(user_id, items[item_id], rating, timestamp)
-            for item_id, rating, timestamp in sorted(ratings)]
+    rows = [movielens.interaction(user_id, items[item_id], rating, timestamp, span)
+            for item_id, rating, timestamp, span in sorted(ratings)]
     user_part = wire_format.user_entries(user_id, users.get(user_id, movielens.UNKNOWN_USER))
-    for timeline_row in movielens.user_timeline(rows):
+    for timeline_row in movielens.user_timeline(rows, eval_span=self._eval_span):
       yield beam.pvalue.TaggedOutput(timeline_row.split,
                                      self._encoder.encode(timeline_row, user_part))
 
 
-def _user_rating(path: str, line_number: int, line: str, items: Dict[int, movielens.Item]):
-  """A u.data row keyed by its user: (user_id, (item_id, rating, timestamp))."""
-  user_id, item_id, rating, timestamp = movielens.parse_rating(path, line_number, line, items)
-  return user_id, (item_id, rating, timestamp)
+class _UserRating:
+  """Parses a u.data row of `span` keyed by its user:
+  (user_id, (item_id, rating, timestamp, span))."""
+
+  def __init__(self, span: int):
+    self.span = span
+
+  def __call__(self, path: str, line_number: int, line: str,
+               items: Dict[int, movielens.Item]):
+    user_id, item_id, rating, timestamp = movielens.parse_rating(path, line_number, line, items)
+    return user_id, (item_id, rating, timestamp, self.span)
 
 
 class Executor(CarvedSplitsExecutor):
@@ -233,9 +282,14 @@ class Executor(CarvedSplitsExecutor):
     inputs. The base class writes each split with Beam's TFRecord sink.
     """
     data_dir = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
-    items_path, ratings_path, users_path = (
-        f"{data_dir}/{name}"
-        for name in (movielens.ITEMS_FILE, movielens.RATINGS_FILE, movielens.USERS_FILE))
+    # Over a window, the catalogue and the users are the newest span's (they
+    # only grow); each span's u.data holds the interactions that arrived in it.
+    newest_dir = data_dir if self.window is None else self.window.directory(self.window.newest)
+    items_path, users_path = (f"{newest_dir}/{name}"
+                              for name in (movielens.ITEMS_FILE, movielens.USERS_FILE))
+    ratings = ([(0, f"{data_dir}/{movielens.RATINGS_FILE}")] if self.window is None else
+               [(span, f"{self.window.directory(span)}/{movielens.RATINGS_FILE}")
+                for span in self.window.spans])
 
     def read(label: str, path: str) -> beam.PCollection:
       return pipeline | f"Read[{label}]" >> beam.io.ReadFromText(
@@ -254,12 +308,16 @@ class Executor(CarvedSplitsExecutor):
                    _ById(users_path, "user_id", movielens.users_from_lines)))
     else:
       users = pipeline | "NoUsers" >> beam.Create([{}])
-    examples = (read("ratings", ratings_path)
-                | "ParseRatings" >> beam.ParDo(
-                    _ParseLines(ratings_path, _user_rating, _check_ratings),
-                    beam.pvalue.AsSingleton(items))
+    parsed = [read(f"ratings@{span}", path)
+              | f"ParseRatings@{span}" >> beam.ParDo(
+                  _ParseLines(path, _UserRating(span), _check_ratings),
+                  beam.pvalue.AsSingleton(items))
+              for span, path in ratings]
+    all_ratings = parsed[0] if len(parsed) == 1 else parsed | "JoinSpans" >> beam.Flatten()
+    examples = (all_ratings
                 | "ByUser" >> beam.GroupByKey()
                 | "UserExamples" >> beam.ParDo(
-                    _UserExamples(), beam.pvalue.AsSingleton(items),
+                    _UserExamples(None if self.window is None else self.window.newest),
+                    beam.pvalue.AsSingleton(items),
                     beam.pvalue.AsSingleton(users)).with_outputs(*OUTPUT_SPLITS))
     return {name: examples[name] for name in OUTPUT_SPLITS}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
@@ -93,6 +93,8 @@ class Interaction(NamedTuple):
   genres: tuple[str, ...]
   title: str = ""
   release_year: int = 0
+  # The span the row arrived in (components/spans.py); 0 in data without spans.
+  span: int = 0
 
 
 class TimelineRow(NamedTuple):
@@ -183,10 +185,11 @@ def parse_rating(path: str, line_number: int, line: str, items: Mapping[int, Ite
   return user_id, item_id, rating, timestamp
 
 
-def interaction(user_id: int, item: Item, rating: int, timestamp: int) -> Interaction:
-  """A u.data row joined with its u.item row."""
+def interaction(user_id: int, item: Item, rating: int, timestamp: int,
+                span: int = 0) -> Interaction:
+  """A u.data row (of `span`) joined with its u.item row."""
   return Interaction(user_id, item.item_id, rating, timestamp, item.genres, item.title,
-                     release_year(item))
+                     release_year(item), span)
 
 
 def _by_unique_id(path: str, lines: Iterable[tuple[int, str]], parse, id_field: str) -> dict:
@@ -257,6 +260,7 @@ def time_split(
   interactions: Sequence[Interaction],
   eval_per_user: int = 2,
   min_interactions: int = 3,
+  eval_span: Optional[int] = None,
 ) -> tuple[list[Interaction], list[Interaction]]:
   """Splits into (train, eval) by holding out each user's latest interactions.
 
@@ -266,7 +270,10 @@ def time_split(
   the item id breaks the same-second ties that real MovieLens logs contain so
   the split does not depend on row order. Users with fewer than
   ``min_interactions`` rows stay entirely in train, and every other user
-  keeps at least one train row. Both outputs keep the input row order.
+  keeps at least one train row. With ``eval_span`` (a window of spans), only
+  rows of that span are held out: a user's latest rows that arrived in it, so
+  users not active in the newest span have no eval rows and nothing older is
+  ever eval. Both outputs keep the input row order.
   """
   _check_split_rule(eval_per_user, min_interactions)
   rows_by_user: dict[int, list[int]] = collections.defaultdict(list)
@@ -275,7 +282,9 @@ def time_split(
   eval_rows: set[int] = set()
   for rows in rows_by_user.values():
     rows.sort(key=lambda i: (interactions[i].timestamp, interactions[i].item_id))
-    eval_rows.update(rows[len(rows) - _held_out(len(rows), eval_per_user, min_interactions):])
+    held = _held_out([interactions[i] for i in rows], eval_per_user, min_interactions,
+                     eval_span)
+    eval_rows.update(rows[len(rows) - held:])
   train = [row for i, row in enumerate(interactions) if i not in eval_rows]
   evaluation = [row for i, row in enumerate(interactions) if i in eval_rows]
   return train, evaluation
@@ -289,9 +298,17 @@ def _check_split_rule(eval_per_user: int, min_interactions: int) -> None:
     raise ValueError(f"min_interactions must be >= 2, got {min_interactions}")
 
 
-def _held_out(num_rows: int, eval_per_user: int, min_interactions: int) -> int:
-  """How many of a user's latest rows time_split holds out."""
-  return 0 if num_rows < min_interactions else min(eval_per_user, num_rows - 1)
+def _held_out(ordered: Sequence[Interaction], eval_per_user: int, min_interactions: int,
+              eval_span: Optional[int] = None) -> int:
+  """How many of a user's latest rows (`ordered` in time) time_split holds
+  out: with `eval_span`, no more than the trailing rows of that span."""
+  if len(ordered) < min_interactions:
+    return 0
+  held = min(eval_per_user, len(ordered) - 1)
+  if eval_span is None:
+    return held
+  return next((count for count, row in enumerate(reversed(ordered[-held:]))
+               if row.span != eval_span), held)
 
 
 def user_timeline(
@@ -299,21 +316,24 @@ def user_timeline(
   eval_per_user: int = 2,
   min_interactions: int = 3,
   history_length: int = HISTORY_LENGTH,
+  eval_span: Optional[int] = None,
 ) -> list[TimelineRow]:
   """One user's rows as split examples with their history, in time order.
 
   The eval rows are time_split's (the same rule, applied to this user
   alone), so the eval rows of all users' timelines are exactly time_split's;
   the same rule applied again to the rows before them carves the validation
-  rows out of train: the Trainer chooses on those, never on eval. A row's
+  rows out of train: the Trainer chooses on those, never on eval (with
+  `eval_span`, eval rows come from that span alone, validation rows from any
+  span of the window). A row's
   history is the user's earlier non-eval rows, so an eval row is predicted
   from everything before the eval cut and nothing after it. Taking one user
   at a time is what lets a Beam pipeline group by user and scale.
   """
   _check_split_rule(eval_per_user, min_interactions)
   ordered = sorted(rows, key=lambda row: (row.timestamp, row.item_id))
-  num_known = len(ordered) - _held_out(len(ordered), eval_per_user, min_interactions)
-  num_train = num_known - _held_out(num_known, eval_per_user, min_interactions)
+  num_known = len(ordered) - _held_out(ordered, eval_per_user, min_interactions, eval_span)
+  num_train = num_known - _held_out(ordered[:num_known], eval_per_user, min_interactions)
   recent_first = [row.item_id for row in reversed(ordered[:num_known])]
   timeline = []
   for position, row in enumerate(ordered):
