@@ -91,8 +91,9 @@ def _run(args, family, run_id: str) -> int:
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, resolver.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
-  print(f"Running {family.pipeline_name} on {args.data_dir} (run {run_id}, logs: {log_path})",
-        flush=True)
+  print(f"Running {family.pipeline_name} on "
+        f"{preflight.describe_input(args.data_dir, args.span_window)} "
+        f"(run {run_id}, logs: {log_path})", flush=True)
   status, failure = 0, None
   try:
     RunIdDagRunner(run_id).run(tfx_pipeline)

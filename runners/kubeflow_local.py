@@ -111,7 +111,8 @@ def _run(args, family, run_id: str) -> int:
   except spec_executor.SpecError as error:
     print(f"error: {spec_path}: {error}", file=sys.stderr)
     return 1
-  print(f"Running {spec_path} (run {executor.run_id}) under {layout.pipeline_root}",
+  print(f"Running {spec_path} on {preflight.describe_input(args.data_dir, args.span_window)} "
+        f"(run {executor.run_id}) under {layout.pipeline_root}",
         flush=True)
   runs = executor.run()
   print(_summary(runs))

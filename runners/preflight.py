@@ -14,12 +14,14 @@ import tempfile
 from typing import List, Optional
 
 from components.example_sources import InputDataError
+from components import spans
 from components.spans import SpanRequest
 from pipeline import configs
 from pipeline.configs import FamilyConfig
 
 __all__ = ["InputDataError", "EXIT_BAD_ARGUMENTS", "EXIT_DATA_ANOMALIES", "EXIT_NOT_BLESSED",
-           "EXIT_OUTPUT_LOCKED", "add_run_arguments", "can_create_directory", "check_input", "check_run_arguments"]
+           "EXIT_OUTPUT_LOCKED", "add_run_arguments", "can_create_directory", "check_input",
+           "check_run_arguments", "describe_input"]
 
 # Exit status of bad arguments (argparse's own).
 EXIT_BAD_ARGUMENTS = 2
@@ -49,6 +51,13 @@ def can_create_directory(path: str) -> bool:
   except OSError:
     return False
   return True
+
+
+def describe_input(data_dir: str, window: Optional[spans.SpanWindow]) -> str:
+  """What a run reads, for its first line: the directory, and the spans."""
+  if window is None:
+    return data_dir
+  return f"{window.describe()} of {data_dir} (eval from span {window.newest})"
 
 
 def check_input(family: FamilyConfig, data_dir: str,
@@ -88,7 +97,8 @@ def check_run_arguments(parser: argparse.ArgumentParser,
   ExampleGen cannot read (a missing or partial span, a window reaching past
   the spans present) exits EXIT_DATA_ANOMALIES naming the file or span.
   Makes `args.data_dir` and `args.output_dir` absolute, sets
-  `args.span_request`; returns the family.
+  `args.span_request` and `args.span_window` (None: data without spans);
+  returns the family.
   """
   family = configs.get_family(args.model)
   if not args.data_dir:
@@ -120,6 +130,7 @@ def check_run_arguments(parser: argparse.ArgumentParser,
                    f"[{low:g}, {high:g}]")
   try:
     check_input(family, args.data_dir, args.span_request)
+    args.span_window = spans.resolve(args.data_dir, args.span_request)
   except InputDataError as error:
     print(f"error: bad input data: {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)

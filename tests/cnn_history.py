@@ -6,12 +6,16 @@ during training (as an out-of-memory kill or a lost machine would), the
 same run again resuming from its cached upstream results with a model
 blessed and pushed, that run again (every component cached), then a far
 worse model that the change threshold refuses, and that refusal again under
-`--require-blessing`. Made once per test session (tests/conftest.py sends
-every test that uses it to one pytest-xdist worker), on a small slice of the
-shipped digits.
+`--require-blessing`. Then the data moves on: on a copy of that output
+directory, the digits as span 1 and the next slice of them as span 2, run
+as a new day's data is run (the window of both spans, eval from span 2,
+judged against the model served from span 1). Made once per test session
+(tests/conftest.py sends every test that uses it to one pytest-xdist
+worker), on small slices of the shipped digits.
 """
 import dataclasses
 import os
+import shutil
 import subprocess
 from typing import List
 
@@ -47,6 +51,9 @@ class CnnHistory:
   rerun: subprocess.CompletedProcess           # the good run again, nothing changed
   worse: subprocess.CompletedProcess           # refused against the good model
   worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
+  spans_dir: str                               # span-1: the digits above; span-2: the next ones
+  next_span_output_dir: str                    # a copy of output_dir before the next span's run
+  next_span: subprocess.CompletedProcess       # the good run's arguments on spans_dir
 
   def good_args_on(self, data_dir: str):
     """The good run's arguments on another data directory (into the same
@@ -70,4 +77,14 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
     runs.append(e2e_helpers.run_pipeline(run_args(data_dir, output_dir, steps, floor, *extra)))
   for result in runs[:3]:
     assert result.returncode == 0, result.stdout + result.stderr
-  return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs)
+  spans_dir = str(tmp_path_factory.mktemp("digit-spans"))
+  shutil.copytree(data_dir, os.path.join(spans_dir, "span-1"))
+  e2e_helpers.write_small_slice(MNIST, os.path.join(spans_dir, "span-2"), N_TRAIN, N_EVAL,
+                                part=1)
+  next_span_output_dir = str(tmp_path_factory.mktemp("cnn-next-span") / "outputs")
+  shutil.copytree(output_dir, next_span_output_dir)
+  next_span = e2e_helpers.run_pipeline(
+      run_args(spans_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
+  assert next_span.returncode == 0, next_span.stdout + next_span.stderr
+  return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs,
+                    spans_dir, next_span_output_dir, next_span)

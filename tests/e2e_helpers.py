@@ -28,14 +28,16 @@ REPO_ROOT = local_runs.REPO_ROOT
 
 
 def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
-                      transform: Optional[Callable[[tf.train.Example, int], None]] = None
-                      ) -> str:
-  """Copies the first examples of each split; `transform(example, index)` may
-  edit train examples in place (to corrupt them, say)."""
+                      transform: Optional[Callable[[tf.train.Example, int], None]] = None,
+                      part: int = 0) -> str:
+  """Copies the first examples of each split (or the `part`-th such slice:
+  disjoint parts make spans); `transform(example, index)` may edit train
+  examples in place (to corrupt them, say)."""
   for split, count in ((contract.TRAIN_SPLIT, n_train), (contract.EVAL_SPLIT, n_eval)):
     files = sorted(glob.glob(os.path.join(src_data_dir, split, "*")))
     os.makedirs(os.path.join(dst, split), exist_ok=True)
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").skip(
+        part * count).take(count)
     path = os.path.join(dst, split, f"{split}-slice.tfrecord.gz")
     with tf.io.TFRecordWriter(path, "GZIP") as writer:
       for index, record in enumerate(records):

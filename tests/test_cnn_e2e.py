@@ -7,7 +7,9 @@ TFLite under one version and serves tf.Examples and raw pixels alike; the
 Trainer never sees the eval split; its in-process Beam stages build no
 worker package; a re-run without changes executes and pushes nothing. On
 corrupted and on label-drifted copies of the slice, the run stops at the
-data gate (exit 3) with nothing trained or pushed."""
+data gate (exit 3) with nothing trained or pushed. When the slice becomes
+span 1 and the next 640 / 200 digits arrive as span 2, the run trains on
+both spans, evaluates on span 2 alone and judges against the served model."""
 import glob
 import json
 import os
@@ -20,6 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from components.example_sources import TFRECORD
+from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.cnn import features
 from modules.common.contract import is_validation_record
 from runners.layout import OutputLayout
@@ -154,3 +157,37 @@ def test_trainer_never_receives_the_eval_split(cnn_history):
   assert all(is_validation_record(record) for record in validation)
   assert not any(is_validation_record(record) for record in train)
   assert _split_records(generated.uri, "eval") == set(TFRECORD.records(data_dir, "eval"))
+
+
+def _shipped(data_dir: str, split: str) -> set:
+  return {r.numpy() for r in tf.data.TFRecordDataset(
+      glob.glob(os.path.join(data_dir, split, "*")), compression_type="GZIP")}
+
+
+def test_a_new_span_is_read_in_its_window_and_judged_against_the_served_model(cnn_history):
+  """Span 2 arrives after a model trained on span 1 is served: the run reads
+  spans 1-2, takes eval from span 2 alone, and the gate compares the
+  candidate with the served model on those examples."""
+  spans_dir, output_dir = cnn_history.spans_dir, cnn_history.next_span_output_dir
+  result = cnn_history.next_span
+  assert f"on spans 1-2 of {spans_dir} (eval from span 2)" in result.stdout
+  store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(
+      OutputLayout(output_dir).metadata_path))
+  (generated,) = [a for a in store.get_artifacts_by_type("Examples")
+                  if a.custom_properties[WINDOW_SPANS_PROPERTY].string_value]
+  assert generated.properties["span"].int_value == 2
+  assert json.loads(generated.custom_properties[WINDOW_SPANS_PROPERTY].string_value) == [1, 2]
+  span_1, span_2 = (os.path.join(spans_dir, f"span-{n}") for n in (1, 2))
+  assert _split_records(generated.uri, "eval") == _shipped(span_2, "eval")
+  assert not _shipped(span_1, "eval") & _shipped(span_2, "eval")
+  trained = _split_records(generated.uri, "train") | _split_records(generated.uri, "validation")
+  assert trained == _shipped(span_1, "train") | _shipped(span_2, "train")
+  # The served model was the baseline, on the same span-2 examples.
+  assert re.search(r"^\s+sparse_categorical_accuracy\s+[\d.]+\s+baseline [\d.]+\s+diff",
+                   result.stdout, re.M), result.stdout
+  served_before = e2e_helpers.pushed_versions(
+      e2e_helpers.serving_dir(cnn_history.output_dir, "cnn"))
+  served_after = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
+  blessed = "Blessed: yes" in result.stdout
+  assert served_after[:len(served_before)] == served_before
+  assert len(served_after) == len(served_before) + int(blessed), result.stdout
