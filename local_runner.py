@@ -2,7 +2,7 @@
 
     python local_runner.py --model cnn [--output-dir ./outputs] [--data-dir DIR]
         [--train-steps N] [--min-metric X] [--no-cache] [--no-drift-check]
-        [--span N] [--window K]
+        [--span N] [--window K] [--cold-start]
         [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...]
 
 Everything goes under the output directory (runners/layout.py); MLMD is a
@@ -86,7 +86,8 @@ def _run(args, family, run_id: str) -> int:
       family, roots.local_roots(layout), data_dir=args.data_dir,
       beam_pipeline_args=args.beam_args, drift_check=not args.no_drift_check,
       enable_cache=not args.no_cache, train_steps=args.train_steps,
-      gate_min_value=args.min_metric, span_request=args.span_request)
+      gate_min_value=args.min_metric, span_request=args.span_request,
+      warm_start=not args.cold_start)
   tfx_pipeline = pipeline.create_pipeline(**arguments)
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, resolver.Resolver))

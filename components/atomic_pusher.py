@@ -12,6 +12,9 @@ second is skipped yet recorded as pushed). This executor
      (components/publishing.py).
 A model that is already the newest pushed version (a re-run whose Trainer
 was cached, or a baseline that is the candidate itself) is not pushed again.
+Given the examples the model was trained and judged on, the record also
+says which span and window of spans they were (components/spans.py): what
+later runs warm-start from and check their data against.
 """
 import json
 import shutil
@@ -22,12 +25,13 @@ from absl import logging
 from tfx import types
 from tfx.components.pusher import component as tfx_pusher_component
 from tfx.components.pusher import executor as tfx_pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components import publishing, uris
+from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.common import warmup
 
 # Written last into every pushed version: which model and blessing it came
@@ -36,14 +40,27 @@ PUSH_RECORD = "assets.extra/push_record.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 # Custom property of a PushedModel that was not pushed: why not.
 NOT_PUSHED_REASON = "not_pushed_reason"
+EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
+
+
+# Push record keys naming the data of a model trained on spans.
+SPAN_KEY = "span"
+WINDOW_SPANS_KEY = "window_spans"
 
 
 def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
-                clock: Callable[[], float] = time.time) -> Dict[str, Any]:
+                clock: Callable[[], float] = time.time,
+                examples: Optional[types.Artifact] = None) -> Dict[str, Any]:
   """The record a pushed version carries of where it came from."""
-  return {"model_uri": model.uri, "model_id": model.id,
-          "blessing_uri": blessing.uri if blessing else "",
-          "pushed_at": int(clock())}
+  record = {"model_uri": model.uri, "model_id": model.id,
+            "blessing_uri": blessing.uri if blessing else "",
+            "pushed_at": int(clock())}
+  window = (examples.get_string_custom_property(WINDOW_SPANS_PROPERTY)
+            if examples is not None else "")
+  if window:
+    record.update({SPAN_KEY: examples.span, WINDOW_SPANS_KEY: json.loads(window),
+                   "examples_uri": examples.uri})
+  return record
 
 
 def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
@@ -99,13 +116,35 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
       model_push.set_string_custom_property(NOT_PUSHED_REASON, reason)
       return
     model_path = self.GetModelPath(input_dict)
-    version, final = push_atomically(model_path, base_dir,
-                                     record=push_record(model, blessings[0]))
+    examples = input_dict.get(EXAMPLES_KEY) or [None]
+    version, final = push_atomically(
+        model_path, base_dir, record=push_record(model, blessings[0], examples=examples[0]))
     logging.info("Model pushed to %s", final)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=final, pushed_version=version)
 
 
+class AtomicPusherSpec(standard_component_specs.PusherSpec):
+  """TFX's Pusher spec, and the examples the model was trained and judged on."""
+  INPUTS = {
+      **standard_component_specs.PusherSpec.INPUTS,
+      EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples,
+                                                    optional=True),
+  }
+
+
 class AtomicPusher(tfx_pusher_component.Pusher):
-  """TFX's Pusher component with the atomic executor."""
+  """TFX's Pusher component with the atomic executor (and, optionally, the
+  examples whose span its push record names)."""
+  SPEC_CLASS = AtomicPusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
+
+  def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+               push_destination: pusher_pb2.PushDestination,
+               examples: Optional[types.BaseChannel] = None):
+    # pylint: disable=non-parent-init-called,super-init-not-called
+    # Pusher.__init__ builds TFX's own spec class; this one adds the examples.
+    spec = AtomicPusherSpec(
+        model=model, model_blessing=model_blessing, push_destination=push_destination,
+        examples=examples, pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+    base_component.BaseComponent.__init__(self, spec=spec)

@@ -85,6 +85,11 @@ class FamilyConfig:
   # newest included, a run trains on by default (fewer while fewer exist;
   # `--window` overrides it). Eval comes from the newest span alone.
   span_window: int = 1
+  # On a new span, the share of train_steps a model warm-started from the
+  # model served from an older span trains (components/warm_start.py); 0:
+  # the family always trains from scratch (its weights are indexed by a
+  # vocabulary that can change between spans, and it does not yet remap them).
+  warm_start_fraction: float = 0.0
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -100,6 +105,8 @@ class FamilyConfig:
       raise ValueError(f"family {self.name!r}: train_steps and eval_steps must be >= 1")
     if self.span_window < 1:
       raise ValueError(f"family {self.name!r}: span_window must be >= 1")
+    if not 0.0 <= self.warm_start_fraction <= 1.0:
+      raise ValueError(f"family {self.name!r}: warm_start_fraction must be within [0, 1]")
 
   @property
   def pipeline_name(self) -> str:
@@ -132,6 +139,7 @@ CNN = FamilyConfig(
     slice_features=(cnn_features.LABEL_KEY,),
     tflite_adapter="modules.cnn.tflite.ADAPTER",
     span_window=3,
+    warm_start_fraction=0.25,
 )
 
 

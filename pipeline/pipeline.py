@@ -32,7 +32,9 @@ from components.kfp_ui import KubeflowUiArtifacts
 from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.spans import SpanRequest
 from components.tflite_exporter.component import TFLiteExporter
-from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT
+from components.warm_start import WarmStartModel
+from modules.common.contract import (EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT,
+                                     WARM_START_FRACTION_KEY)
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
 
@@ -56,6 +58,7 @@ def create_pipeline(
     reference_statistics_path: Optional[str] = None,
     kubeflow_ui_artifacts: bool = False,
     span_request: Optional[SpanRequest] = None,
+    warm_start: bool = True,
 ) -> tfx_pipeline.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -91,6 +94,9 @@ def create_pipeline(
     span_request: which span, and how wide a window of spans ending at it,
       to read where the data comes in spans; None: the newest span and the
       family's default window (span_window), as many spans as exist.
+    warm_start: on a new span, start training from the model served from an
+      older span, for families that warm-start (warm_start_fraction);
+      False: train from scratch.
   """
   example_gen = family.example_source.component(
       data_dir, span_request or SpanRequest(window=family.span_window))
@@ -115,6 +121,15 @@ def create_pipeline(
                                               transform=list(TRAINER_SPLITS)))
   transform.add_upstream_node(anomalies_gate)
 
+  warm_start_nodes = []
+  trainer_options = {}
+  if warm_start and family.warm_start_fraction:
+    warm_start_nodes.append(WarmStartModel(
+        serving_dir=serving_model_dir,
+        examples=example_gen.outputs["examples"]).with_id("warm_start"))
+    trainer_options = dict(
+        base_model=warm_start_nodes[0].outputs["base_model"],
+        custom_config={WARM_START_FRACTION_KEY: family.warm_start_fraction})
   trainer = Trainer(
       run_fn=family.run_fn,
       examples=transform.outputs["transformed_examples"],
@@ -122,7 +137,8 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT],
                                        num_steps=train_steps or family.train_steps),
-      eval_args=trainer_pb2.EvalArgs(splits=[VALIDATION_SPLIT], num_steps=family.eval_steps))
+      eval_args=trainer_pb2.EvalArgs(splits=[VALIDATION_SPLIT], num_steps=family.eval_steps),
+      **trainer_options)
 
   if baseline_strategy is None:
     baseline = ServedBaseline(serving_dir=serving_model_dir).with_id("served_baseline")
@@ -153,7 +169,8 @@ def create_pipeline(
       model_blessing=evaluator.outputs["blessing"],
       push_destination=pusher_pb2.PushDestination(
           filesystem=pusher_pb2.PushDestination.Filesystem(
-              base_directory=serving_model_dir))).with_id("Pusher")
+              base_directory=serving_model_dir)),
+      examples=example_gen.outputs["examples"]).with_id("Pusher")
 
   # After the Pusher, so the report names the version pushed (or why none was).
   eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
@@ -181,7 +198,7 @@ def create_pipeline(
       pipeline_name=family.pipeline_name,
       pipeline_root=pipeline_root,
       components=[example_gen, statistics_gen, schema_gen, example_validator,
-                  anomalies_gate, transform, trainer, baseline,
+                  anomalies_gate, transform, *warm_start_nodes, trainer, baseline,
                   evaluator, pusher, eval_report, *ui_artifacts, *exporters],
       enable_cache=enable_cache,
       metadata_connection_config=metadata_connection_config,

@@ -101,7 +101,8 @@ def _run(args, family, run_id: str) -> int:
                                     list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
                                     train_steps=args.train_steps,
                                     gate_min_value=args.min_metric,
-                                    span_request=args.span_request)
+                                    span_request=args.span_request,
+                                    warm_start=not args.cold_start)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:

@@ -87,6 +87,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) 
   parser.add_argument("--window", type=int,
                       help="where the data comes in spans: train on this many spans ending "
                       "at the run's span (default: the family's window, as many as exist)")
+  parser.add_argument("--cold-start", action="store_true",
+                      help="on a new span, train from scratch instead of from the model "
+                      "served from an older span")
 
 
 def check_run_arguments(parser: argparse.ArgumentParser,

@@ -6,12 +6,13 @@ during training (as an out-of-memory kill or a lost machine would), the
 same run again resuming from its cached upstream results with a model
 blessed and pushed, that run again (every component cached), then a far
 worse model that the change threshold refuses, and that refusal again under
-`--require-blessing`. Then the data moves on: on a copy of that output
-directory, the digits as span 1 and the next slice of them as span 2, run
-as a new day's data is run (the window of both spans, eval from span 2,
-judged against the model served from span 1). Made once per test session
-(tests/conftest.py sends every test that uses it to one pytest-xdist
-worker), on small slices of the shipped digits.
+`--require-blessing`, all on the digits of span 1. Then the data moves on:
+the next slice of digits arrives as span 2 and, on a copy of that output
+directory, runs as a new day's data runs (the window of both spans, eval
+from span 2, warm-started from the model served from span 1, judged
+against it). Made once per test session (tests/conftest.py sends every test
+that uses it to one pytest-xdist worker), on small slices of the shipped
+digits.
 """
 import dataclasses
 import os
@@ -43,7 +44,7 @@ def run_args(data_dir: str, output_dir: str, steps: int, floor: float, *extra: s
 
 @dataclasses.dataclass(frozen=True)
 class CnnHistory:
-  data_dir: str
+  data_dir: str                                # span-1/ (then span-2/ too) of digits
   output_dir: str
   killed_stdout: str                           # the good run's output until it was killed
   pushed_after_kill: List[str]                 # the serving versions the kill left
@@ -51,9 +52,16 @@ class CnnHistory:
   rerun: subprocess.CompletedProcess           # the good run again, nothing changed
   worse: subprocess.CompletedProcess           # refused against the good model
   worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
-  spans_dir: str                               # span-1: the digits above; span-2: the next ones
   next_span_output_dir: str                    # a copy of output_dir before the next span's run
-  next_span: subprocess.CompletedProcess       # the good run's arguments on spans_dir
+  next_span: subprocess.CompletedProcess       # the good run's arguments once span 2 arrived
+
+  @property
+  def first_span_dir(self) -> str:
+    return os.path.join(self.data_dir, "span-1")
+
+  @property
+  def second_span_dir(self) -> str:
+    return os.path.join(self.data_dir, "span-2")
 
   def good_args_on(self, data_dir: str):
     """The good run's arguments on another data directory (into the same
@@ -63,8 +71,8 @@ class CnnHistory:
 
 @pytest.fixture(scope="session")
 def cnn_history(tmp_path_factory) -> CnnHistory:
-  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("digits")),
-                                           N_TRAIN, N_EVAL)
+  data_dir = str(tmp_path_factory.mktemp("digit-spans"))
+  e2e_helpers.write_small_slice(MNIST, os.path.join(data_dir, "span-1"), N_TRAIN, N_EVAL)
   output_dir = str(tmp_path_factory.mktemp("cnn-history"))
   good_args = run_args(data_dir, output_dir, GOOD_STEPS, GOOD_FLOOR, "--require-blessing")
   killed_stdout = e2e_helpers.run_pipeline_killed_at(good_args, "Trainer", KILL_DELAY_S)
@@ -77,14 +85,12 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
     runs.append(e2e_helpers.run_pipeline(run_args(data_dir, output_dir, steps, floor, *extra)))
   for result in runs[:3]:
     assert result.returncode == 0, result.stdout + result.stderr
-  spans_dir = str(tmp_path_factory.mktemp("digit-spans"))
-  shutil.copytree(data_dir, os.path.join(spans_dir, "span-1"))
-  e2e_helpers.write_small_slice(MNIST, os.path.join(spans_dir, "span-2"), N_TRAIN, N_EVAL,
+  e2e_helpers.write_small_slice(MNIST, os.path.join(data_dir, "span-2"), N_TRAIN, N_EVAL,
                                 part=1)
   next_span_output_dir = str(tmp_path_factory.mktemp("cnn-next-span") / "outputs")
   shutil.copytree(output_dir, next_span_output_dir)
   next_span = e2e_helpers.run_pipeline(
-      run_args(spans_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
+      run_args(data_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
   assert next_span.returncode == 0, next_span.stdout + next_span.stderr
   return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs,
-                    spans_dir, next_span_output_dir, next_span)
+                    next_span_output_dir, next_span)

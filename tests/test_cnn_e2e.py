@@ -12,6 +12,7 @@ span 1 and the next 640 / 200 digits arrive as span 2, the run trains on
 both spans, evaluates on span 2 alone and judges against the served model."""
 import glob
 import json
+import math
 import os
 import re
 
@@ -26,8 +27,9 @@ from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.cnn import features
 from modules.common.contract import is_validation_record
 from runners.layout import OutputLayout
+from pipeline import configs
 from tests import e2e_helpers
-from tests.cnn_history import MNIST, N_EVAL, N_TRAIN
+from tests.cnn_history import GOOD_STEPS, MNIST, N_EVAL, N_TRAIN
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +40,21 @@ def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(cnn_his
 
 def test_pushed_model_serves_examples_and_raw_pixels_alike(cnn_history):
   e2e_helpers.assert_examples_and_raw_features_serve_alike(
-      cnn_history.output_dir, "cnn", cnn_history.data_dir, features.IMAGE_KEY)
+      cnn_history.output_dir, "cnn", cnn_history.first_span_dir, features.IMAGE_KEY)
+
+
+def _run_log(stdout: str) -> str:
+  """The log of the run that printed `stdout` (its first line names it)."""
+  (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
+  with open(log_path, encoding="utf-8") as f:
+    return f.read()
 
 
 def test_in_process_beam_stages_build_no_worker_package(cnn_history):
   """components/in_process_beam.py: TFX would build an sdist of itself for
   each Beam stage (2.5 s each) for workers an in-process run does not have."""
   # The history's first run was killed in training; its second ran the rest.
-  logs = []
-  for stdout in (cnn_history.killed_stdout, cnn_history.good.stdout):
-    (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
-    with open(log_path, encoding="utf-8") as f:
-      logs.append(f.read())
+  logs = [_run_log(stdout) for stdout in (cnn_history.killed_stdout, cnn_history.good.stdout)]
   log = "".join(logs)
   assert "Component Transform is running" in logs[0]
   assert "Component Evaluator is running" in logs[1]
@@ -138,7 +143,7 @@ def _examples_of(store, component: str, event_type) -> "metadata_store_pb2.Artif
 def test_trainer_never_receives_the_eval_split(cnn_history):
   """ExampleGen carves validation out of train; the Trainer's examples hold
   train and validation only, so nothing it chooses can see eval."""
-  data_dir, output_dir = cnn_history.data_dir, cnn_history.output_dir
+  data_dir, output_dir = cnn_history.first_span_dir, cnn_history.output_dir
   store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path))
   trained_on = _examples_of(store, "Trainer", metadata_store_pb2.Event.INPUT)
@@ -164,20 +169,24 @@ def _shipped(data_dir: str, split: str) -> set:
       glob.glob(os.path.join(data_dir, split, "*")), compression_type="GZIP")}
 
 
-def test_a_new_span_is_read_in_its_window_and_judged_against_the_served_model(cnn_history):
+def test_a_new_span_is_read_in_its_window_warm_started_and_judged_against_the_served_model(
+    cnn_history):
   """Span 2 arrives after a model trained on span 1 is served: the run reads
-  spans 1-2, takes eval from span 2 alone, and the gate compares the
-  candidate with the served model on those examples."""
-  spans_dir, output_dir = cnn_history.spans_dir, cnn_history.next_span_output_dir
+  spans 1-2, takes eval from span 2 alone, starts training from the served
+  model's weights (a quarter of the steps), and the gate compares the
+  candidate with the served model on span 2's eval examples."""
+  output_dir = cnn_history.next_span_output_dir
   result = cnn_history.next_span
-  assert f"on spans 1-2 of {spans_dir} (eval from span 2)" in result.stdout
+  assert f"on spans 1-2 of {cnn_history.data_dir} (eval from span 2)" in result.stdout
   store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path))
-  (generated,) = [a for a in store.get_artifacts_by_type("Examples")
-                  if a.custom_properties[WINDOW_SPANS_PROPERTY].string_value]
+  by_window = {a.custom_properties[WINDOW_SPANS_PROPERTY].string_value: a
+               for a in store.get_artifacts_by_type("Examples")}
+  # The history's runs on span 1, then this run's window.
+  assert sorted(window for window in by_window if window) == ["[1, 2]", "[1]"], by_window
+  generated = by_window["[1, 2]"]
   assert generated.properties["span"].int_value == 2
-  assert json.loads(generated.custom_properties[WINDOW_SPANS_PROPERTY].string_value) == [1, 2]
-  span_1, span_2 = (os.path.join(spans_dir, f"span-{n}") for n in (1, 2))
+  span_1, span_2 = cnn_history.first_span_dir, cnn_history.second_span_dir
   assert _split_records(generated.uri, "eval") == _shipped(span_2, "eval")
   assert not _shipped(span_1, "eval") & _shipped(span_2, "eval")
   trained = _split_records(generated.uri, "train") | _split_records(generated.uri, "validation")
@@ -187,6 +196,11 @@ def test_a_new_span_is_read_in_its_window_and_judged_against_the_served_model(cn
                    result.stdout, re.M), result.stdout
   served_before = e2e_helpers.pushed_versions(
       e2e_helpers.serving_dir(cnn_history.output_dir, "cnn"))
+  log = _run_log(result.stdout)
+  assert (f"Warm start from version {served_before[-1]} under "
+          f"{e2e_helpers.serving_dir(output_dir, 'cnn')} (trained on span 1)") in log
+  warm_steps = math.ceil(GOOD_STEPS * configs.CNN.warm_start_fraction)
+  assert f": {warm_steps} steps instead of {GOOD_STEPS}" in log
   served_after = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
   blessed = "Blessed: yes" in result.stdout
   assert served_after[:len(served_before)] == served_before

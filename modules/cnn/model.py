@@ -92,7 +92,10 @@ def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.cnn.model.run_fn`)."""
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  fn_args, base_model = training.warm_start(fn_args)
   model = build_model(decay_steps=fn_args.train_steps)
+  if base_model:  # No vocabulary: every weight keeps its meaning from span to span.
+    training.with_weights_of(model, base_model)
   training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, SETTINGS)
   training.export_serving_model(
       model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(

@@ -46,6 +46,9 @@ def is_validation_record(serialized_example: bytes) -> bool:
 SERVING_DEFAULT = "serving_default"
 RAW_SIGNATURE = "serving_raw"
 TRANSFORM_SIGNATURE = "transform_features"
+# Trainer custom_config key: the share of train_steps a model warm-started
+# from the model served from an older span trains (FamilyConfig.warm_start_fraction).
+WARM_START_FRACTION_KEY = "warm_start_fraction"
 EXAMPLES_INPUT = "examples"
 
 # TFLite quantisation modes (components/tflite_exporter/conversion.py).

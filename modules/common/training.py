@@ -5,10 +5,13 @@ how to turn model outputs into named serving outputs; everything else (input
 pipeline over Transform's output, TensorBoard logs, early stopping, the
 tf.Example signatures TF Serving and TFMA call) is done once, here.
 """
+import copy
 import dataclasses
 import math
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
+
+from absl import logging
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +23,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from modules.common import warmup
+from modules.common import contract
 from modules.common.contract import (EXAMPLES_INPUT, RAW_SIGNATURE, SERVING_DEFAULT,
                                      TRANSFORM_SIGNATURE)
 
@@ -154,6 +158,25 @@ def with_weights_of(model: tf_keras.Model, saved_model_dir: str) -> tf_keras.Mod
   layers_only.load_weights(os.path.join(saved_model_dir, "variables", "variables")
                            ).assert_existing_objects_matched().expect_partial()
   return layers_only
+
+
+def warm_start(fn_args: FnArgs) -> Tuple[FnArgs, Optional[str]]:
+  """(the Trainer's arguments for this run, the base model to start from).
+
+  Where the Trainer was handed a base model (the model served from an older
+  span, components/warm_start.py) and the family warm-starts, the base
+  model's SavedModel directory and fn_args with train_steps cut to the
+  family's share; otherwise fn_args unchanged and None (train from scratch).
+  """
+  fraction = float((fn_args.custom_config or {}).get(contract.WARM_START_FRACTION_KEY, 0.0))
+  base = fn_args.base_model
+  if not fraction or not base or not tf.io.gfile.exists(os.path.join(base, "saved_model.pb")):
+    return fn_args, None
+  steps = max(1, math.ceil(fn_args.train_steps * fraction))
+  logging.info("Warm start from %s: %d steps instead of %d", base, steps, fn_args.train_steps)
+  warm = copy.copy(fn_args)
+  warm.train_steps = steps
+  return warm, base
 
 
 def export_serving_model(model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,

@@ -1,0 +1,69 @@
+"""What a run on a new span continues training from: the served model.
+
+A model trained on spans 1-4 that is served when span 5 arrives already
+knows most of what the window 2-5 holds; the Trainer starts from its weights
+(TFX's `base_model`, `fn_args.base_model`) and trains fewer steps. Which
+model that is must not depend on the run itself: a re-run of span 5 has to
+start from the same weights (or the re-run would train anew and might push),
+so the base is the newest completely pushed version whose push record says
+it was trained on a span older than the run's (components/atomic_pusher.py).
+A re-run of a span then resolves the same base, and the Trainer is cached.
+
+`WarmStartModel` is a container component, not a resolver, so the Kubeflow
+target (which runs no resolvers) warm-starts the same way. With data that
+does not come in spans, or nothing served from an older span, it emits an
+empty artifact (`found` = 0) and the Trainer trains from scratch.
+"""
+import json
+from typing import Any, Dict, Optional, Tuple
+
+from absl import logging
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils, path_utils
+
+from components import atomic_pusher, publishing, uris
+from components.span_example_gen import WINDOW_SPANS_PROPERTY
+
+FOUND_KEY = "found"
+SERVED_VERSION_KEY = "served_version"
+BASE_SPAN_KEY = "base_span"
+
+
+def base_version(serving_dir: str, span: int) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
+  """(version, push record) of the newest completely pushed version under
+  `serving_dir` trained on a span older than `span`; (None, None) if none."""
+  for version in reversed(publishing.published_versions(serving_dir,
+                                                         atomic_pusher.PUSH_RECORD)):
+    record = json.loads(publishing.read_marker(serving_dir, version,
+                                               atomic_pusher.PUSH_RECORD))
+    trained_on = record.get(atomic_pusher.SPAN_KEY)
+    if trained_on is not None and trained_on < span:
+      return version, record
+  return None, None
+
+
+@component
+def WarmStartModel(  # pylint: disable=invalid-name
+    serving_dir: Parameter[str],
+    examples: InputArtifact[standard_artifacts.Examples],
+    base_model: OutputArtifact[standard_artifacts.Model]) -> None:
+  """Emits the served model of an older span than `examples`' as a Model."""
+  if not examples.get_string_custom_property(WINDOW_SPANS_PROPERTY):
+    logging.info("The data comes without spans: training from scratch")
+    base_model.set_int_custom_property(FOUND_KEY, 0)
+    return
+  version, record = base_version(serving_dir, examples.span)
+  if version is None:
+    logging.info("Nothing under %s was trained on a span older than %d: training from "
+                 "scratch", serving_dir, examples.span)
+    base_model.set_int_custom_property(FOUND_KEY, 0)
+    return
+  io_utils.copy_dir(uris.join(serving_dir, str(version)),
+                    path_utils.serving_model_dir(base_model.uri))
+  logging.info("Warm start from version %s under %s (trained on span %d)", version,
+               serving_dir, record[atomic_pusher.SPAN_KEY])
+  base_model.set_int_custom_property(FOUND_KEY, 1)
+  base_model.set_string_custom_property(SERVED_VERSION_KEY, str(version))
+  base_model.set_int_custom_property(BASE_SPAN_KEY, record[atomic_pusher.SPAN_KEY])
