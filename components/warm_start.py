@@ -26,6 +26,8 @@ from tfx.utils import io_utils, path_utils
 from components import atomic_pusher, publishing, uris
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 
+# The task's id in the pipeline (and the run summary's key for it).
+NODE_ID = "warm_start"
 FOUND_KEY = "found"
 SERVED_VERSION_KEY = "served_version"
 BASE_SPAN_KEY = "base_span"

@@ -32,7 +32,7 @@ from components.kfp_ui import KubeflowUiArtifacts
 from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.spans import SpanRequest
 from components.tflite_exporter.component import TFLiteExporter
-from components.warm_start import WarmStartModel
+from components.warm_start import NODE_ID as WARM_START_NODE_ID, WarmStartModel
 from modules.common.contract import (EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT,
                                      WARM_START_FRACTION_KEY)
 from pipeline.configs import FamilyConfig
@@ -126,7 +126,7 @@ def create_pipeline(
   if warm_start and family.warm_start_fraction:
     warm_start_nodes.append(WarmStartModel(
         serving_dir=serving_model_dir,
-        examples=example_gen.outputs["examples"]).with_id("warm_start"))
+        examples=example_gen.outputs["examples"]).with_id(WARM_START_NODE_ID))
     trainer_options = dict(
         base_model=warm_start_nodes[0].outputs["base_model"],
         custom_config={WARM_START_FRACTION_KEY: family.warm_start_fraction})

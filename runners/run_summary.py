@@ -130,12 +130,27 @@ def blessed(runs: Dict[str, NodeRun]) -> bool:
   return bool(blessings and _custom(blessings[0], "blessed"))
 
 
+def _warm_start_lines(runs: Dict[str, NodeRun]) -> List[str]:
+  """Where the Trainer started from, where the pipeline warm-starts."""
+  # pylint: disable=import-outside-toplevel
+  from components import warm_start
+  run = runs.get(warm_start.NODE_ID)
+  if not run or not run.outputs.get("base_model"):
+    return []
+  base = run.outputs["base_model"][0]
+  if not _custom(base, warm_start.FOUND_KEY):
+    return ["Trained: from scratch (no model served from an older span)"]
+  return [f"Trained: warm, from served version {_custom(base, warm_start.SERVED_VERSION_KEY)} "
+          f"(trained on span {_custom(base, warm_start.BASE_SPAN_KEY)})"]
+
+
 def format_summary(runs: Dict[str, NodeRun]) -> str:
   """The end-of-run report: components, metrics, blessing, push and TFLite destinations."""
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
     lines.append(f"  {run.node_id:<20} {run.state:<9} {took}")
+  lines.extend(_warm_start_lines(runs))
   evaluator = runs.get("Evaluator")
   if evaluator and evaluator.outputs.get("evaluation"):
     # Heavy (TFMA) imports, needed only here.

@@ -196,6 +196,8 @@ def test_a_new_span_is_read_in_its_window_warm_started_and_judged_against_the_se
                    result.stdout, re.M), result.stdout
   served_before = e2e_helpers.pushed_versions(
       e2e_helpers.serving_dir(cnn_history.output_dir, "cnn"))
+  assert (f"Trained: warm, from served version {served_before[-1]} (trained on span 1)"
+          in result.stdout), result.stdout
   log = _run_log(result.stdout)
   assert (f"Warm start from version {served_before[-1]} under "
           f"{e2e_helpers.serving_dir(output_dir, 'cnn')} (trained on span 1)") in log
