@@ -30,13 +30,13 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components import publishing, uris
+from components import publishing, push_records, uris
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.common import warmup
 
 # Written last into every pushed version: which model and blessing it came
 # from. Its presence marks the version as complete (components/publishing.py).
-PUSH_RECORD = "assets.extra/push_record.json"
+PUSH_RECORD = push_records.PUSH_RECORD
 SAVED_MODEL_FILE = "saved_model.pb"
 # Custom property of a PushedModel that was not pushed: why not.
 NOT_PUSHED_REASON = "not_pushed_reason"
@@ -44,8 +44,8 @@ EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 
 
 # Push record keys naming the data of a model trained on spans.
-SPAN_KEY = "span"
-WINDOW_SPANS_KEY = "window_spans"
+SPAN_KEY = push_records.SPAN_KEY
+WINDOW_SPANS_KEY = push_records.WINDOW_SPANS_KEY
 
 
 def push_record(model: types.Artifact, blessing: Optional[types.Artifact],

@@ -13,15 +13,16 @@ import sys
 import tempfile
 from typing import List, Optional
 
+from components import push_records, spans
 from components.example_sources import InputDataError
-from components import spans
 from components.spans import SpanRequest
 from pipeline import configs
 from pipeline.configs import FamilyConfig
+from runners.layout import OutputLayout
 
 __all__ = ["InputDataError", "EXIT_BAD_ARGUMENTS", "EXIT_DATA_ANOMALIES", "EXIT_NOT_BLESSED",
            "EXIT_OUTPUT_LOCKED", "add_run_arguments", "can_create_directory", "check_input",
-           "check_run_arguments", "describe_input"]
+           "check_not_behind_served", "check_run_arguments", "describe_input"]
 
 # Exit status of bad arguments (argparse's own).
 EXIT_BAD_ARGUMENTS = 2
@@ -58,6 +59,19 @@ def describe_input(data_dir: str, window: Optional[spans.SpanWindow]) -> str:
   if window is None:
     return data_dir
   return f"{window.describe()} of {data_dir} (eval from span {window.newest})"
+
+
+def check_not_behind_served(data_dir: str, window: Optional[spans.SpanWindow],
+                            serving_dir: str) -> None:
+  """Refuses to run, unasked, on a newest span older than one a served
+  version was trained on (a span folder removed, or the wrong data
+  directory): `--span` re-runs or back-fills an older span on purpose."""
+  trained = push_records.newest_trained_span(serving_dir)
+  if window is not None and trained is not None and window.newest < trained.span:
+    raise InputDataError(
+        f"{data_dir}: its newest span is {window.newest}, older than span {trained.span}, "
+        f"which version {trained.version} under {serving_dir} was trained on; pass "
+        f"--span {window.newest} to re-run or back-fill it")
 
 
 def check_input(family: FamilyConfig, data_dir: str,
@@ -134,6 +148,9 @@ def check_run_arguments(parser: argparse.ArgumentParser,
   try:
     check_input(family, args.data_dir, args.span_request)
     args.span_window = spans.resolve(args.data_dir, args.span_request)
+    if args.span is None:
+      check_not_behind_served(args.data_dir, args.span_window,
+                              OutputLayout(args.output_dir).serving_dir(family.name))
   except InputDataError as error:
     print(f"error: bad input data: {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)

@@ -2,7 +2,10 @@
 the baseline strategy, the anomalies gate and the TFMA gate configuration."""
 import argparse
 import dataclasses
+import glob
+import json
 import os
+import shutil
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -171,3 +174,38 @@ def test_lstm_intervals_never_rederive_ten_thousand_threshold_matrices():
   matrices = sorted(n for n in names if n.startswith("_binary_confusion_matrices:num_thresholds"))
   assert matrices == ["_binary_confusion_matrices:num_thresholds=1000"]
   assert "auc" in names
+
+
+def _spans_of_digits(root, numbers):
+  """Span folders holding one real shipped digit file per split."""
+  for number in numbers:
+    for split in ("train", "eval"):
+      folder = root / f"span-{number}" / split
+      folder.mkdir(parents=True)
+      shutil.copyfile(sorted(glob.glob(os.path.join(configs.DEFAULT_DATA_ROOT, "mnist",
+                                                    split, "*")))[0], folder / "part.gz")
+  return str(root)
+
+
+def test_a_newest_span_older_than_the_served_models_is_refused_unless_named(tmp_path, capsys):
+  data_dir = _spans_of_digits(tmp_path / "data", (1, 2))
+  output_dir = tmp_path / "out"
+  record = output_dir / "serving" / "cnn" / "1700000000" / "assets.extra" / "push_record.json"
+  record.parent.mkdir(parents=True)
+  record.write_text(json.dumps({"model_uri": "m", "span": 3, "window_spans": [1, 2, 3]}))
+  parser = argparse.ArgumentParser()
+  preflight.add_run_arguments(parser, default_output_dir=str(output_dir))
+
+  def check(*extra):
+    return preflight.check_run_arguments(parser, parser.parse_args(
+        ["--model", "cnn", "--data-dir", data_dir, *extra]))
+
+  with pytest.raises(SystemExit) as exit_info:
+    check()
+  assert exit_info.value.code == preflight.EXIT_DATA_ANOMALIES
+  assert (f"{data_dir}: its newest span is 2, older than span 3, which version 1700000000 "
+          f"under {output_dir / 'serving' / 'cnn'} was trained on; pass --span 2"
+          in capsys.readouterr().err)
+  assert check("--span", "2") is configs.CNN  # a back-fill, asked for
+  record.write_text(json.dumps({"model_uri": "m", "span": 2, "window_spans": [2]}))
+  assert check() is configs.CNN  # a re-run of the span served

@@ -1,0 +1,39 @@
+"""What every pushed version records of where it came from, and reading it
+where nothing heavy may be imported.
+
+AtomicPusher writes `PUSH_RECORD` last into each version it publishes
+(components/atomic_pusher.py, components/publishing.py): which model and
+blessing, and, for a model trained on spans, the newest span and the window
+(`SPAN_KEY`, `WINDOW_SPANS_KEY`). The runners' checks read it before a run
+starts, so this module imports neither TFX nor TensorFlow and reads local
+serving directories only.
+"""
+import json
+import os
+from typing import NamedTuple, Optional
+
+PUSH_RECORD = "assets.extra/push_record.json"
+SPAN_KEY = "span"
+WINDOW_SPANS_KEY = "window_spans"
+
+
+class TrainedSpan(NamedTuple):
+  span: int
+  version: int
+
+
+def newest_trained_span(serving_dir: str) -> Optional[TrainedSpan]:
+  """The newest span any complete version under a local `serving_dir` was
+  trained on, and that version; None if no version records a span."""
+  if not os.path.isdir(serving_dir):
+    return None
+  newest = None
+  for name in os.listdir(serving_dir):
+    path = os.path.join(serving_dir, name, *PUSH_RECORD.split("/"))
+    if not name.isdigit() or not os.path.isfile(path):
+      continue
+    with open(path, encoding="utf-8") as f:
+      span = json.load(f).get(SPAN_KEY)
+    if span is not None and (newest is None or (span, int(name)) > newest):
+      newest = TrainedSpan(span, int(name))
+  return newest
