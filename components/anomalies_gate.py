@@ -136,6 +136,11 @@ def AnomaliesGate(  # pylint: disable=invalid-name
         schema_proto, by_split[TRAIN_SPLIT], by_split[EVAL_SPLIT],
         load_reference_statistics(reference_statistics) if reference_statistics else None)
   if problems:
+    # Data in spans: name the span the run was for (its window's newest,
+    # which its eval split is; components/spans.py).
+    examples = (f"the examples of the window ending at span {statistics.span} (fix that "
+                "span's data, or the schema if the change is real)"
+                if statistics.span else "the examples")
     raise DataAnomaliesError(
-        "the examples are not fit to train on; nothing downstream was run:\n  "
+        f"{examples} are not fit to train on; nothing downstream was run:\n  "
         + "\n  ".join(problems))

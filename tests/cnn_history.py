@@ -10,7 +10,8 @@ worse model that the change threshold refuses, and that refusal again under
 the next slice of digits arrives as span 2 and, on a copy of that output
 directory, runs as a new day's data runs (the window of both spans, eval
 from span 2, warm-started from the model served from span 1, judged
-against it). Made once per test session (tests/conftest.py sends every test
+against it); and on another copy, a span 3 whose pixels break the schema
+stops at the data gate. Made once per test session (tests/conftest.py sends every test
 that uses it to one pytest-xdist worker), on small slices of the shipped
 digits.
 """
@@ -54,6 +55,8 @@ class CnnHistory:
   worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
   next_span_output_dir: str                    # a copy of output_dir before the next span's run
   next_span: subprocess.CompletedProcess       # the good run's arguments once span 2 arrived
+  broken_span_output_dir: str                  # a copy of output_dir before the broken span's run
+  broken_span: subprocess.CompletedProcess     # the good run's arguments with a broken span 3
 
   @property
   def first_span_dir(self) -> str:
@@ -92,5 +95,19 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
   next_span = e2e_helpers.run_pipeline(
       run_args(data_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
   assert next_span.returncode == 0, next_span.stdout + next_span.stderr
+  broken_data_dir = str(tmp_path_factory.mktemp("digit-spans-broken") / "data")
+  shutil.copytree(data_dir, broken_data_dir)
+  e2e_helpers.write_small_slice(MNIST, os.path.join(broken_data_dir, "span-3"), N_TRAIN,
+                                N_EVAL, _pixel_out_of_range, part=2)
+  broken_span_output_dir = str(tmp_path_factory.mktemp("cnn-broken-span") / "outputs")
+  shutil.copytree(output_dir, broken_span_output_dir)
+  broken_span = e2e_helpers.run_pipeline(
+      run_args(broken_data_dir, broken_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
   return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs,
-                    next_span_output_dir, next_span)
+                    next_span_output_dir, next_span, broken_span_output_dir, broken_span)
+
+
+def _pixel_out_of_range(example, index: int) -> None:
+  """Every tenth digit gets a pixel value no image can have."""
+  if index % 10 == 0:
+    example.features.feature["image"].int64_list.value[0] = 4096

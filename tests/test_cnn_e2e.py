@@ -9,7 +9,8 @@ worker package; a re-run without changes executes and pushes nothing. On
 corrupted and on label-drifted copies of the slice, the run stops at the
 data gate (exit 3) with nothing trained or pushed. When the slice becomes
 span 1 and the next 640 / 200 digits arrive as span 2, the run trains on
-both spans, evaluates on span 2 alone and judges against the served model."""
+both spans, evaluates on span 2 alone and judges against the served model;
+a span 3 whose pixels break the schema stops at the gate, naming it."""
 import glob
 import json
 import math
@@ -207,3 +208,15 @@ def test_a_new_span_is_read_in_its_window_warm_started_and_judged_against_the_se
   blessed = "Blessed: yes" in result.stdout
   assert served_after[:len(served_before)] == served_before
   assert len(served_after) == len(served_before) + int(blessed), result.stdout
+
+
+def test_a_span_breaking_the_schema_stops_naming_the_span_with_nothing_pushed(cnn_history):
+  result = cnn_history.broken_span
+  assert result.returncode == 3, result.stdout + result.stderr
+  assert "the examples of the window ending at span 3 (fix that span's data" in result.stderr
+  assert "feature 'image'" in result.stderr
+  states = e2e_helpers.component_states(result.stdout)
+  assert "Transform" not in states and "Trainer" not in states and "Pusher" not in states
+  assert e2e_helpers.pushed_versions(
+      e2e_helpers.serving_dir(cnn_history.broken_span_output_dir, "cnn")) == (
+          e2e_helpers.pushed_versions(e2e_helpers.serving_dir(cnn_history.output_dir, "cnn")))
