@@ -37,6 +37,16 @@ SERVED_VERSION_KEY = "served_version"
 SOURCE_MODEL_URI_KEY = "source_model_uri"
 
 
+def emit_served_version(serving_dir: str, version: int, model: types.Artifact) -> None:
+  """Copies pushed `version` under `serving_dir` into `model` as the Trainer
+  lays a model out (so TFMA and the Trainer's base_model load it as they
+  load a trained one), recording which version it is."""
+  io_utils.copy_dir(uris.join(serving_dir, str(version)),
+                    path_utils.serving_model_dir(model.uri))
+  model.set_int_custom_property(FOUND_KEY, 1)
+  model.set_string_custom_property(SERVED_VERSION_KEY, str(version))
+
+
 @component
 def ServedBaseline(  # pylint: disable=invalid-name
     serving_dir: Parameter[str],
@@ -47,12 +57,9 @@ def ServedBaseline(  # pylint: disable=invalid-name
     logging.info("No complete version under %s: no baseline", serving_dir)
     baseline.set_int_custom_property(FOUND_KEY, 0)
     return
-  io_utils.copy_dir(uris.join(serving_dir, str(version)),
-                    path_utils.serving_model_dir(baseline.uri))
+  emit_served_version(serving_dir, version, baseline)
   logging.info("Baseline: version %s under %s (model %s)", version, serving_dir,
                record.get("model_uri"))
-  baseline.set_int_custom_property(FOUND_KEY, 1)
-  baseline.set_string_custom_property(SERVED_VERSION_KEY, str(version))
   baseline.set_string_custom_property(SOURCE_MODEL_URI_KEY, record.get("model_uri", ""))
 
 

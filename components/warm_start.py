@@ -21,15 +21,14 @@ from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
-from tfx.utils import io_utils, path_utils
 
-from components import atomic_pusher, publishing, uris
+from components import atomic_pusher, publishing
+from components.served_baseline import FOUND_KEY, SERVED_VERSION_KEY, emit_served_version
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 
 # The task's id in the pipeline (and the run summary's key for it).
 NODE_ID = "warm_start"
-FOUND_KEY = "found"
-SERVED_VERSION_KEY = "served_version"
+# Besides served_baseline's `found` and `served_version`: the span the base was trained on.
 BASE_SPAN_KEY = "base_span"
 
 
@@ -62,10 +61,7 @@ def WarmStartModel(  # pylint: disable=invalid-name
                  "scratch", serving_dir, examples.span)
     base_model.set_int_custom_property(FOUND_KEY, 0)
     return
-  io_utils.copy_dir(uris.join(serving_dir, str(version)),
-                    path_utils.serving_model_dir(base_model.uri))
+  emit_served_version(serving_dir, version, base_model)
   logging.info("Warm start from version %s under %s (trained on span %d)", version,
                serving_dir, record[atomic_pusher.SPAN_KEY])
-  base_model.set_int_custom_property(FOUND_KEY, 1)
-  base_model.set_string_custom_property(SERVED_VERSION_KEY, str(version))
   base_model.set_int_custom_property(BASE_SPAN_KEY, record[atomic_pusher.SPAN_KEY])
