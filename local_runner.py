@@ -2,7 +2,7 @@
 
     python local_runner.py --model cnn [--output-dir ./outputs] [--data-dir DIR]
         [--train-steps N] [--min-metric X] [--no-cache] [--no-drift-check]
-        [--span N] [--window K] [--cold-start]
+        [--span N] [--window K] [--cold-start] [--accept-drift]
         [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...]
 
 Everything goes under the output directory (runners/layout.py); MLMD is a
@@ -87,7 +87,7 @@ def _run(args, family, run_id: str) -> int:
       beam_pipeline_args=args.beam_args, drift_check=not args.no_drift_check,
       enable_cache=not args.no_cache, train_steps=args.train_steps,
       gate_min_value=args.min_metric, span_request=args.span_request,
-      warm_start=not args.cold_start)
+      warm_start=not args.cold_start, accept_drift=args.accept_drift)
   tfx_pipeline = pipeline.create_pipeline(**arguments)
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, resolver.Resolver))

@@ -13,10 +13,12 @@ second is skipped yet recorded as pushed). This executor
 A model that is already the newest pushed version (a re-run whose Trainer
 was cached, or a baseline that is the candidate itself) is not pushed again.
 Given the examples the model was trained and judged on, the record also
-says which span and window of spans they were (components/spans.py): what
-later runs warm-start from and check their data against.
+says which span and window of spans they were (components/spans.py), and
+the version carries the statistics of its train split: what later runs
+warm-start from and check their new span's data against.
 """
 import json
+import os
 import shutil
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -25,6 +27,7 @@ from absl import logging
 from tfx import types
 from tfx.components.pusher import component as tfx_pusher_component
 from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
@@ -33,6 +36,7 @@ from tfx.utils import io_utils, proto_utils
 from components import publishing, push_records, uris
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.common import warmup
+from modules.common.contract import TRAIN_SPLIT
 
 # Written last into every pushed version: which model and blessing it came
 # from. Its presence marks the version as complete (components/publishing.py).
@@ -41,11 +45,13 @@ SAVED_MODEL_FILE = "saved_model.pb"
 # Custom property of a PushedModel that was not pushed: why not.
 NOT_PUSHED_REASON = "not_pushed_reason"
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
+STATISTICS_KEY = standard_component_specs.STATISTICS_KEY
 
 
 # Push record keys naming the data of a model trained on spans.
 SPAN_KEY = push_records.SPAN_KEY
 WINDOW_SPANS_KEY = push_records.WINDOW_SPANS_KEY
+TRAINING_STATISTICS = push_records.TRAINING_STATISTICS
 
 
 def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
@@ -63,6 +69,25 @@ def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
   return record
 
 
+def version_before_span(base_dir: str, span: int
+                        ) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
+  """(version, record) of the newest complete version under `base_dir`
+  trained on a span older than `span`, or (None, None): the model a run on
+  `span` starts from and checks its data against, the same for every re-run
+  of that span."""
+  for version in reversed(publishing.published_versions(base_dir, PUSH_RECORD)):
+    record = json.loads(publishing.read_marker(base_dir, version, PUSH_RECORD))
+    trained_on = record.get(SPAN_KEY)
+    if trained_on is not None and trained_on < span:
+      return version, record
+  return None, None
+
+
+def training_statistics_path(base_dir: str, version: int) -> str:
+  """Where pushed `version` under `base_dir` keeps its train split's statistics."""
+  return uris.join(base_dir, str(version), *TRAINING_STATISTICS.split("/"))
+
+
 def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
   """(version, record) of the newest complete version under `base_dir`, or (None, None)."""
   versions = publishing.published_versions(base_dir, PUSH_RECORD)
@@ -74,14 +99,20 @@ def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]
 def push_atomically(model_path: str, base_dir: str,
                     verify: Callable[[str], Any] = warmup.replay,
                     clock: Callable[[], float] = time.time,
-                    record: Optional[Dict[str, Any]] = None) -> Tuple[str, str]:
-  """Stages, verifies and publishes `model_path` with its push record;
-  returns (version, path)."""
+                    record: Optional[Dict[str, Any]] = None,
+                    training_statistics: Optional[bytes] = None) -> Tuple[str, str]:
+  """Stages, verifies and publishes `model_path` with its push record (and
+  the serialized `training_statistics`, when given); returns (version, path)."""
   def assemble(staging: str) -> None:
     if uris.is_uri(model_path):
       io_utils.copy_dir(model_path, staging)
     else:
       shutil.copytree(model_path, staging, dirs_exist_ok=True)
+    if training_statistics:
+      target = os.path.join(staging, *TRAINING_STATISTICS.split("/"))
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      with open(target, "wb") as f:
+        f.write(training_statistics)
 
   return publishing.publish(
       assemble, base_dir, PUSH_RECORD,
@@ -117,34 +148,44 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
       return
     model_path = self.GetModelPath(input_dict)
     examples = input_dict.get(EXAMPLES_KEY) or [None]
+    record = push_record(model, blessings[0], examples=examples[0])
+    statistics = input_dict.get(STATISTICS_KEY)
     version, final = push_atomically(
-        model_path, base_dir, record=push_record(model, blessings[0], examples=examples[0]))
+        model_path, base_dir, record=record,
+        training_statistics=(
+            stats_artifact_utils.load_statistics(statistics[0], TRAIN_SPLIT).proto()
+            .SerializeToString() if statistics and SPAN_KEY in record else None))
     logging.info("Model pushed to %s", final)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=final, pushed_version=version)
 
 
 class AtomicPusherSpec(standard_component_specs.PusherSpec):
-  """TFX's Pusher spec, and the examples the model was trained and judged on."""
+  """TFX's Pusher spec, and the examples the model was trained and judged on
+  with their statistics."""
   INPUTS = {
       **standard_component_specs.PusherSpec.INPUTS,
       EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples,
                                                     optional=True),
+      STATISTICS_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.ExampleStatistics, optional=True),
   }
 
 
 class AtomicPusher(tfx_pusher_component.Pusher):
   """TFX's Pusher component with the atomic executor (and, optionally, the
-  examples whose span its push record names)."""
+  examples whose span its push record names, and their statistics, which a
+  version trained on spans carries)."""
   SPEC_CLASS = AtomicPusherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(AtomicPusherExecutor)
 
   def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
                push_destination: pusher_pb2.PushDestination,
-               examples: Optional[types.BaseChannel] = None):
+               examples: Optional[types.BaseChannel] = None,
+               statistics: Optional[types.BaseChannel] = None):
     # pylint: disable=non-parent-init-called,super-init-not-called
     # Pusher.__init__ builds TFX's own spec class; this one adds the examples.
     spec = AtomicPusherSpec(
         model=model, model_blessing=model_blessing, push_destination=push_destination,
-        examples=examples, pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        examples=examples, statistics=statistics, pushed_model=types.Channel(type=standard_artifacts.PushedModel))
     base_component.BaseComponent.__init__(self, spec=spec)

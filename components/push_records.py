@@ -4,7 +4,9 @@ where nothing heavy may be imported.
 AtomicPusher writes `PUSH_RECORD` last into each version it publishes
 (components/atomic_pusher.py, components/publishing.py): which model and
 blessing, and, for a model trained on spans, the newest span and the window
-(`SPAN_KEY`, `WINDOW_SPANS_KEY`). The runners' checks read it before a run
+(`SPAN_KEY`, `WINDOW_SPANS_KEY`), with the statistics of the examples it
+was trained on beside it (`TRAINING_STATISTICS`: what later spans are
+checked for drift against). The runners' checks read it before a run
 starts, so this module imports neither TFX nor TensorFlow and reads local
 serving directories only.
 """
@@ -15,6 +17,9 @@ from typing import NamedTuple, Optional
 PUSH_RECORD = "assets.extra/push_record.json"
 SPAN_KEY = "span"
 WINDOW_SPANS_KEY = "window_spans"
+# TFDV statistics (a binary DatasetFeatureStatisticsList) of the train split
+# a version trained on spans learnt from, inside the version.
+TRAINING_STATISTICS = "assets.extra/training_statistics.pb"
 
 
 class TrainedSpan(NamedTuple):

@@ -14,15 +14,12 @@ target (which runs no resolvers) warm-starts the same way. With data that
 does not come in spans, or nothing served from an older span, it emits an
 empty artifact (`found` = 0) and the Trainer trains from scratch.
 """
-import json
-from typing import Any, Dict, Optional, Tuple
-
 from absl import logging
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components import atomic_pusher, publishing
+from components import atomic_pusher
 from components.served_baseline import FOUND_KEY, SERVED_VERSION_KEY, emit_served_version
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 
@@ -30,19 +27,6 @@ from components.span_example_gen import WINDOW_SPANS_PROPERTY
 NODE_ID = "warm_start"
 # Besides served_baseline's `found` and `served_version`: the span the base was trained on.
 BASE_SPAN_KEY = "base_span"
-
-
-def base_version(serving_dir: str, span: int) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
-  """(version, push record) of the newest completely pushed version under
-  `serving_dir` trained on a span older than `span`; (None, None) if none."""
-  for version in reversed(publishing.published_versions(serving_dir,
-                                                         atomic_pusher.PUSH_RECORD)):
-    record = json.loads(publishing.read_marker(serving_dir, version,
-                                               atomic_pusher.PUSH_RECORD))
-    trained_on = record.get(atomic_pusher.SPAN_KEY)
-    if trained_on is not None and trained_on < span:
-      return version, record
-  return None, None
 
 
 @component
@@ -55,7 +39,7 @@ def WarmStartModel(  # pylint: disable=invalid-name
     logging.info("The data comes without spans: training from scratch")
     base_model.set_int_custom_property(FOUND_KEY, 0)
     return
-  version, record = base_version(serving_dir, examples.span)
+  version, record = atomic_pusher.version_before_span(serving_dir, examples.span)
   if version is None:
     logging.info("Nothing under %s was trained on a span older than %d: training from "
                  "scratch", serving_dir, examples.span)

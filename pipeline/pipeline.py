@@ -59,6 +59,7 @@ def create_pipeline(
     kubeflow_ui_artifacts: bool = False,
     span_request: Optional[SpanRequest] = None,
     warm_start: bool = True,
+    accept_drift: bool = False,
 ) -> tfx_pipeline.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -97,6 +98,9 @@ def create_pipeline(
     warm_start: on a new span, start training from the model served from an
       older span, for families that warm-start (warm_start_fraction);
       False: train from scratch.
+    accept_drift: let data that drifted beyond the schema's thresholds
+      through (a person judged the shift real); the run summary and the
+      report say it was accepted (components/anomalies_gate).
   """
   example_gen = family.example_source.component(
       data_dir, span_request or SpanRequest(window=family.span_window))
@@ -109,7 +113,8 @@ def create_pipeline(
       anomalies=example_validator.outputs["anomalies"],
       statistics=statistics_gen.outputs["statistics"],
       schema=schema_gen.outputs["schema"],
-      reference_statistics=reference_statistics_path or "")
+      reference_statistics=reference_statistics_path or "",
+      serving_dir=serving_model_dir, accept_drift=int(accept_drift))
 
   # Transform analyses train alone and transforms what the Trainer reads; the
   # eval split is never transformed, so no Trainer choice can touch it.
@@ -170,13 +175,15 @@ def create_pipeline(
       push_destination=pusher_pb2.PushDestination(
           filesystem=pusher_pb2.PushDestination.Filesystem(
               base_directory=serving_model_dir)),
-      examples=example_gen.outputs["examples"]).with_id("Pusher")
+      examples=example_gen.outputs["examples"],
+      statistics=statistics_gen.outputs["statistics"]).with_id("Pusher")
 
   # After the Pusher, so the report names the version pushed (or why none was).
   eval_report = EvalReport(evaluation=evaluator.outputs["evaluation"],
                            blessing=evaluator.outputs["blessing"],
                            model=trainer.outputs["model"],
                            pushed_model=pusher.outputs["pushed_model"],
+                           data_check=anomalies_gate.outputs["data_check"],
                            serving_dir=serving_model_dir,
                            eval_config=json_format.MessageToJson(eval_config, sort_keys=True))
 

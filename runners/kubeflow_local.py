@@ -61,11 +61,20 @@ def _blessed(runs) -> bool:
 
 
 def _summary(runs) -> str:
-  from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from components.anomalies_gate import (DRIFT_ACCEPTED_KEY, DRIFT_AGAINST_KEY,
+                                         DRIFT_FINDINGS_KEY)
+  from components.atomic_pusher import NOT_PUSHED_REASON
+  from runners import run_summary
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
     lines.append(f"  {run.name:<20} {run.state:<9} {took}")
+  gate = runs.get("AnomaliesGate") and runs["AnomaliesGate"].outputs.get("data_check")
+  if gate:
+    lines.extend(run_summary.drift_lines(
+        gate["metadata"].get(DRIFT_AGAINST_KEY, ""), gate["metadata"].get(DRIFT_FINDINGS_KEY, ""),
+        gate["metadata"].get(DRIFT_ACCEPTED_KEY) == 1))
   if runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing"):
     lines.append(f"Blessed: {'yes' if _blessed(runs) else 'NO'}")
   pushed = runs.get("Pusher") and runs["Pusher"].outputs.get("pushed_model")
@@ -102,7 +111,8 @@ def _run(args, family, run_id: str) -> int:
                                     train_steps=args.train_steps,
                                     gate_min_value=args.min_metric,
                                     span_request=args.span_request,
-                                    warm_start=not args.cold_start)
+                                    warm_start=not args.cold_start,
+                                    accept_drift=args.accept_drift)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:

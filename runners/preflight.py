@@ -104,6 +104,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) 
   parser.add_argument("--cold-start", action="store_true",
                       help="on a new span, train from scratch instead of from the model "
                       "served from an older span")
+  parser.add_argument("--accept-drift", action="store_true",
+                      help="train on data that drifted beyond the schema's thresholds "
+                      "(the shift is real); the run summary and report say so")
 
 
 def check_run_arguments(parser: argparse.ArgumentParser,

@@ -144,12 +144,37 @@ def _warm_start_lines(runs: Dict[str, NodeRun]) -> List[str]:
           f"(trained on span {_custom(base, warm_start.BASE_SPAN_KEY)})"]
 
 
+def drift_lines(against: str, findings: str, accepted: bool) -> List[str]:
+  """What the data gate compared the data with for drift, and any drift a
+  person accepted (`findings`: one per line)."""
+  if not against:
+    return []
+  if not findings:
+    return [f"Drift: none beyond the schema's thresholds from {against}"]
+  return ([f"Drift: ACCEPTED (--accept-drift) from {against}:" if accepted
+           else f"Drift: from {against}:"]
+          + [f"  {line}" for line in findings.split("\n")])
+
+
+def _gate_lines(runs: Dict[str, NodeRun]) -> List[str]:
+  # pylint: disable=import-outside-toplevel
+  from components import anomalies_gate
+  run = runs.get("AnomaliesGate")
+  if not run or not run.outputs.get("data_check"):
+    return []
+  check = run.outputs["data_check"][0]
+  return drift_lines(_custom(check, anomalies_gate.DRIFT_AGAINST_KEY) or "",
+                     _custom(check, anomalies_gate.DRIFT_FINDINGS_KEY) or "",
+                     bool(_custom(check, anomalies_gate.DRIFT_ACCEPTED_KEY)))
+
+
 def format_summary(runs: Dict[str, NodeRun]) -> str:
   """The end-of-run report: components, metrics, blessing, push and TFLite destinations."""
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
     took = f"{run.seconds:.1f} s" if run.seconds is not None else "-"
     lines.append(f"  {run.node_id:<20} {run.state:<9} {took}")
+  lines.extend(_gate_lines(runs))
   lines.extend(_warm_start_lines(runs))
   evaluator = runs.get("Evaluator")
   if evaluator and evaluator.outputs.get("evaluation"):

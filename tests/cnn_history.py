@@ -10,8 +10,11 @@ worse model that the change threshold refuses, and that refusal again under
 the next slice of digits arrives as span 2 and, on a copy of that output
 directory, runs as a new day's data runs (the window of both spans, eval
 from span 2, warm-started from the model served from span 1, judged
-against it); and on another copy, a span 3 whose pixels break the schema
-stops at the data gate. Made once per test session (tests/conftest.py sends every test
+against it); on another copy, a span 3 whose pixels break the schema
+stops at the data gate; and on a copy of the next span's output, a span 3
+of mostly 7s, alone in its window (no skew), drifts from what the served
+model learnt: it stops, and runs once a person accepts the drift. Made once
+per test session (tests/conftest.py sends every test
 that uses it to one pytest-xdist worker), on small slices of the shipped
 digits.
 """
@@ -57,6 +60,9 @@ class CnnHistory:
   next_span: subprocess.CompletedProcess       # the good run's arguments once span 2 arrived
   broken_span_output_dir: str                  # a copy of output_dir before the broken span's run
   broken_span: subprocess.CompletedProcess     # the good run's arguments with a broken span 3
+  drifted_span_output_dir: str                 # a copy of next_span_output_dir, then:
+  drifted_span: subprocess.CompletedProcess    # a span 3 of mostly 7s, --window 1
+  accepted_drift: subprocess.CompletedProcess  # the same with --accept-drift
 
   @property
   def first_span_dir(self) -> str:
@@ -103,8 +109,26 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
   shutil.copytree(output_dir, broken_span_output_dir)
   broken_span = e2e_helpers.run_pipeline(
       run_args(broken_data_dir, broken_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
+  drifted_data_dir = str(tmp_path_factory.mktemp("digit-spans-drifted") / "data")
+  shutil.copytree(data_dir, drifted_data_dir)
+  e2e_helpers.write_small_slice(MNIST, os.path.join(drifted_data_dir, "span-3"), N_TRAIN,
+                                N_EVAL, _mostly_sevens, part=2,
+                                transform_splits=("train", "eval"))
+  drifted_span_output_dir = str(tmp_path_factory.mktemp("cnn-drifted-span") / "outputs")
+  shutil.copytree(next_span_output_dir, drifted_span_output_dir)
+  drifted_args = run_args(drifted_data_dir, drifted_span_output_dir, GOOD_STEPS, GOOD_FLOOR,
+                          "--window", "1")
+  drifted_span = e2e_helpers.run_pipeline(drifted_args)
+  accepted_drift = e2e_helpers.run_pipeline([*drifted_args, "--accept-drift"])
   return CnnHistory(data_dir, output_dir, killed_stdout, pushed_after_kill, *runs,
-                    next_span_output_dir, next_span, broken_span_output_dir, broken_span)
+                    next_span_output_dir, next_span, broken_span_output_dir, broken_span,
+                    drifted_span_output_dir, drifted_span, accepted_drift)
+
+
+def _mostly_sevens(example, index: int) -> None:
+  """Four digits in five become 7s: valid values, drifted shares."""
+  if index % 5:
+    example.features.feature["label"].int64_list.value[:] = [7]
 
 
 def _pixel_out_of_range(example, index: int) -> None:

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -29,10 +29,11 @@ REPO_ROOT = local_runs.REPO_ROOT
 
 def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
                       transform: Optional[Callable[[tf.train.Example, int], None]] = None,
-                      part: int = 0) -> str:
+                      part: int = 0,
+                      transform_splits: Sequence[str] = (contract.TRAIN_SPLIT,)) -> str:
   """Copies the first examples of each split (or the `part`-th such slice:
-  disjoint parts make spans); `transform(example, index)` may edit train
-  examples in place (to corrupt them, say)."""
+  disjoint parts make spans); `transform(example, index)` may edit the
+  examples of `transform_splits` in place (to corrupt them, say)."""
   for split, count in ((contract.TRAIN_SPLIT, n_train), (contract.EVAL_SPLIT, n_eval)):
     files = sorted(glob.glob(os.path.join(src_data_dir, split, "*")))
     os.makedirs(os.path.join(dst, split), exist_ok=True)
@@ -42,7 +43,7 @@ def write_small_slice(src_data_dir: str, dst: str, n_train: int, n_eval: int,
     with tf.io.TFRecordWriter(path, "GZIP") as writer:
       for index, record in enumerate(records):
         example = tf.train.Example.FromString(record.numpy())
-        if transform is not None and split == contract.TRAIN_SPLIT:
+        if transform is not None and split in transform_splits:
           transform(example, index)
         writer.write(example.SerializeToString(deterministic=True))
   return dst

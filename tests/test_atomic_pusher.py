@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import atomic_pusher, publishing, warm_start
+from components import atomic_pusher, publishing
 from modules.common import warmup
 
 
@@ -126,17 +126,22 @@ def test_push_to_an_object_store_copies_saved_model_pb_then_the_record_last(
   assert second == "1700000001"
 
 
-def test_warm_start_base_is_the_newest_version_trained_on_an_older_span(model_dir, tmp_path):
-  """A re-run of a span must start from what the first run of that span
-  started from: never from a model trained on that span or a later one."""
+def test_the_version_before_a_span_is_the_newest_trained_on_an_older_span(model_dir, tmp_path):
+  """A re-run of a span must start from, and check its data against, what
+  the first run of that span did: never a model trained on that span or a
+  later one."""
   base = str(tmp_path)
   for clock, span in ((1700000001.0, 1), (1700000002.0, 2), (1700000003.0, None),
                       (1700000004.0, 3)):
     record = {"model_uri": f"m{clock}"}
     if span is not None:
       record.update({atomic_pusher.SPAN_KEY: span, atomic_pusher.WINDOW_SPANS_KEY: [span]})
-    atomic_pusher.push_atomically(model_dir, base, record=record, clock=lambda c=clock: c)
-  assert warm_start.base_version(base, 1) == (None, None)
-  assert warm_start.base_version(base, 2)[0] == 1700000001
-  assert warm_start.base_version(base, 3)[0] == 1700000002  # not the record without a span
-  assert warm_start.base_version(base, 9)[1]["model_uri"] == "m1700000004.0"
+    atomic_pusher.push_atomically(model_dir, base, record=record, clock=lambda c=clock: c,
+                                  training_statistics=f"statistics {clock}".encode())
+  assert atomic_pusher.version_before_span(base, 1) == (None, None)
+  assert atomic_pusher.version_before_span(base, 2)[0] == 1700000001
+  # Not the record without a span.
+  assert atomic_pusher.version_before_span(base, 3)[0] == 1700000002
+  assert atomic_pusher.version_before_span(base, 9)[1]["model_uri"] == "m1700000004.0"
+  with open(atomic_pusher.training_statistics_path(base, 1700000002), "rb") as f:
+    assert f.read() == b"statistics 1700000002.0"

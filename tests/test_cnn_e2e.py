@@ -10,7 +10,9 @@ corrupted and on label-drifted copies of the slice, the run stops at the
 data gate (exit 3) with nothing trained or pushed. When the slice becomes
 span 1 and the next 640 / 200 digits arrive as span 2, the run trains on
 both spans, evaluates on span 2 alone and judges against the served model;
-a span 3 whose pixels break the schema stops at the gate, naming it."""
+a span 3 whose pixels break the schema stops at the gate, naming it; a span
+3 that drifted from what the served model learnt stops until a person
+accepts the drift."""
 import glob
 import json
 import math
@@ -23,6 +25,7 @@ from ml_metadata import metadata_store as mlmd
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.atomic_pusher import PUSH_RECORD, WINDOW_SPANS_KEY
 from components.example_sources import TFRECORD
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 from modules.cnn import features
@@ -49,6 +52,13 @@ def _run_log(stdout: str) -> str:
   (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
   with open(log_path, encoding="utf-8") as f:
     return f.read()
+
+
+def _report_json(stdout: str) -> dict:
+  """The report.json of the run that printed `stdout` (its summary names the page)."""
+  (html_path,) = re.findall(r"^Report: (\S+)", stdout, re.M)
+  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
+    return json.load(f)
 
 
 def test_in_process_beam_stages_build_no_worker_package(cnn_history):
@@ -220,3 +230,40 @@ def test_a_span_breaking_the_schema_stops_naming_the_span_with_nothing_pushed(cn
   assert e2e_helpers.pushed_versions(
       e2e_helpers.serving_dir(cnn_history.broken_span_output_dir, "cnn")) == (
           e2e_helpers.pushed_versions(e2e_helpers.serving_dir(cnn_history.output_dir, "cnn")))
+
+
+def test_a_span_drifting_from_what_the_served_model_learnt_stops_until_a_person_accepts_it(
+    cnn_history):
+  """Span 3 is mostly 7s in train and eval alike: no skew within its window,
+  but its eval examples drifted from the train split the served model
+  learnt from (which that version carries). The run stops naming the
+  feature, both spans, the distance and the threshold; with --accept-drift
+  it trains on it, and the summary and the report say the drift was accepted."""
+  serving_dir = e2e_helpers.serving_dir(cnn_history.drifted_span_output_dir, "cnn")
+  served = e2e_helpers.pushed_versions(
+      e2e_helpers.serving_dir(cnn_history.next_span_output_dir, "cnn"))[-1]
+  with open(os.path.join(serving_dir, served, *PUSH_RECORD.split("/"))) as f:
+    window = json.load(f)[WINDOW_SPANS_KEY]
+  trained_on = f"span {window[0]}" if len(window) == 1 else f"spans {window[0]}-{window[-1]}"
+  against = f"the training data of served version {served} ({trained_on})"
+  stopped = cnn_history.drifted_span
+  assert stopped.returncode == 3, stopped.stdout + stopped.stderr
+  assert re.search(
+      rf"drift of span 3 \(its eval examples\) from {re.escape(against)}, feature 'label': "
+      r"The (approximate )?Jensen-Shannon divergence between current and previous is 0\.\d+ "
+      r".*above the "
+      r"threshold 0\.1", stopped.stderr), stopped.stderr
+  assert "re-run with --accept-drift" in stopped.stderr
+  assert "skew" not in stopped.stderr
+  states = e2e_helpers.component_states(stopped.stdout)
+  assert "Transform" not in states and "Trainer" not in states
+
+  accepted = cnn_history.accepted_drift
+  assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+  assert f"Drift: ACCEPTED (--accept-drift) from {against}:" in accepted.stdout
+  assert "  drift of span 3 (its eval examples)" in accepted.stdout
+  assert f"Trained: warm, from served version {served}" in accepted.stdout
+  report = _report_json(accepted.stdout)
+  assert report["data_check"]["drift_against"] == against
+  assert report["data_check"]["drift_accepted"] is True
+  assert report["data_check"]["drift_findings"][0].startswith("drift of span 3")

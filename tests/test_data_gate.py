@@ -1,15 +1,17 @@
 """AnomaliesGate's checks beyond ExampleValidator: text that is not UTF-8,
-train/eval skew and drift from the curated reference statistics, on real
+train/eval skew and drift (from the curated reference statistics, or a new
+span's from what the served model learnt), on real
 TFDV statistics of the shipped data, read as each family's ExampleGen reads it
 (its example source) and computed as pipeline/reference_statistics.py does."""
 import itertools
+import json
 import os
 
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 
-from components import anomalies_gate
+from components import anomalies_gate, atomic_pusher, publishing
 from pipeline import configs, reference_statistics
 
 
@@ -44,10 +46,10 @@ def test_shipped_data_has_up_to_date_reference_no_skew_and_no_drift(name):
   assert rebuilt.datasets[0].num_examples == reference.datasets[0].num_examples
   assert ({f.path.step[0] for f in rebuilt.datasets[0].features}
           == {f.path.step[0] for f in reference.datasets[0].features} != set())
-  assert anomalies_gate.describe_distribution_changes(schema, train, eval_) == []
+  assert anomalies_gate.describe_skew(schema, train, eval_) == []
   # Drift is judged on a sample the reference was not built from: the eval
   # split, as if it were a new run's train split, stays within the threshold.
-  assert anomalies_gate.describe_distribution_changes(schema, eval_, eval_, reference) == []
+  assert anomalies_gate.describe_drift(schema, eval_, reference, "drift") == []
 
 
 def test_eval_split_unlike_the_train_split_is_named_as_skew():
@@ -55,7 +57,7 @@ def test_eval_split_unlike_the_train_split_is_named_as_skew():
   train = reference_statistics.compute(_records(configs.LSTM, "train", 1000))
   # Nine in ten eval reviews negative, where train is balanced.
   eval_ = reference_statistics.compute(_with_label(_records(configs.LSTM, "eval", 500), 0, 0.9))
-  problems = anomalies_gate.describe_distribution_changes(schema, train, eval_)
+  problems = anomalies_gate.describe_skew(schema, train, eval_)
   assert len(problems) == 1, problems
   assert problems[0].startswith(
       "skew of the eval split against the train split, feature 'label': ")
@@ -68,10 +70,55 @@ def test_train_split_unlike_the_reference_is_named_as_drift():
   # Train and eval alike (no skew), both mostly 7s: drift only.
   train = reference_statistics.compute(_with_label(_records(configs.CNN, "train", 600), 7, 0.8))
   eval_ = reference_statistics.compute(_with_label(_records(configs.CNN, "eval", 200), 7, 0.8))
-  problems = anomalies_gate.describe_distribution_changes(schema, train, eval_, reference)
+  assert anomalies_gate.describe_skew(schema, train, eval_) == []
+  against, problems = anomalies_gate.check_drift(
+      schema, {"train": train, "eval": eval_}, 0, "", configs.CNN.reference_statistics_path())
+  assert against == "the reference statistics"
   assert len(problems) == 1, problems
   assert problems[0].startswith(
       "drift of the train split against the reference statistics, feature 'label': ")
+
+
+def _serve(serving_dir, clock, window, statistics):
+  """Publishes a version as AtomicPusher does for a model trained on
+  `window` (no model: the drift check reads the record and statistics)."""
+  def assemble(staging):
+    path = os.path.join(staging, *atomic_pusher.TRAINING_STATISTICS.split("/"))
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+      f.write(statistics.SerializeToString())
+
+  record = {atomic_pusher.SPAN_KEY: window[-1], atomic_pusher.WINDOW_SPANS_KEY: window}
+  return int(publishing.publish(assemble, serving_dir, atomic_pusher.PUSH_RECORD,
+                                json.dumps(record).encode(), clock=lambda: clock)[0])
+
+
+def test_new_span_unlike_what_the_served_model_learnt_is_named_as_drift_with_both_spans(
+    tmp_path):
+  """The new span (its eval examples) is compared with the train split the
+  model served from an older span learnt from, not the reference; the line
+  names the feature, both spans, the distance and the threshold."""
+  schema = tfdv.load_schema_text(configs.CNN.schema_path())
+  served_train = reference_statistics.compute(_records(configs.CNN, "train", 600))
+  serving_dir = str(tmp_path / "serving")
+  version = _serve(serving_dir, 1700000001, [1, 2], served_train)
+  _serve(serving_dir, 1700000002, [2, 3], served_train)  # trained on the run's own span
+  new_eval = reference_statistics.compute(_with_label(_records(configs.CNN, "eval", 200), 7, 0.8))
+  by_split = {"train": served_train, "eval": new_eval}
+  against, problems = anomalies_gate.check_drift(
+      schema, by_split, 3, serving_dir, configs.CNN.reference_statistics_path())
+  assert against == f"the training data of served version {version} (spans 1-2)"
+  assert len(problems) == 1, problems
+  assert problems[0].startswith(
+      f"drift of span 3 (its eval examples) from {against}, feature 'label': "), problems
+  assert "Jensen-Shannon divergence between current and previous is 0." in problems[0]
+  assert "above the threshold 0.1" in problems[0]
+  # The span's eval like the served training data: nothing to name.
+  assert anomalies_gate.check_drift(
+      schema, {"train": served_train, "eval": reference_statistics.compute(
+          _records(configs.CNN, "eval", 200))}, 3, serving_dir, "") == (against, [])
+  # Nothing served from an older span: the reference statistics (or nothing).
+  assert anomalies_gate.check_drift(schema, by_split, 1, serving_dir, "") == ("", [])
 
 
 def test_missing_reference_statistics_name_the_file_and_the_rebuild(tmp_path):

@@ -6,7 +6,8 @@ class by importing that very name (kubeflow_v2_entrypoint_utils). Every
 custom type is therefore named `tfx_model_factory.<Class>` and importable
 from here.
 """
+from components.anomalies_gate import DataCheck
 from components.eval_report.component import EvaluationReport
 from components.tflite_exporter.component import TFLiteExport
 
-__all__ = ["EvaluationReport", "TFLiteExport"]
+__all__ = ["DataCheck", "EvaluationReport", "TFLiteExport"]

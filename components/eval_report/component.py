@@ -1,10 +1,11 @@
 """EvalReport: each run's evaluation as a report artifact in MLMD.
 
 Runs after the Evaluator and the Pusher, on the `evaluation`, the `blessing`,
-the candidate model and the Pusher's `pushed_model`, so the report is linked
-to all four in MLMD lineage, a reviewer can find the report of any run (see
-`python -m runners.review`), and the report can name the version it was
-pushed as (or why it was not) and the served version it was compared with.
+the candidate model, the Pusher's `pushed_model` and the data gate's
+`data_check`, so the report is linked to all five in MLMD lineage, a
+reviewer can find the report of any run (see `python -m runners.review`),
+and the report can name the version it was pushed as (or why it was not),
+the served version it was compared with, and any drift a person accepted.
 `eval_config` is the EvalConfig as configured: TFX drops the change
 thresholds from the one it runs when there is no baseline yet, and the
 report shows them as not applied rather than leaving them out.
@@ -15,6 +16,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from components import anomalies_gate
 from components.atomic_pusher import NOT_PUSHED_REASON
 from components.eval_report import report as report_lib
 from components.eval_report import versions
@@ -39,6 +41,7 @@ def EvalReport(  # pylint: disable=invalid-name
     blessing: InputArtifact[standard_artifacts.ModelBlessing],
     model: InputArtifact[standard_artifacts.Model],
     pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    data_check: InputArtifact[anomalies_gate.DataCheck],
     report: OutputArtifact[EvaluationReport],
     serving_dir: Parameter[str],
     eval_config: Parameter[str]) -> None:
@@ -53,6 +56,10 @@ def EvalReport(  # pylint: disable=invalid-name
       report.uri, evaluation.uri, blessed, model.uri, model.id, push=push,
       serving_dir=serving_dir,
       baseline_uri=blessing.get_string_custom_property(BASELINE_MODEL_KEY) or None,
-      configured_eval_config=eval_config)
+      configured_eval_config=eval_config,
+      data_check=report_lib.data_check_outcome(
+          data_check.get_string_custom_property(anomalies_gate.DRIFT_AGAINST_KEY),
+          data_check.get_string_custom_property(anomalies_gate.DRIFT_FINDINGS_KEY),
+          data_check.get_int_custom_property(anomalies_gate.DRIFT_ACCEPTED_KEY) == 1))
   report.set_int_custom_property(BLESSED_KEY, int(blessed))
   report.set_string_custom_property(REPORT_HTML_KEY, html_path)

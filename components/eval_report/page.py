@@ -199,7 +199,20 @@ def _publication(report: dict) -> List[str]:
                  f"<code>{html.escape(location)}</code>")
   else:
     lines.append("Baseline: none (no blessed model yet)")
-  return lines
+  return lines + _data_check(report.get("data_check"))
+
+
+def _data_check(check: Optional[dict]) -> List[str]:
+  """The meta line on the data gate's drift check, where it is known."""
+  if check is None:
+    return []
+  if not check["drift_against"]:
+    return ["Data: not checked for drift (nothing to compare with)"]
+  against = html.escape(check["drift_against"])
+  if not check["drift_findings"]:
+    return [f"Data: no drift beyond the schema's thresholds from {against}"]
+  return [f"Data: drift from {against} <strong>accepted</strong> (--accept-drift): "
+          + "; ".join(html.escape(line) for line in check["drift_findings"])]
 
 
 def _figures(figures: List[Tuple[str, str]]) -> str:

@@ -142,14 +142,24 @@ def gate_of(evaluation: Evaluation, metric: Optional[str]) -> Optional[dict]:
   return None
 
 
+def data_check_outcome(against: str, findings: str, accepted: bool) -> dict:
+  """What the data gate compared the run's data with for drift, what it
+  found (one finding per line) and whether a person accepted it."""
+  return {"drift_against": against,
+          "drift_findings": [line for line in findings.split("\n") if line],
+          "drift_accepted": accepted}
+
+
 def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optional[int],
           push: Optional[dict] = None, baseline_model_uri: Optional[str] = None,
-          baseline_version: Optional[str] = None) -> Tuple[dict, List[Tuple[str, str]]]:
+          baseline_version: Optional[str] = None,
+          data_check: Optional[dict] = None) -> Tuple[dict, List[Tuple[str, str]]]:
   """(the report as a JSON-ready dict, [(figure title, PNG data URI)]).
 
   `push`: what the Pusher did with the candidate (versions.push_outcome),
   None when not known; `baseline_model_uri`/`baseline_version`: the model
-  artifact and served version the baseline was, where known.
+  artifact and served version the baseline was, where known; `data_check`:
+  the data gate's drift check (data_check_outcome), None when not known.
   """
   metric, higher_is_better = primary_metric(evaluation)
   rows = _slice_rows(evaluation, metric, higher_is_better)
@@ -163,6 +173,7 @@ def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optio
                           "model_uri": baseline_model_uri, "version": baseline_version}
                          if evaluation.has_baseline else None),
       "push": push,
+      "data_check": data_check,
       "blessing": {"blessed": blessed, "reason": evaluation.validation_reason},
       "overall": [_metric_json(m) for m in evaluation.overall.metrics],
       "change": _change(evaluation.overall.metric(metric) if metric else None,
@@ -179,13 +190,14 @@ def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optio
 def write(output_dir: str, evaluation_uri: str, blessed: bool, model_uri: str,
           model_id: Optional[int] = None, *, push: Optional[dict] = None,
           serving_dir: str = "", baseline_uri: Optional[str] = None,
-          configured_eval_config: Optional[str] = None) -> Tuple[str, str]:
+          configured_eval_config: Optional[str] = None,
+          data_check: Optional[dict] = None) -> Tuple[str, str]:
   """Writes report.html and report.json of the Evaluator output at
   `evaluation_uri` into `output_dir` (local or gs://); returns their paths.
 
   `serving_dir` (where pushes go) names the served version the baseline
   (model artifact `baseline_uri`) was; `configured_eval_config`: see
-  results.load_evaluation.
+  results.load_evaluation; `data_check`: see `build`.
   """
   evaluation = eval_results.load_evaluation(evaluation_uri, configured_eval_config)
   baseline_model_uri = baseline_version = None
@@ -194,6 +206,6 @@ def write(output_dir: str, evaluation_uri: str, blessed: bool, model_uri: str,
                                                       baseline_uri)
     baseline_version = versions.versions_by_model(serving_dir).get(baseline_model_uri)
   report, figures = build(evaluation, blessed, model_uri, model_id, push,
-                          baseline_model_uri, baseline_version)
+                          baseline_model_uri, baseline_version, data_check)
   return page.write_with_json(output_dir, REPORT_HTML, page.render(report, figures),
                               REPORT_JSON, report)
