@@ -5,3 +5,7 @@ a documented exit status (runners/preflight.py)."""
 
 class InputDataError(ValueError):
   """The input data cannot be read as the family's ExampleGen expects."""
+
+
+# How a refusal of input data begins, on the terminal or in a task's log.
+BAD_INPUT_PREFIX = "error: bad input data:"

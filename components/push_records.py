@@ -14,6 +14,8 @@ import json
 import os
 from typing import NamedTuple, Optional
 
+from components.input_errors import InputDataError
+
 PUSH_RECORD = "assets.extra/push_record.json"
 SPAN_KEY = "span"
 WINDOW_SPANS_KEY = "window_spans"
@@ -25,6 +27,18 @@ TRAINING_STATISTICS = "assets.extra/training_statistics.pb"
 class TrainedSpan(NamedTuple):
   span: int
   version: int
+
+
+def check_not_behind(data_dir: str, newest: int, serving_dir: str,
+                     trained: Optional[TrainedSpan]) -> None:
+  """Refuses a run, unasked, on a newest span older than one a served
+  version was trained on (a span folder removed, or the wrong data
+  directory): `--span` re-runs or back-fills an older span on purpose."""
+  if trained is not None and newest < trained.span:
+    raise InputDataError(
+        f"{data_dir}: its newest span is {newest}, older than span {trained.span}, "
+        f"which version {trained.version} under {serving_dir} was trained on; pass "
+        f"--span {newest} to re-run or back-fill it")
 
 
 def newest_trained_span(serving_dir: str) -> Optional[TrainedSpan]:

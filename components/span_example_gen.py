@@ -49,6 +49,22 @@ def listdir(path: str):
   return [name.rstrip("/") for name in fileio.listdir(path)]
 
 
+def input_fingerprint(input_base: str, input_config_json: str,
+                      window: Optional[spans.SpanWindow]) -> str:
+  """The fingerprint of the files a run reads: the window's, span by span and
+  pattern by pattern, or (data without spans) FileBasedDriver's own."""
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(input_config_json, input_config)
+  if window is None:
+    fingerprint, _, _ = example_gen_utils.calculate_splits_fingerprint_span_and_version(
+        input_base, input_config.splits)
+    return fingerprint
+  patterns = sorted({split.pattern for split in input_config.splits})
+  return "\n".join(io_utils.generate_fingerprint(f"span-{span}:{pattern}",
+                                                 f"{window.directory(span)}/{pattern}")
+                   for span in window.spans for pattern in patterns)
+
+
 def resolve_window(exec_properties: Dict[str, Any]) -> Optional[spans.SpanWindow]:
   """The window the execution parameters ask for, from the input base's listing."""
   return spans.resolve(exec_properties[standard_component_specs.INPUT_BASE_KEY],
@@ -63,16 +79,11 @@ class SpanWindowDriver(example_gen_driver.FileBasedDriver):
     window = resolve_window(exec_properties)
     if window is None:
       return super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(
-        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    patterns = sorted({split.pattern for split in input_config.splits})
     exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = window.newest
     exec_properties[example_gen_utils.VERSION_PROPERTY_NAME] = None
-    exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] = "\n".join(
-        io_utils.generate_fingerprint(f"span-{span}:{pattern}",
-                                      f"{window.directory(span)}/{pattern}")
-        for span in window.spans for pattern in patterns)
+    exec_properties[spans.FINGERPRINT_PARAMETER] = input_fingerprint(
+        exec_properties[standard_component_specs.INPUT_BASE_KEY],
+        exec_properties[standard_component_specs.INPUT_CONFIG_KEY], window)
     return exec_properties
 
 

@@ -30,6 +30,11 @@ _SPAN_NAME = re.compile(r"span-(0|[1-9][0-9]*)")
 SPAN_PARAMETER = "requested_span"
 WINDOW_PARAMETER = "window"
 FULL_WINDOW_PARAMETER = "full_window"
+# The execution property holding the fingerprint of the files read (TFX's
+# example_gen utils.FINGERPRINT_PROPERTY_NAME, which TFX records on the
+# Examples): set by the ExampleGen's driver, or on Kubeflow by the task
+# resolving the spans (components/span_resolution.py).
+FINGERPRINT_PARAMETER = "input_fingerprint"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,18 +3,21 @@
     python -m runners.kubeflow_local --model cnn [--output-dir outputs/kubeflow-local]
         [--target kfp] [--data-dir DIR] [--train-steps N] [--min-metric X] [--no-cache]
         [--artifact-types oss|spec] [--fresh-processes]
+        [--span N] [--window K] [--cold-start] [--accept-drift]
 
 The spec is the one kubeflow_runner.py compiles (runners/kubeflow_spec.py),
 with local roots under the output directory (pipeline_root/, serving/,
 tflite/) and the checkout's schemas, written to `spec/<family>.yaml` there,
 and executed task by task as the open-source KFP backend would
-(runners/spec_executor.py). A second run against the same output directory
+(runners/spec_executor.py); --span, --window and --accept-drift are the
+run's values of the spec's run-time parameters, as a Kubeflow user gives
+them to a run (runners/kubeflow_run_parameters.py). A second run against the same output directory
 reuses cached tasks, takes the served model as its baseline and pushes
 nothing new. Tasks are forked from one interpreter that imported their
 runtime once; --fresh-processes starts each in a new interpreter, as the
 image does. One run at a time per output directory (runners/run_lock.py).
 Exit status: 0 the run completed (blessed or not), 3 a task stopped on bad
-data, 4 --require-blessing and the model was not blessed, 5 another run holds
+data (the data gate, or the span resolution), 4 --require-blessing and the model was not blessed, 5 another run holds
 the output directory, 1 any other task failure, 2 bad arguments.
 """
 import argparse
@@ -27,8 +30,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
 from components.quiet_startup import quiet_startup  # noqa: E402
-from runners import (beam_presets, kubeflow_spec, preflight, roots,  # noqa: E402
-                     run_lock, spec_executor)
+from runners import (beam_presets, kubeflow_run_parameters, kubeflow_spec,  # noqa: E402
+                     preflight, roots, run_lock, spec_executor)
 from runners.layout import OutputLayout, new_run_id  # noqa: E402
 
 LOCAL_IMAGE = "local-checkout"  # Tasks run in this checkout, not in an image.
@@ -110,15 +113,15 @@ def _run(args, family, run_id: str) -> int:
                                     list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
                                     train_steps=args.train_steps,
                                     gate_min_value=args.min_metric,
-                                    span_request=args.span_request,
-                                    warm_start=not args.cold_start,
-                                    accept_drift=args.accept_drift)
+                                    warm_start=not args.cold_start)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:
-    executor = spec_executor.SpecExecutor(spec, enable_cache=not args.no_cache,
-                                          artifact_types=args.artifact_types, run_id=run_id,
-                                          fresh_processes=args.fresh_processes)
+    executor = spec_executor.SpecExecutor(
+        spec, enable_cache=not args.no_cache, artifact_types=args.artifact_types,
+        run_id=run_id, fresh_processes=args.fresh_processes,
+        parameter_values=kubeflow_run_parameters.values(args.span, args.window,
+                                                        args.accept_drift))
   except spec_executor.SpecError as error:
     print(f"error: {spec_path}: {error}", file=sys.stderr)
     return 1
@@ -135,10 +138,13 @@ def _run(args, family, run_id: str) -> int:
       return preflight.EXIT_NOT_BLESSED
     return 0
   # What a task stopped by bad data raises, named in its log.
-  from components.anomalies_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from components.anomalies_gate import DataAnomaliesError
+  from components.input_errors import BAD_INPUT_PREFIX
   tail = spec_executor.failure_log_tail(failed[0])
   print(f"\nFAILED: task {failed[0].name} (log: {failed[0].log_path})\n{tail}", file=sys.stderr)
-  return preflight.EXIT_DATA_ANOMALIES if DataAnomaliesError.__name__ in tail else 1
+  stopped_by_data = DataAnomaliesError.__name__ in tail or BAD_INPUT_PREFIX in tail
+  return preflight.EXIT_DATA_ANOMALIES if stopped_by_data else 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ over (with schema 2.0, TFX reads parameters only from the deprecated
 `parameters` field, which that launcher leaves empty). Every task runs
 through the image's entrypoint wrapper (components/kfp_entrypoint.py), which
 types artifacts as the spec declares them whichever launcher hands them over;
-the compiler gives it each component's outputs spec.
+the compiler gives it each component's outputs spec. Both targets take the
+span, the window and drift acceptance as run-time parameters, with a task
+resolving the spans before the ExampleGen (runners/kubeflow_run_parameters.py).
 """
 import dataclasses
 import json
@@ -29,6 +31,7 @@ import yaml
 
 from components import kfp_entrypoint
 from pipeline import configs
+from runners import kubeflow_run_parameters
 from runners import roots as roots_lib
 
 # The tasks whose Beam pipelines do the data work, by the spec's task names.
@@ -104,11 +107,12 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
 
   if target not in TARGETS:
     raise ValueError(f"unknown Kubeflow target {target!r}; choose one of {', '.join(TARGETS)}")
-  tfx_pipeline = pipeline.create_pipeline(**roots_lib.pipeline_arguments(
+  arguments = roots_lib.pipeline_arguments(
       family, roots, beam_pipeline_args=beam_pipeline_args,
       baseline_strategy=(None if target == KFP
                          else latest_blessed_model_strategy.LatestBlessedModelStrategy),
-      kubeflow_ui_artifacts=True, **options))
+      kubeflow_ui_artifacts=True, **options)
+  tfx_pipeline = pipeline.create_pipeline(**arguments)
   runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
       config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
           default_image=image, use_pipeline_spec_2_1=True))
@@ -119,6 +123,7 @@ def compile_spec(family: configs.FamilyConfig, roots: roots_lib.Roots, target: s
         "enableCache": False}
   _name_ui_types_as_kfp_does(spec)
   _run_through_entrypoint(spec)
+  kubeflow_run_parameters.add_run_parameters(spec, family, arguments["serving_model_dir"])
   _ask_for(resources, spec)
   return spec
 

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from components import push_records, spans
 from components.example_sources import InputDataError
+from components.input_errors import BAD_INPUT_PREFIX
 from components.spans import SpanRequest
 from pipeline import configs
 from pipeline.configs import FamilyConfig
@@ -63,15 +64,10 @@ def describe_input(data_dir: str, window: Optional[spans.SpanWindow]) -> str:
 
 def check_not_behind_served(data_dir: str, window: Optional[spans.SpanWindow],
                             serving_dir: str) -> None:
-  """Refuses to run, unasked, on a newest span older than one a served
-  version was trained on (a span folder removed, or the wrong data
-  directory): `--span` re-runs or back-fills an older span on purpose."""
-  trained = push_records.newest_trained_span(serving_dir)
-  if window is not None and trained is not None and window.newest < trained.span:
-    raise InputDataError(
-        f"{data_dir}: its newest span is {window.newest}, older than span {trained.span}, "
-        f"which version {trained.version} under {serving_dir} was trained on; pass "
-        f"--span {window.newest} to re-run or back-fill it")
+  """push_records.check_not_behind, for a local serving directory."""
+  if window is not None:
+    push_records.check_not_behind(data_dir, window.newest, serving_dir,
+                                  push_records.newest_trained_span(serving_dir))
 
 
 def check_input(family: FamilyConfig, data_dir: str,
@@ -155,6 +151,6 @@ def check_run_arguments(parser: argparse.ArgumentParser,
       check_not_behind_served(args.data_dir, args.span_window,
                               OutputLayout(args.output_dir).serving_dir(family.name))
   except InputDataError as error:
-    print(f"error: bad input data: {error}", file=sys.stderr)
+    print(f"{BAD_INPUT_PREFIX} {error}", file=sys.stderr)
     sys.exit(EXIT_DATA_ANOMALIES)
   return family

@@ -11,8 +11,11 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   succeeded, alongside every other task that is ready then, as Argo runs a
   DAG's ready nodes together (here at most `max_parallel` at a time, the
   machine's cores by default); its ExecutorInput carries the upstream output
-  artifacts (name, type, uri, metadata) as input artifacts, the spec's constants as
-  `parameterValues`, and output artifacts at
+  artifacts (name, type, uri, metadata) as input artifacts, as
+  `parameterValues` the spec's constants, the run's parameters
+  (`componentInputParameter`: the values the run was given, else the
+  pipeline's defaults) and upstream tasks' output parameters
+  (`taskOutputParameter`), and output artifacts at
   `<pipeline root>/<run id>/<task>/<output>` (`generateOutputURI`) with the
   types the component declares; caching: with the task's
   `cachingOptions.enableCache`, a task whose fingerprint (component, command,
@@ -20,7 +23,9 @@ What it follows in kubeflow/pipelines `backend/src/v2/`:
   run and its outputs are reused.
 - launcher (`component/launcher_v2.go`): `{{$}}` in the container's command
   and args becomes the ExecutorInput JSON and `{{$.inputs.parameters['x']}}`
-  / artifact `uri` placeholders their values; the command runs in the image
+  / artifact `uri` placeholders their values, `{{$.outputs.parameters['x']
+  .output_file}}` a file whose content, once the task succeeded, is its
+  output parameter `x` (typed as declared); the command runs in the image
   (here: the checkout, which the Dockerfile copies to /pipeline, with
   PYTHONPATH and the working directory set as the image sets them); the
   ExecutorOutput it writes to `outputs.outputFile` updates the output
@@ -68,7 +73,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The launcher's own files (outputs metadata, logs, the cache index) go under
 # a local state directory: the pipeline root when that is local.
 LAUNCHER_DIR = ".launcher"
-CACHE_DIR = ".kfp-local-cache"
+# Each entry holds a task's output artifacts and parameters (v2: with
+# output parameters; the entries of v1, artifacts only, are not read).
+CACHE_DIR = ".kfp-local-cache-v2"
 LOGS_DIR = ".kfp-local-logs"
 # Beside the tasks' logs: what a run's fork server printed while importing.
 FORK_SERVER_LOG = "fork-server-{module}.log"
@@ -81,7 +88,10 @@ ARTIFACT_TYPES = (OSS_TYPES, SPEC_TYPES)
 _SYSTEM_TITLES = {"tfx.Model": "system.Model", "tfx.PushedModel": "system.Model",
                   "tfx.Examples": "system.Dataset"}
 _PLACEHOLDER = re.compile(r"\{\{\$\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\]"
-                          r"(\.uri)?\}\}")
+                          r"(\.uri|\.output_file)?\}\}")
+# How an output parameter's file content becomes its value, by declared type.
+_PARAMETER_TYPES = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str,
+                    "BOOLEAN": lambda text: text.strip().lower() == "true"}
 
 
 class SpecError(ValueError):
@@ -95,6 +105,8 @@ class TaskRun:
   seconds: Optional[float] = None
   outputs: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
   log_path: str = ""
+  # Output parameters ({{$.outputs.parameters['x'].output_file}}), by name.
+  parameters: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def load_spec(path: str) -> Dict[str, Any]:
@@ -104,11 +116,14 @@ def load_spec(path: str) -> Dict[str, Any]:
 
 def upstream_tasks(spec: Dict[str, Any]) -> Dict[str, Set[str]]:
   """{task: the tasks it waits for}: its `dependentTasks` and the producers
-  of its input artifacts."""
-  return {name: set(task.get("dependentTasks", [])) | {
-      a["taskOutputArtifact"]["producerTask"]
-      for a in task.get("inputs", {}).get("artifacts", {}).values()
-      if "taskOutputArtifact" in a} for name, task in spec["root"]["dag"]["tasks"].items()}
+  of its input artifacts and parameters."""
+  def producers(task: Dict[str, Any], kind: str, source: str) -> Set[str]:
+    return {value[source]["producerTask"]
+            for value in task.get("inputs", {}).get(kind, {}).values() if source in value}
+  return {name: set(task.get("dependentTasks", []))
+          | producers(task, "artifacts", "taskOutputArtifact")
+          | producers(task, "parameters", "taskOutputParameter")
+          for name, task in spec["root"]["dag"]["tasks"].items()}
 
 
 def task_order(spec: Dict[str, Any]) -> List[str]:
@@ -143,14 +158,38 @@ def oss_type(declared: Dict[str, Any]) -> Dict[str, Any]:
           else _SYSTEM_TITLES.get(title, "system.Artifact")}
 
 
-def _parameter_values(task: Dict[str, Any]) -> Dict[str, Any]:
+def run_parameters(spec: Dict[str, Any], given: Dict[str, Any]) -> Dict[str, Any]:
+  """The run's parameters: `given` values over the pipeline's defaults;
+  a name the pipeline does not declare, or one without a value, is refused."""
+  declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+  unknown = sorted(set(given) - set(declared))
+  if unknown:
+    raise SpecError(f"the pipeline has no parameter {', '.join(unknown)} "
+                    f"(its parameters: {', '.join(sorted(declared)) or 'none'})")
+  values = {name: parameter["defaultValue"] for name, parameter in declared.items()
+            if "defaultValue" in parameter}
+  values.update(given)
+  missing = sorted(set(declared) - set(values))
+  if missing:
+    raise SpecError(f"the run gives no value for the pipeline's parameter(s) "
+                    f"{', '.join(missing)}")
+  return values
+
+
+def _parameter_values(task: Dict[str, Any], run_values: Dict[str, Any],
+                      runs: Dict[str, TaskRun]) -> Dict[str, Any]:
   values = {}
   for name, parameter in task.get("inputs", {}).get("parameters", {}).items():
-    runtime = parameter.get("runtimeValue")
-    if runtime is None or "constant" not in runtime:
-      raise SpecError(f"parameter {name!r}: only constant parameters are supported, "
-                      f"got {parameter}")
-    values[name] = runtime["constant"]
+    if "componentInputParameter" in parameter:
+      values[name] = run_values[parameter["componentInputParameter"]]
+    elif "taskOutputParameter" in parameter:
+      output = parameter["taskOutputParameter"]
+      values[name] = runs[output["producerTask"]].parameters[output["outputParameterKey"]]
+    elif "constant" in parameter.get("runtimeValue", {}):
+      values[name] = parameter["runtimeValue"]["constant"]
+    else:
+      raise SpecError(f"parameter {name!r}: only constants, the run's parameters and "
+                      f"task output parameters are supported, got {parameter}")
   return values
 
 
@@ -161,10 +200,12 @@ def _substitute(argument: str, executor_input: Dict[str, Any], serialized: str) 
 
   def value(match: re.Match) -> str:
     side, kind, name, uri = match.groups()
-    if kind == "parameters" and side == "inputs":
+    if kind == "parameters" and side == "outputs" and uri == ".output_file":
+      return executor_input["outputs"]["parameters"][name]["outputFile"]
+    if kind == "parameters" and side == "inputs" and not uri:
       found = executor_input["inputs"].get("parameterValues", {})[name]
       return found if isinstance(found, str) else json.dumps(found)
-    if kind == "artifacts" and uri:
+    if kind == "artifacts" and uri == ".uri":
       return executor_input[side]["artifacts"][name]["artifacts"][0]["uri"]
     raise SpecError(f"placeholder {match.group(0)} is not supported")
 
@@ -196,8 +237,10 @@ class SpecExecutor:
                enable_cache: bool = True, stream: TextIO = sys.stdout,
                python: str = sys.executable, artifact_types: str = OSS_TYPES,
                run_id: Optional[str] = None, max_parallel: Optional[int] = None,
-               fresh_processes: bool = False):
+               fresh_processes: bool = False,
+               parameter_values: Optional[Dict[str, Any]] = None):
     check_runs_on_open_source_kfp(spec)
+    self._run_values = run_parameters(spec, parameter_values or {})
     if max_parallel is not None and max_parallel < 1:
       raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
     if artifact_types not in ARTIFACT_TYPES:
@@ -317,29 +360,34 @@ class SpecExecutor:
     if "importer" in executor:
       self._import(name, run, executor["importer"], component)
       return
+    launcher_dir = os.path.join(self._state, self.run_id, LAUNCHER_DIR, name)
     executor_input = {
         "inputs": {"artifacts": self._input_artifacts(task, component, runs),
-                   "parameterValues": _parameter_values(task)},
+                   "parameterValues": _parameter_values(task, self._run_values, runs)},
         "outputs": {"artifacts": self._output_artifacts(name, component),
-                    "outputFile": os.path.join(self._state, self.run_id, LAUNCHER_DIR, name,
-                                               "output_metadata.json")},
+                    "parameters": {
+                        key: {"outputFile": os.path.join(launcher_dir, "parameters", key)}
+                        for key in component.get("outputDefinitions", {}).get("parameters", {})},
+                    "outputFile": os.path.join(launcher_dir, "output_metadata.json")},
     }
     caching = self._enable_cache and task.get("cachingOptions", {}).get("enableCache", False)
     cache_path = os.path.join(self._state, CACHE_DIR,
                               _fingerprint(component, executor, executor_input) + ".json")
     if caching and os.path.isfile(cache_path):
       with open(cache_path, encoding="utf-8") as f:
-        run.outputs = json.load(f)
+        cached = json.load(f)
+      run.outputs, run.parameters = cached["artifacts"], cached["parameters"]
       run.state = "cached"
       return
-    self._launch(name, run, executor["container"], executor_input)
+    self._launch(name, run, executor["container"], executor_input, component)
     if run.state == "executed" and caching:
       os.makedirs(os.path.dirname(cache_path), exist_ok=True)
       with open(cache_path, "w", encoding="utf-8") as f:
-        json.dump(run.outputs, f, indent=2, sort_keys=True)
+        json.dump({"artifacts": run.outputs, "parameters": run.parameters}, f, indent=2,
+                  sort_keys=True)
 
   def _launch(self, name: str, run: TaskRun, container: Dict[str, Any],
-              executor_input: Dict[str, Any]) -> None:
+              executor_input: Dict[str, Any], component: Dict[str, Any]) -> None:
     serialized = json.dumps(executor_input)
     command = [_substitute(a, executor_input, serialized)
                for a in container.get("command", []) + container.get("args", [])]
@@ -347,6 +395,8 @@ class SpecExecutor:
       command[0] = self._python  # The image's interpreter: this checkout's.
     output_file = executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
+    for parameter in executor_input["outputs"]["parameters"].values():
+      os.makedirs(os.path.dirname(parameter["outputFile"]), exist_ok=True)
     for artifacts in executor_input["outputs"]["artifacts"].values():
       uri = artifacts["artifacts"][0]["uri"]
       if not uris.is_uri(uri):  # As the launcher prepares local output folders.
@@ -376,6 +426,13 @@ class SpecExecutor:
                             metadata=reported.get("metadata", {}))
     run.outputs = {key: {k: v for k, v in artifact.items() if k != "type"}
                    for key, artifact in outputs.items()}
+    declared = component.get("outputDefinitions", {}).get("parameters", {})
+    for key, parameter in executor_input["outputs"]["parameters"].items():
+      if not os.path.isfile(parameter["outputFile"]):
+        raise RuntimeError(f"task {name} succeeded without writing its output parameter "
+                           f"{key!r} ({parameter['outputFile']})")
+      with open(parameter["outputFile"], encoding="utf-8") as f:
+        run.parameters[key] = _PARAMETER_TYPES[declared[key]["parameterType"]](f.read())
     run.state = "executed"
 
   def _import(self, name: str, run: TaskRun, importer: Dict[str, Any],

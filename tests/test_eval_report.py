@@ -163,7 +163,7 @@ def test_each_run_records_a_report_of_its_evaluation_in_mlmd(cnn_runs):
   recorded = _recorded_reports(output_dir)
   assert len(recorded) == 2
   for (artifact, inputs), stdout in zip(recorded, (first_stdout, second_stdout)):
-    assert set(inputs) == {"evaluation", "blessing", "model", "pushed_model"}
+    assert set(inputs) == {"evaluation", "blessing", "model", "pushed_model", "data_check"}
     html_path = os.path.join(artifact.uri, report.REPORT_HTML)
     assert os.path.isfile(html_path)
     assert f"Report: {html_path}" in stdout
@@ -316,7 +316,11 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path,
                  / f"evaluation-{inputs['evaluation'].id}")
   assert f"Report: {regenerated / report.REPORT_HTML}" in result.stdout.splitlines()
   assert "Source: regenerated from evaluation artifact" in result.stdout
-  assert _load_json(str(regenerated)) == _load_json(artifact.uri)
+  # The same report, but for the data gate's check, which only EvalReport is given.
+  regenerated_report, recorded_report = _load_json(str(regenerated)), _load_json(artifact.uri)
+  assert regenerated_report.pop("data_check") is None
+  assert recorded_report.pop("data_check")["drift_against"] == "the reference statistics"
+  assert regenerated_report == recorded_report
 
 
 def _served_version(output_dir):

@@ -16,6 +16,7 @@ the diff:
     UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/test_kubeflow_runner.py
 """
 import difflib
+import importlib
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from tfx.utils import import_utils
 import kubeflow_runner
 from components import kfp_entrypoint
 from pipeline import configs, pipeline
-from runners import kubeflow_spec, roots
+from runners import kubeflow_run_parameters, kubeflow_spec, roots
 from runners.layout import OutputLayout
 
 REPO_ROOT = configs.REPO_ROOT
@@ -85,10 +86,13 @@ def _spec_dict(family, *extra_args):
 
 
 def _task_edges(spec):
-  """(upstream, downstream) pairs: declared dependencies and artifact producers."""
+  """(upstream, downstream) pairs: declared dependencies and artifact
+  producers, but for the span resolution every spec has before its ExampleGen
+  (tested on its own)."""
   edges = set()
   for name, task in spec.root.dag.tasks.items():
-    edges.update((dep, name) for dep in task.dependent_tasks)
+    edges.update((dep, name) for dep in task.dependent_tasks
+                 if dep != kubeflow_run_parameters.RESOLUTION_TASK)
     edges.update((a.task_output_artifact.producer_task, name)
                  for a in task.inputs.artifacts.values())
   return edges
@@ -125,7 +129,8 @@ def _edges_of(components):
 def test_kfp_task_graph_is_the_local_pipeline_with_the_served_baseline(compiled, family):
   _, _, spec = compiled(family, kubeflow_spec.KFP)
   local = _local_pipeline(family, baseline_strategy=None, kubeflow_ui_artifacts=True)
-  assert set(spec.root.dag.tasks) == {c.id for c in local.components}
+  assert set(spec.root.dag.tasks) == {c.id for c in local.components} | {
+      kubeflow_run_parameters.RESOLUTION_TASK}
   assert {"TFLiteExporter", "EvalReport", "served_baseline"} <= set(spec.root.dag.tasks)
   assert _task_edges(spec) == _edges_of(local.components)
 
@@ -147,7 +152,8 @@ def test_vertex_task_graph_is_the_local_pipeline_with_tfx_resolver_queries(compi
   expected = {(task_of[u], task_of[d]) for u, d in local_edges - into_resolver}
   expected.add((blessing_query, model_query))
 
-  assert set(spec.root.dag.tasks) == (set(task_of.values()) | {blessing_query})
+  assert set(spec.root.dag.tasks) == (set(task_of.values()) | {
+      blessing_query, kubeflow_run_parameters.RESOLUTION_TASK})
   assert "TFLiteExporter" in spec.root.dag.tasks
   assert _task_edges(spec) == expected
 
@@ -210,8 +216,10 @@ def test_kfp_target_holds_container_executors_only_and_never_caches_the_baseline
   executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
   assert {kind for e in executors.values() for kind in e} <= {"container", "importer"}
   tasks = spec.root.dag.tasks
-  assert not tasks["served_baseline"].caching_options.enable_cache
-  assert all(t.caching_options.enable_cache for n, t in tasks.items() if n != "served_baseline")
+  # Both read state outside the pipeline (the serving directory, the data's listing).
+  uncached = {"served_baseline", kubeflow_run_parameters.RESOLUTION_TASK}
+  assert not any(tasks[n].caching_options.enable_cache for n in uncached)
+  assert all(t.caching_options.enable_cache for n, t in tasks.items() if n not in uncached)
   assert _param(spec, "served_baseline", "serving_dir") == f"{SERVING_ROOT}/{family}"
 
 
@@ -227,6 +235,11 @@ def test_every_task_runs_in_the_image_with_code_the_image_holds(compiled, family
   declared_outputs = {c["executorLabel"]: c.get("outputDefinitions", {}).get("artifacts", {})
                       for c in json_format.MessageToDict(spec)["components"].values()}
   classes = {}
+  resolution = executors.pop(f"{kubeflow_run_parameters.RESOLUTION_TASK}_executor")
+  assert resolution["container"]["image"] == IMAGE
+  assert resolution["container"]["command"] == [
+      "python", "-m", kubeflow_run_parameters.RESOLUTION_MODULE]
+  assert callable(importlib.import_module(kubeflow_run_parameters.RESOLUTION_MODULE).main)
   for label, executor in executors.items():
     if label in resolvers:
       continue
@@ -297,7 +310,8 @@ def test_beam_args_of_each_preset_reach_every_executor(family, preset):
   spec = _spec_dict(family, *flags, "--beam-arg=--num_workers=3")
   expected = expected + ["--num_workers=3"]
   for label, executor in spec["deploymentSpec"]["executors"].items():
-    if "container" in executor:
+    # The span resolution lists a directory: no Beam.
+    if "container" in executor and not label.startswith(kubeflow_run_parameters.RESOLUTION_TASK):
       container = executor["container"]
       hooks = [container["args"]] + [h["args"] for h in container.get("lifecycle", {}).values()]
       for args in hooks:
@@ -428,7 +442,10 @@ def test_image_layout_is_the_one_the_spec_assumes(compiled, family, target):
   assert f"PYTHONPATH={root} " in dockerfile and "TF_USE_LEGACY_KERAS=1" in dockerfile
   # .dockerignore drops everything but what the spec imports or reads in the image.
   executors = json_format.MessageToDict(spec.deployment_spec)["executors"].values()
-  dotted = [e["container"]["args"][1] for e in executors if "container" in e]
+  containers = [e["container"] for e in executors if "container" in e]
+  dotted = [c["command"][2] for c in containers if c["command"][:2] == ["python", "-m"]]
+  dotted += [c["args"][c["args"].index("--executor_class_path") + 1] for c in containers
+             if "--executor_class_path" in c["args"]]
   dotted += [_param(spec, "Trainer", "run_fn"), _param(spec, "Transform", "preprocessing_fn"),
              os.path.relpath(_param(spec, "ImportSchemaGen", "schema_file"), root)]
   packages = {re.split(r"[./]", name)[0] for name in dotted} - {"tfx"}
@@ -439,3 +456,31 @@ def test_image_layout_is_the_one_the_spec_assumes(compiled, family, target):
   assert packages >= {"components", "modules", "pipeline"}
   # Custom artifact types are imported by their spec title (tfx_model_factory.*).
   assert "!tfx_model_factory/" in ignore
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_span_window_and_drift_acceptance_are_run_parameters_resolved_before_the_example_gen(
+    compiled, target):
+  """One spec for every day: the run gives the span, window and drift
+  acceptance; an uncached task resolves the window and hands the ExampleGen
+  its span, window and input fingerprint by value (KFP's cache key)."""
+  _, _, spec = compiled("cnn", target)
+  declared = spec.root.input_definitions.parameters
+  assert {name: declared[name].default_value.number_value
+          for name in kubeflow_run_parameters.RUN_PARAMETERS} == {
+              "span": 0, "window": 0, "accept_drift": 0}
+  resolution = spec.root.dag.tasks[kubeflow_run_parameters.RESOLUTION_TASK]
+  assert not resolution.caching_options.enable_cache
+  assert {name: p.component_input_parameter for name, p in
+          resolution.inputs.parameters.items()} == {"span": "span", "window": "window"}
+  example_gen = spec.root.dag.tasks["TFRecordExampleGen"]
+  resolved = {name: (p.task_output_parameter.producer_task,
+                     p.task_output_parameter.output_parameter_key)
+              for name, p in example_gen.inputs.parameters.items()
+              if p.HasField("task_output_parameter")}
+  assert resolved == {
+      "requested_span": ("SpanResolution", "span"), "window": ("SpanResolution", "window"),
+      "full_window": ("SpanResolution", "full_window"),
+      "input_fingerprint": ("SpanResolution", "fingerprint")}
+  gate = spec.root.dag.tasks["AnomaliesGate"]
+  assert gate.inputs.parameters["accept_drift"].component_input_parameter == "accept_drift"

@@ -206,3 +206,74 @@ def test_module_tasks_fork_from_a_preloaded_interpreter_unless_told_fresh(tmp_pa
   logs = os.listdir(os.path.join(str(tmp_path / "root"), spec_executor.LOGS_DIR, executor.run_id))
   server_log = spec_executor.FORK_SERVER_LOG.format(module="tests.forkserver_task")
   assert (server_log in logs) is not fresh_processes
+
+
+_DOUBLE = """
+import json, sys
+executor_input = json.loads(sys.argv[1])
+with open(sys.argv[2], "w") as f:
+  f.write(str(2 * executor_input["inputs"]["parameterValues"]["n"]))
+"""
+_ECHO = """
+import json, sys
+print(json.loads(sys.argv[1])["inputs"]["parameterValues"])
+"""
+
+
+def _parameter_spec(cached: bool):
+  """A run parameter `n` feeding a task that writes 2n as its output
+  parameter, which a second task takes as its own `n`."""
+  integer = {"parameterType": "NUMBER_INTEGER"}
+  return {
+      "components": {
+          "double": {"executorLabel": "double_executor",
+                     "inputDefinitions": {"parameters": {"n": integer}},
+                     "outputDefinitions": {"parameters": {"doubled": integer}}},
+          "echo": {"executorLabel": "echo_executor",
+                   "inputDefinitions": {"parameters": {"n": integer}}},
+      },
+      "deploymentSpec": {"executors": {
+          "double_executor": {"container": {
+              "image": "python:3.10", "command": ["python", "-c", _DOUBLE],
+              "args": ["{{$}}", "{{$.outputs.parameters['doubled'].output_file}}"]}},
+          "echo_executor": {"container": {"image": "python:3.10",
+                                          "command": ["python", "-c", _ECHO],
+                                          "args": ["{{$}}"]}}}},
+      "root": {
+          "inputDefinitions": {"parameters": {"n": dict(integer, defaultValue=1,
+                                                          isOptional=True)}},
+          "dag": {"tasks": {
+              "double": {"componentRef": {"name": "double"}, "taskInfo": {"name": "double"},
+                         "cachingOptions": {"enableCache": cached},
+                         "inputs": {"parameters": {"n": {"componentInputParameter": "n"}}}},
+              "echo": {"componentRef": {"name": "echo"}, "taskInfo": {"name": "echo"},
+                       "cachingOptions": {"enableCache": True},
+                       "inputs": {"parameters": {"n": {"taskOutputParameter": {
+                           "producerTask": "double", "outputParameterKey": "doubled"}}}}}}}},
+      "defaultPipelineRoot": "/unused",
+  }
+
+
+def test_run_parameters_and_task_output_parameters_reach_tasks_by_value(tmp_path):
+  """KFP's driver hands a task the run's parameter values (else the
+  pipeline's defaults) and upstream output parameters, and keys the cache
+  on those values: the same value again is a cache hit, another a miss."""
+  def run(cached, **values):
+    return spec_executor.SpecExecutor(_parameter_spec(cached), str(tmp_path),
+                                      stream=io.StringIO(), parameter_values=values).run()
+  first = run(False)
+  assert first["double"].parameters == {"doubled": 2}
+  assert "{'n': 2}" in open(first["echo"].log_path).read()
+  again = run(False)
+  assert [again["double"].state, again["echo"].state] == ["executed", "cached"]
+  assert again["echo"].parameters == {}
+  other = run(False, n=5)
+  assert [other["double"].state, other["echo"].state] == ["executed", "executed"]
+  assert "{'n': 10}" in open(other["echo"].log_path).read()
+  # A cached producer hands its recorded output parameters on.
+  assert run(True, n=7)["double"].state == "executed"
+  cached = run(True, n=7)
+  assert cached["double"].state == "cached" and cached["double"].parameters == {"doubled": 14}
+  with pytest.raises(spec_executor.SpecError, match="the pipeline has no parameter m "
+                     r"\(its parameters: n\)"):
+    run(False, m=1)
