@@ -68,6 +68,8 @@ def _summary(runs) -> str:
   from components.anomalies_gate import (DRIFT_ACCEPTED_KEY, DRIFT_AGAINST_KEY,
                                          DRIFT_FINDINGS_KEY)
   from components.atomic_pusher import NOT_PUSHED_REASON
+  from components.warm_start import (BASE_SPAN_KEY, FOUND_KEY, NODE_ID as WARM_START_TASK,
+                                     SERVED_VERSION_KEY)
   from runners import run_summary
   lines = ["", "Run summary", "-----------"]
   for run in runs.values():
@@ -78,6 +80,11 @@ def _summary(runs) -> str:
     lines.extend(run_summary.drift_lines(
         gate["metadata"].get(DRIFT_AGAINST_KEY, ""), gate["metadata"].get(DRIFT_FINDINGS_KEY, ""),
         gate["metadata"].get(DRIFT_ACCEPTED_KEY) == 1))
+  base = runs.get(WARM_START_TASK) and runs[WARM_START_TASK].outputs.get("base_model")
+  if base:
+    lines.extend(run_summary.warm_start_lines(
+        base["metadata"].get(FOUND_KEY) == 1, base["metadata"].get(SERVED_VERSION_KEY),
+        int(base["metadata"].get(BASE_SPAN_KEY, 0))))
   if runs.get("Evaluator") and runs["Evaluator"].outputs.get("blessing"):
     lines.append(f"Blessed: {'yes' if _blessed(runs) else 'NO'}")
   pushed = runs.get("Pusher") and runs["Pusher"].outputs.get("pushed_model")

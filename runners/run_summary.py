@@ -138,10 +138,16 @@ def _warm_start_lines(runs: Dict[str, NodeRun]) -> List[str]:
   if not run or not run.outputs.get("base_model"):
     return []
   base = run.outputs["base_model"][0]
-  if not _custom(base, warm_start.FOUND_KEY):
+  return warm_start_lines(bool(_custom(base, warm_start.FOUND_KEY)),
+                          _custom(base, warm_start.SERVED_VERSION_KEY),
+                          _custom(base, warm_start.BASE_SPAN_KEY))
+
+
+def warm_start_lines(found: bool, served_version, base_span) -> List[str]:
+  """Where the Trainer started: the served version of an older span, or scratch."""
+  if not found:
     return ["Trained: from scratch (no model served from an older span)"]
-  return [f"Trained: warm, from served version {_custom(base, warm_start.SERVED_VERSION_KEY)} "
-          f"(trained on span {_custom(base, warm_start.BASE_SPAN_KEY)})"]
+  return [f"Trained: warm, from served version {served_version} (trained on span {base_span})"]
 
 
 def drift_lines(against: str, findings: str, accepted: bool) -> List[str]:

@@ -1,11 +1,14 @@
 """End to end: the CNN's compiled Kubeflow spec (target kfp) executed task by
 task as open-source KFP runs it (runners/kubeflow_local.py, ready tasks side
 by side), on a small slice of the shipped digits (300 train / 100 eval, a
-20-step model): a blessed push to serving and TFLite with
+20-step model) laid out as span 1: a blessed push to serving and TFLite with
 artifacts handed over as the open-source launcher types them (system.*), a
 re-run with the declared types (as Vertex AI hands them) that takes the
-served model as its baseline and pushes nothing, and bad data stopping every
-task after the gate. Each run is forked from the tests' fork server
+served model as its baseline and pushes nothing, the next day's span 2
+(a cache miss for its ExampleGen, though its parameters are the same: the
+span resolution hands it the new span) drift-checked against what the
+served model learnt, warm-started from it and judged against it, and bad
+data stopping every task after the gate. Each run is forked from the tests' fork server
 (tests/local_runs.py) and forks its tasks from its own
 (runners/task_forkserver.py); tests/test_kfp_entrypoint.py starts a task in
 a new interpreter, as its container does, and tests/test_quiet_startup.py
@@ -47,12 +50,31 @@ def _evaluations(output_dir):
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-  data_dir = e2e_helpers.write_small_slice(MNIST, str(tmp_path_factory.mktemp("data")),
-                                           N_TRAIN, N_EVAL)
+  data_dir = str(tmp_path_factory.mktemp("data"))
+  e2e_helpers.write_small_slice(MNIST, os.path.join(data_dir, "span-1"), N_TRAIN, N_EVAL)
   output_dir = str(tmp_path_factory.mktemp("kubeflow-local"))
   result = _run(data_dir, output_dir)
   assert result.returncode == 0, result.stdout + result.stderr
   return data_dir, output_dir, result
+
+
+@pytest.fixture(scope="module")
+def rerun(first_run):
+  """The first run again, with the declared artifact types."""
+  data_dir, output_dir, _ = first_run
+  serving_dir = OutputLayout(output_dir).serving_dir("cnn")
+  before = e2e_helpers.pushed_versions(serving_dir)
+  return before, _run(data_dir, output_dir, "--artifact-types", "spec")
+
+
+@pytest.fixture(scope="module")
+def second_span(rerun, first_run):
+  """Span 2 arrives: the same command again."""
+  data_dir, output_dir, _ = first_run
+  served_before = e2e_helpers.pushed_versions(OutputLayout(output_dir).serving_dir("cnn"))
+  e2e_helpers.write_small_slice(MNIST, os.path.join(data_dir, "span-2"), N_TRAIN, N_EVAL,
+                                part=1)
+  return served_before, _run(data_dir, output_dir)
 
 
 def test_spec_run_pushes_a_blessed_savedmodel_and_its_tflite_version(first_run):
@@ -114,14 +136,15 @@ def test_beam_tasks_build_no_worker_package_for_their_in_process_runner(first_ru
   assert "Running pipeline with PrismRunner" not in log
 
 
-def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run):
-  data_dir, output_dir, _ = first_run
+def test_rerun_is_judged_against_the_served_model_and_pushes_nothing(first_run, rerun):
+  _, output_dir, _ = first_run
   serving_dir = OutputLayout(output_dir).serving_dir("cnn")
-  before = e2e_helpers.pushed_versions(serving_dir)
-  result = _run(data_dir, output_dir, "--artifact-types", "spec")
+  before, result = rerun
   assert result.returncode == 0, result.stdout + result.stderr
   states = e2e_helpers.component_states(result.stdout)
   assert states["Trainer"] == "cached" and states["served_baseline"] == "executed"
+  # The spans are resolved anew every run; the same span is a cache hit.
+  assert states["SpanResolution"] == "executed" and states["TFRecordExampleGen"] == "cached"
   assert f"Pushed: nothing (already served as version {before[0]})" in result.stdout
   assert "TFLite: nothing (model not pushed)" in result.stdout
   assert e2e_helpers.pushed_versions(serving_dir) == before
@@ -148,3 +171,28 @@ def test_bad_data_fails_the_gate_task_and_starts_nothing_after_it(first_run, tmp
   assert states["AnomaliesGate"] == "failed"
   assert not {"Transform", "Trainer", "Evaluator", "Pusher"} & set(states)
   assert e2e_helpers.pushed_versions(serving_dir) == before
+
+
+def test_next_span_is_read_drift_checked_warm_started_and_judged_against_the_served_model(
+    first_run, second_span):
+  """The spec and its parameters are the same as the day before; the span
+  resolution hands the ExampleGen span 2, so it is not answered from the
+  cache, and the run checks, starts from and compares with the model
+  served from span 1."""
+  data_dir, output_dir, _ = first_run
+  (served,), result = second_span
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert f"on spans 1-2 of {data_dir} (eval from span 2)" in result.stdout
+  states = e2e_helpers.component_states(result.stdout)
+  assert states["SpanResolution"] == "executed" and states["TFRecordExampleGen"] == "executed"
+  assert ("Drift: none beyond the schema's thresholds from the training data of served "
+          f"version {served} (span 1)") in result.stdout
+  assert f"Trained: warm, from served version {served} (trained on span 1)" in result.stdout
+  latest = results.load_evaluation(_evaluations(output_dir)[-1])
+  assert latest.has_baseline
+  serving_dir = OutputLayout(output_dir).serving_dir("cnn")
+  pushed = e2e_helpers.pushed_versions(serving_dir)
+  assert pushed[0] == served and len(pushed) == 1 + ("Blessed: yes" in result.stdout)
+  if len(pushed) == 2:
+    _, record = atomic_pusher.served_record(serving_dir)
+    assert record[atomic_pusher.SPAN_KEY] == 2 and record[atomic_pusher.WINDOW_SPANS_KEY] == [1, 2]

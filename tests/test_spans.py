@@ -8,6 +8,7 @@ interaction log cut into spans by time (data/movielens/span_cut.py).
 """
 import collections
 import glob
+import json
 import os
 import shutil
 
@@ -16,7 +17,8 @@ import tensorflow as tf
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.utils import proto_utils
 
-from components import example_sources, span_example_gen, spans
+from components import (atomic_pusher, example_sources, publishing, span_example_gen,
+                        span_resolution, spans)
 from components.input_errors import InputDataError
 from components.movielens_example_gen import executor as movielens_executor
 from components.tfrecord_example_gen.component import TFRecordExampleGen
@@ -143,6 +145,43 @@ def test_driver_fingerprints_the_window_so_a_new_span_reruns(digit_spans, tmp_pa
   assert newer[example_gen_utils.SPAN_PROPERTY_NAME] == 4
   assert newer[example_gen_utils.FINGERPRINT_PROPERTY_NAME] != (
       first[example_gen_utils.FINGERPRINT_PROPERTY_NAME])
+
+
+def test_kubeflow_span_resolution_hands_the_example_gen_what_its_driver_would(digit_spans,
+                                                                             tmp_path):
+  """components/span_resolution.py: the resolved span, window and the
+  driver's own fingerprint as output parameter files; a newest span behind
+  the one a served version was trained on is refused unless it is named."""
+  data_dir = shutil.copytree(digit_spans[0], tmp_path / "data")
+  component = TFRecordExampleGen(str(data_dir), spans.SpanRequest(window=2))
+  input_config = component.exec_properties["input_config"]  # JSON, as the spec holds it
+  serving_dir = str(tmp_path / "serving")
+  outputs = {name: str(tmp_path / name) for name in ("span", "window", "full", "fingerprint")}
+
+  def resolve(span, window):
+    assert span_resolution.main([
+        "--input-base", str(data_dir), "--input-config", input_config,
+        "--serving-dir", serving_dir, "--span", str(span), "--window", str(window),
+        "--default-window", "2", "--span-output", outputs["span"],
+        "--window-output", outputs["window"], "--full-window-output", outputs["full"],
+        "--fingerprint-output", outputs["fingerprint"]]) == 0
+    return {name: open(path, encoding="utf-8").read() for name, path in outputs.items()}
+
+  resolved = resolve(0, 0)
+  assert (resolved["span"], resolved["window"], resolved["full"]) == ("3", "2", "1")
+  window = spans.SpanWindow(str(data_dir), (2, 3))
+  assert resolved["fingerprint"] == span_example_gen.input_fingerprint(
+      str(data_dir), input_config, window)
+  assert "span-2:train/*" in resolved["fingerprint"]
+  assert (resolve(2, 1)["span"], resolve(2, 1)["window"]) == ("2", "1")
+  # A version trained on span 3 is served; span 3 goes missing.
+  publishing.publish(lambda staging: None, serving_dir, atomic_pusher.PUSH_RECORD,
+                     json.dumps({atomic_pusher.SPAN_KEY: 3}).encode())
+  shutil.rmtree(data_dir / "span-3")
+  with pytest.raises(InputDataError, match=r"its newest span is 2, older than span 3, which "
+                     r"version \d+ under .*serving was trained on; pass --span 2"):
+    span_resolution.resolve(str(data_dir), serving_dir, 0, 0, 2)
+  assert resolve(2, 0)["span"] == "2"
 
 
 def test_partial_spans_are_refused_naming_the_span_and_file(digit_spans, tmp_path):
