@@ -86,9 +86,10 @@ class FamilyConfig:
   # `--window` overrides it). Eval comes from the newest span alone.
   span_window: int = 1
   # On a new span, the share of train_steps a model warm-started from the
-  # model served from an older span trains (components/warm_start.py); 0:
-  # the family always trains from scratch (its weights are indexed by a
-  # vocabulary that can change between spans, and it does not yet remap them).
+  # model served from an older span trains (components/warm_start.py; a
+  # family with vocabulary-indexed weights remaps their rows by key,
+  # modules/common/vocabulary_remap.py); 0: the family always trains from
+  # scratch.
   warm_start_fraction: float = 0.0
 
   def __post_init__(self):
@@ -182,6 +183,9 @@ TWO_TOWER = FamilyConfig(
     tflite_adapter="modules.two_tower.tflite.ADAPTER",
     # Weekly spans: about a month of interactions.
     span_window=4,
+    # On a new span: a quarter of the steps, from the served model's
+    # weights with each user's, item's and feature value's row remapped.
+    warm_start_fraction=0.25,
 )
 
 LSTM = FamilyConfig(

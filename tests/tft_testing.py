@@ -8,7 +8,7 @@ would, and build the FnArgs a Trainer would hand to `run_fn`.
 import glob
 import os
 import tempfile
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -22,6 +22,7 @@ from tfx.components.trainer import fn_args_utils
 from tfx.utils import io_utils
 from tfx_bsl.public import tfxio
 
+from modules.common import contract
 from runners import beam_presets
 
 
@@ -135,9 +136,12 @@ def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
 
 def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path: str,
                        train_serialized: List[bytes], validation_serialized: List[bytes],
-                       work_dir: str, train_steps: int) -> str:
+                       work_dir: str, train_steps: int, base_model: Optional[str] = None,
+                       warm_start_fraction: float = 0.0) -> str:
   """Transforms real examples, calls `run_fn` like the Trainer (train files
-  and, as its eval files, the validation split's); returns the export dir."""
+  and, as its eval files, the validation split's; `base_model` and the
+  family's `warm_start_fraction` as the pipeline hands them on a new span);
+  returns the export dir."""
   schema = load_schema(schema_path)
   train_path = transformed_examples_path(work_dir, "train")
   validation_path = transformed_examples_path(work_dir, "validation")
@@ -149,5 +153,8 @@ def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path
   write_transformed(validation_rows, tft_output.transformed_metadata.schema, validation_path)
   fn_args = make_fn_args(work_dir, transform_graph_dir(work_dir), [train_path], [validation_path],
                          train_steps)
+  if base_model:
+    fn_args.base_model = base_model
+    fn_args.custom_config = {contract.WARM_START_FRACTION_KEY: warm_start_fraction}
   run_fn(fn_args)
   return fn_args.serving_model_dir

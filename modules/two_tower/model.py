@@ -32,7 +32,7 @@ import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
-from modules.common import contract, training
+from modules.common import contract, training, vocabulary_remap
 from modules.two_tower import catalog as catalog_lib
 from modules.two_tower import features, preprocessing, retrieval
 from modules.two_tower.movielens import HISTORY_LENGTH
@@ -336,10 +336,40 @@ def attach_index(model: TwoTowerModel, catalog: catalog_lib.Catalog, item_vocabu
   model.recommend_for_index = recommend_for_index
 
 
+# The weights whose rows a Transform vocabulary indexes (each with one OOV
+# row last), by the model attribute holding them: a warm start moves their
+# rows to where each user, item, feature value or title word now is.
+VOCABULARY_ROWS = (
+    vocabulary_remap.VocabularyRows("history_embedding/", features.ITEM_VOCAB),
+    vocabulary_remap.VocabularyRows("item_embedding/", features.ITEM_VOCAB),
+    vocabulary_remap.VocabularyRows("item_bias/", features.ITEM_VOCAB),
+    vocabulary_remap.VocabularyRows("user_embedding/", features.USER_VOCAB),
+    vocabulary_remap.VocabularyRows("title_embedding/", features.TITLE_VOCAB),
+    # user_feature_embeddings: age buckets (0, fixed), then these three.
+    vocabulary_remap.VocabularyRows("user_feature_embeddings/1/", features.GENDER_VOCAB),
+    vocabulary_remap.VocabularyRows("user_feature_embeddings/2/", features.OCCUPATION_VOCAB),
+    vocabulary_remap.VocabularyRows("user_feature_embeddings/3/", features.ZIP_VOCAB),
+)
+
+
+def _warm_started(model: TwoTowerModel, base_model: str, fn_args: FnArgs,
+                  tf_transform_output: tft.TFTransformOutput) -> None:
+  """Creates the model's variables on one batch and loads the served
+  model's weights into them, rows remapped by key (VOCABULARY_ROWS)."""
+  batch = next(iter(training.make_dataset(fn_args, fn_args.train_files, tf_transform_output,
+                                          None, batch_size=2, shuffle=False, num_epochs=1)))
+  model(batch)
+  vocabulary_remap.restore_remapped(
+      model, base_model,
+      {rows.vocabulary: tf_transform_output.vocabulary_by_name(rows.vocabulary)
+       for rows in VOCABULARY_ROWS}, VOCABULARY_ROWS)
+
+
 def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.two_tower.model.run_fn`)."""
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  fn_args, base_model = training.warm_start(fn_args)
   vocabularies = Vocabularies.of(tf_transform_output)
   item_vocabulary = tf_transform_output.vocabulary_by_name(features.ITEM_VOCAB)
   catalog = catalog_lib.collect(_one_pass(fn_args, tf_transform_output),
@@ -347,6 +377,8 @@ def run_fn(fn_args: FnArgs) -> None:
                                 vocabularies.unknown_user_features())
   model = TwoTowerModel(vocabularies, catalog)
   model.compile(optimizer=tf_keras.optimizers.Adam(HPARAMS.learning_rate))
+  if base_model:
+    _warm_started(model, base_model, fn_args, tf_transform_output)
   training.fit(fn_args, model, tf_transform_output, None, SETTINGS)
   k = min(TOP_K, len(item_vocabulary))
   attach_index(model, catalog, item_vocabulary, k)
