@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test test-fast chromium kubeflow kubeflow-local bench movielens
+.PHONY: env run test test-fast chromium kubeflow kubeflow-local bench movielens replay
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -57,6 +57,13 @@ kubeflow: env
 # and executes it task by task as open-source Kubeflow Pipelines would.
 kubeflow-local: env
 	$(PY) -m runners.kubeflow_local --model $(MODEL) $(KFP_LOCAL_ARGS)
+
+# Replays MODEL's real data span after span (bench/replay.py): writes
+# outputs/reports/MODEL/replay/replay.html and replay.json. REPLAY_ARGS="--with-cold"
+# also trains every span from scratch, to compare.
+REPLAY_ARGS ?=
+replay: env $(if $(filter two_tower,$(MODEL)),data/movielens/ml-100k/u.data)
+	$(PY) -m bench.replay --model $(MODEL) $(REPLAY_ARGS)
 
 # Measurements, not tests: writes bench/results/*.json and BENCHMARKS.md (~1 h).
 bench: env

@@ -91,6 +91,9 @@ class FamilyConfig:
   # modules/common/vocabulary_remap.py); 0: the family always trains from
   # scratch.
   warm_start_fraction: float = 0.0
+  # The metric (its name in the family's evaluations) a replay of its spans
+  # reports span by span (bench/replay.py).
+  headline_metric: str = ""
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -141,6 +144,7 @@ CNN = FamilyConfig(
     tflite_adapter="modules.cnn.tflite.ADAPTER",
     span_window=3,
     warm_start_fraction=0.25,
+    headline_metric="sparse_categorical_accuracy",
 )
 
 
@@ -186,6 +190,7 @@ TWO_TOWER = FamilyConfig(
     # On a new span: a quarter of the steps, from the served model's
     # weights with each user's, item's and feature value's row remapped.
     warm_start_fraction=0.25,
+    headline_metric="recall_at_10",
 )
 
 LSTM = FamilyConfig(
@@ -215,6 +220,7 @@ LSTM = FamilyConfig(
     slice_features=(lstm_features.LENGTH_BUCKET_KEY,),
     tflite_adapter="modules.lstm.tflite.ADAPTER",
     span_window=3,
+    headline_metric="auc",
 )
 
 FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN, TWO_TOWER, LSTM)}
