@@ -19,7 +19,9 @@ OUTPUT/replay/<family>/cold, to measure what the warm start saves and costs.
 Per span, from each run's MLMD records and evaluation report: the window,
 where the Trainer started, the drift check, the candidate's and the served
 model's headline metric on the span's eval with 95% intervals, the blessing,
-the pushed version, Trainer and whole-run seconds. Written to
+the pushed version, Trainer and whole-run seconds; for MovieLens also the
+classical anchors' recall@10 on the same window and eval rows
+(data/movielens/anchors.py). Written to
 OUTPUT/reports/<family>/replay/replay.json and replay.html.
 """
 import argparse
@@ -43,10 +45,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from tfx.orchestration import metadata as tfx_metadata  # noqa: E402
 
-from components import anomalies_gate, warm_start  # noqa: E402
+from components import anomalies_gate, spans, warm_start  # noqa: E402
 from components.atomic_pusher import NOT_PUSHED_REASON  # noqa: E402
 from components.eval_report import page  # noqa: E402
-from data.movielens import span_cut  # noqa: E402
+from data.movielens import anchors, span_cut  # noqa: E402
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT  # noqa: E402
 from pipeline import configs  # noqa: E402
 from runners import run_summary  # noqa: E402
@@ -146,6 +148,10 @@ def run_span(family: configs.FamilyConfig, spans_dir: str, output_dir: str, span
   if result.returncode == 3:
     record["stopped"] = result.stderr.strip().splitlines()[-1]
   record.update(read_run(family, output_dir, found.group(1)))
+  if family.example_source is configs.MOVIELENS:
+    # The classical anchors on the same window and eval rows (recall@10).
+    window = spans.resolve(spans_dir, spans.SpanRequest(span, family.span_window))
+    record["anchors"] = anchors.compute(spans_dir, window=window)["recall_at_10"]
   return record
 
 
@@ -207,6 +213,8 @@ def render(replay: dict) -> str:
              f"served {metric}", "blessed", "pushed", "Trainer s", "run s"]
   if cold:
     headers += [f"cold {metric}", "cold Trainer s"]
+  anchor_names = sorted({name for r in replay["runs"] for name in r.get("anchors", {})})
+  headers += [f"{name} recall@10" for name in anchor_names]
   rows = []
   for r in replay["runs"]:
     cells = [str(r["span"]), r.get("window") or "-",
@@ -220,6 +228,7 @@ def render(replay: dict) -> str:
       other = cold.get(r["span"], {})
       cells += [_with_interval(other.get("candidate"), other.get("candidate_ci95")),
                 _number(other.get("trainer_seconds"), 1)]
+    cells += [_number(r.get("anchors", {}).get(name)) for name in anchor_names]
     rows.append(([html.escape(c) for c in cells], ""))
   summary = replay["summary"]
   lines = [f"{summary['spans']} spans of {html.escape(replay['data'])}; "

@@ -22,7 +22,7 @@ from components import (atomic_pusher, example_sources, publishing, span_example
 from components.input_errors import InputDataError
 from components.movielens_example_gen import executor as movielens_executor
 from components.tfrecord_example_gen.component import TFRecordExampleGen
-from data.movielens import span_cut
+from data.movielens import anchors, span_cut
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 from modules.two_tower import features, movielens
 from pipeline import configs
@@ -276,3 +276,21 @@ def test_interaction_spans_grow_the_catalogue_and_need_their_interactions(intera
   (copy / f"span-{min(counts)}" / movielens.RATINGS_FILE).write_bytes(b"")
   with pytest.raises(InputDataError, match=rf"span-{min(counts)}/u.data: empty file"):
     example_sources.MOVIELENS.check(str(copy), spans.SpanRequest(window=len(counts)))
+
+
+def test_anchors_score_a_window_as_the_pipeline_splits_it(interaction_spans):
+  """data/movielens/anchors.py on a window: the held-out rows are the
+  pipeline's eval rows (the newest span's latest per user), the rest fits."""
+  data_dir, counts = interaction_spans
+  window = spans.resolve(data_dir, spans.SpanRequest(window=2, full_window=True))
+  interactions, _ = movielens_executor.load_window(window)
+  fit, held_out = anchors.split(interactions, "eval", window.newest)
+  assert held_out and all(row.span == window.newest for row in held_out)
+  eval_examples = list(movielens_executor.split_examples(data_dir, EVAL_SPLIT, window))
+  assert sorted((row.user_id, row.item_id, row.timestamp) for row in held_out) == sorted(
+      (int(_feature(e, features.USER_ID)), int(_feature(e, features.ITEM_ID)),
+       _feature(e, features.TIMESTAMP)) for e in eval_examples)
+  assert len(fit) + len(held_out) == sum(counts[span] for span in window.spans)
+  result = anchors.compute(data_dir, window=window)
+  assert result["spans"] == list(window.spans)
+  assert all(0.0 <= value <= 1.0 for value in result["recall_at_10"].values())

@@ -88,7 +88,7 @@ def _load(data_dir: str) -> Tuple[List[movielens.Interaction], Dict[int, moviele
           f"{remote}/{os.path.basename(error.path)}", error.line_number, error.reason) from None
 
 
-def _load_window(window: spans.SpanWindow
+def load_window(window: spans.SpanWindow
                  ) -> Tuple[List[movielens.Interaction], Dict[int, movielens.User]]:
   """The interactions of a window of local spans, each tagged with its span,
   and the newest span's users (the catalogue and the users only grow)."""
@@ -114,7 +114,7 @@ def examples_by_split(data_dir: str, window: Optional[spans.SpanWindow] = None
                       ) -> Iterator[Tuple[str, tf.train.Example]]:
   """(split name, tf.Example) of every row of the MovieLens files in
   `data_dir`, or of a window of its spans (local ones), eval from the newest."""
-  interactions, users = _load(data_dir) if window is None else _load_window(window)
+  interactions, users = _load(data_dir) if window is None else load_window(window)
   eval_span = None if window is None else window.newest
   for timeline_row in movielens.timelines(interactions, eval_span=eval_span):
     yield timeline_row.split, to_example(
@@ -127,7 +127,7 @@ def serialized_by_split(data_dir: str, window: Optional[spans.SpanWindow] = None
   encodes them (wire_format: tests/test_movielens_beam.py checks these are
   examples_by_split's), in one process: for the reference statistics and
   the checks of the shipped data, at a fifth of examples_by_split's cost."""
-  interactions, users = _load(data_dir) if window is None else _load_window(window)
+  interactions, users = _load(data_dir) if window is None else load_window(window)
   eval_span = None if window is None else window.newest
   encoder, user_parts = wire_format.ExampleEncoder(), {}
   for timeline_row in movielens.timelines(interactions, eval_span=eval_span):

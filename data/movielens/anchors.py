@@ -26,9 +26,16 @@ held-out rows. ``validation`` splits that train part again the same way
 rest, so that hyper-parameters such as lambda, decay and window can be
 chosen without looking at the eval rows.
 
+On data in spans (``--data-dir`` holding span-<N>/ folders, e.g. from
+data/movielens/span_cut.py), the anchors are scored as the pipeline splits a
+window (components/spans.py): ``--span N --window K`` read spans N-K+1..N,
+and each user active in span N has their last 2 interactions of span N held
+out; everything before them in the window is fitted on.
+
 Usage (from the repository root, after python -m data.movielens.fetch_ml100k):
     python -m data.movielens.anchors                          # writes anchor_results.json
     python -m data.movielens.anchors --protocol validation    # anchor_results_validation.json
+    python -m data.movielens.anchors --data-dir SPANS --span 7 --window 4 --output OUT.json
 """
 from __future__ import annotations
 
@@ -39,6 +46,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from components import spans
+from components.input_errors import InputDataError
+from components.movielens_example_gen.executor import load_window
 from data.interactions.reference_recall import ScoreFn, popularity_scores, recall_at_k
 from modules.two_tower import movielens
 
@@ -63,12 +73,15 @@ _LABELS = {
 }
 
 
-def split(interactions: Sequence[movielens.Interaction], protocol: str
+def split(interactions: Sequence[movielens.Interaction], protocol: str,
+          eval_span: int | None = None
           ) -> tuple[list[movielens.Interaction], list[movielens.Interaction]]:
-    """(fit rows, held-out rows) of ``protocol`` (see the module docstring)."""
+    """(fit rows, held-out rows) of ``protocol`` (see the module docstring);
+    with ``eval_span``, only rows of that span are held out."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    train, held_out = movielens.time_split(interactions, eval_per_user=HELD_OUT_PER_USER)
+    train, held_out = movielens.time_split(interactions, eval_per_user=HELD_OUT_PER_USER,
+                                           eval_span=eval_span)
     if protocol == "validation":
         train, held_out = movielens.time_split(train, eval_per_user=HELD_OUT_PER_USER)
     return train, held_out
@@ -141,15 +154,24 @@ def anchor_recalls(train: Sequence[movielens.Interaction],
             for name, score in scorers.items()}
 
 
-def compute(data_dir: str, protocol: str = "eval", k: int = 10) -> dict:
-    """The anchors of ``protocol`` on the MovieLens files in ``data_dir``, JSON-ready."""
-    interactions, items = movielens.load_movielens(data_dir)
-    train, held_out = split(interactions, protocol)
+def compute(data_dir: str, protocol: str = "eval", k: int = 10,
+            window: spans.SpanWindow | None = None) -> dict:
+    """The anchors of ``protocol`` on the MovieLens files in ``data_dir`` (or
+    on ``window``, a window of its spans), JSON-ready."""
+    if window is None:
+        interactions, items = movielens.load_movielens(data_dir)
+    else:
+        interactions, _ = load_window(window)
+        items = movielens.read_items(
+            os.path.join(window.directory(window.newest), movielens.ITEMS_FILE))
+    train, held_out = split(interactions, protocol,
+                            window.newest if window is not None else None)
     item_ids = np.array(sorted(items), dtype=np.int64)
     recall = anchor_recalls(train, held_out, item_ids, k)
     return {
         "protocol": protocol,
         "data_dir": os.path.relpath(os.path.abspath(data_dir), _REPO_ROOT),
+        "spans": list(window.spans) if window is not None else None,
         "k": k,
         "split": {
             "method": ("per-user latest by (timestamp, item_id)" if protocol == "eval" else
@@ -187,11 +209,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--output", help="JSON result file (default: anchor_results.json "
                                          "next to this script, _validation for that protocol)")
+    parser.add_argument("--span", type=int, default=0,
+                        help="data in spans: the window's newest span (default: the newest)")
+    parser.add_argument("--window", type=int, default=1,
+                        help="data in spans: how many spans the window holds")
     args = parser.parse_args(argv)
-    if not os.path.exists(os.path.join(args.data_dir, movielens.RATINGS_FILE)):
+    try:
+        window = spans.resolve(args.data_dir, spans.SpanRequest(args.span, args.window,
+                                                                full_window=True))
+    except InputDataError as error:
+        parser.error(str(error))
+    if window is None and not os.path.exists(os.path.join(args.data_dir,
+                                                          movielens.RATINGS_FILE)):
         parser.error(f"{args.data_dir} has no {movielens.RATINGS_FILE}; build it with "
                      "`python -m data.movielens.fetch_ml100k` (or `make movielens`)")
-    results = compute(args.data_dir, args.protocol, args.k)
+    if window is not None and not args.output:
+        parser.error("on data in spans, name the result file with --output")
+    results = compute(args.data_dir, args.protocol, args.k, window)
     with open(args.output or DEFAULT_OUTPUTS[args.protocol], "w", encoding="utf-8") as f:
         f.write(json.dumps(results, indent=2) + "\n")
     print(markdown_table(results), end="")
