@@ -34,10 +34,10 @@ from typing import List, Optional, Tuple
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+from tfx import types
 from tfx.components.statistics_gen import stats_artifact_utils
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx import types
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import atomic_pusher, spans
@@ -45,8 +45,6 @@ from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 SCHEMA_FILE = "schema.pbtxt"
-
-
 # The data_check artifact's custom properties: what the new data was checked
 # for drift against, the findings (one per line), and whether a person
 # accepted them.

@@ -29,18 +29,21 @@ from pipeline.configs import FamilyConfig, Gate
 CONFIDENCE_INTERVAL_METHOD = tfma.ConfidenceIntervalOptions.JACKKNIFE
 
 
-def _gate_threshold(gate: Gate, min_value: float) -> tfma.MetricThreshold:
+def _value_threshold(gate: Gate, min_value: float) -> tfma.GenericValueThreshold:
+  bound = {"value": min_value}
+  return (tfma.GenericValueThreshold(lower_bound=bound) if gate.higher_is_better
+          else tfma.GenericValueThreshold(upper_bound=bound))
+
+
+def _change_threshold(gate: Gate) -> tfma.GenericChangeThreshold:
   direction = (tfma.MetricDirection.HIGHER_IS_BETTER if gate.higher_is_better
                else tfma.MetricDirection.LOWER_IS_BETTER)
-  if gate.higher_is_better:
-    value = tfma.GenericValueThreshold(lower_bound={"value": min_value})
-    change = {"value": -gate.max_regression}
-  else:
-    value = tfma.GenericValueThreshold(upper_bound={"value": min_value})
-    change = {"value": gate.max_regression}
-  return tfma.MetricThreshold(
-      value_threshold=value,
-      change_threshold=tfma.GenericChangeThreshold(direction=direction, absolute=change))
+  regression = -gate.max_regression if gate.higher_is_better else gate.max_regression
+  return tfma.GenericChangeThreshold(direction=direction, absolute={"value": regression})
+
+
+def _overall(threshold: tfma.MetricThreshold) -> list:
+  return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
 def build_eval_config(family: FamilyConfig,
@@ -51,14 +54,22 @@ def build_eval_config(family: FamilyConfig,
   """
   gate = family.gate
   min_value = gate.min_value if min_value_override is None else min_value_override
+  value = _value_threshold(gate, min_value)
+  change = _change_threshold(gate)
   gated = tfma.MetricConfig(
       class_name=gate.metric, module=gate.module or "", config=gate.config_json or "",
-      per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-          slicing_specs=[tfma.SlicingSpec()],
-          threshold=_gate_threshold(gate, min_value))])
-  reported = [tfma.MetricConfig(class_name=m.class_name, module=m.module or "",
-                                config=m.config_json or "")
-              for m in family.reported_metrics]
+      per_slice_thresholds=_overall(
+          tfma.MetricThreshold(value_threshold=value) if gate.change_metric
+          else tfma.MetricThreshold(value_threshold=value, change_threshold=change)))
+  reported = []
+  for metric in family.reported_metrics:
+    config = tfma.MetricConfig(class_name=metric.class_name, module=metric.module or "",
+                               config=metric.config_json or "")
+    if (metric.class_name, metric.config_json) == (gate.change_metric,
+                                                   gate.change_config_json):
+      config.per_slice_thresholds.extend(_overall(
+          tfma.MetricThreshold(change_threshold=change)))
+    reported.append(config)
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           model_type=tfma.TF_GENERIC,

@@ -99,6 +99,8 @@ def test_writable_output_dir_check_leaves_nothing_behind(tmp_path):
     (configs.Gate(metric="AUC", min_value=float("nan"), max_regression=0.01), "finite min_value"),
     (configs.Gate(metric="AUC", min_value=0.5, max_regression=-0.1), "max_regression >= 0"),
     (configs.Gate(metric="AUC", min_value=1.5, max_regression=0.01), "within value_range"),
+    (configs.Gate(metric="AUC", min_value=0.5, max_regression=0.01, change_metric="Recall"),
+     "the gate's change_metric Recall  must be one of its reported_metrics"),
 ])
 def test_family_without_a_usable_gate_is_refused_when_declared(gate, message):
   """A family that could never bless (so never push) is refused when its

@@ -1,5 +1,5 @@
 """The replay of a family's spans (bench/replay.py): a short real one of the
-CNN (two of twelve parts of the shipped digits, 40 steps), and its page and
+CNN (two of twenty parts of the shipped digits, 30 steps), and its page and
 summary on given records."""
 import json
 import os
@@ -14,8 +14,8 @@ from runners.layout import OutputLayout
 @pytest.mark.e2e
 def test_replay_runs_span_after_span_warm_from_the_served_model(tmp_path):
   output_dir = str(tmp_path / "outputs")
-  assert replay.main(["--model", "cnn", "--output-dir", output_dir, "--parts", "12",
-                      "--spans", "2", "--train-steps", "40", "--min-metric", "0"]) == 0
+  assert replay.main(["--model", "cnn", "--output-dir", output_dir, "--parts", "20",
+                      "--spans", "2", "--train-steps", "30", "--min-metric", "0"]) == 0
   reports = os.path.join(OutputLayout(output_dir).reports_dir("cnn"), "replay")
   with open(os.path.join(reports, replay.REPLAY_JSON), encoding="utf-8") as f:
     recorded = json.load(f)

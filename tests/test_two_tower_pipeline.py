@@ -22,13 +22,19 @@ def test_two_tower_pipeline_reads_movielens_and_cnn_keeps_tfrecords(tmp_path):
 
 
 def test_eval_config_scores_the_family_signature_and_gates_lift_over_popular():
+  """The floor is on the lift over the most-popular ranking; the change
+  against the served model on recall@10 itself, which both models are
+  scored on alike (each lift divides by its own window's popularity)."""
   config = evaluation.build_eval_config(configs.TWO_TOWER)
   assert config.model_specs[0].signature_name == features.SCORING_SIGNATURE == "score_examples"
   assert evaluation.build_eval_config(configs.CNN).model_specs[0].signature_name == (
       "serving_default")
   thresholds = tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs)
-  gated = {key.name for key in thresholds}
-  assert gated == {"recall_lift_at_10"}  # value and change threshold, one metric
+  # {key: [(slice, threshold)]}; a change threshold's key is the metric's diff.
+  bounds = {(key.name, key.is_diff): [str(threshold).split()[0] for _, threshold in found]
+            for key, found in thresholds.items()}
+  assert bounds == {("recall_lift_at_10", False): ["lower_bound"],
+                    ("recall_at_10", True): ["absolute"]}
   assert config.model_specs[0].prediction_key == ""  # both rank outputs reach the metrics
   assert metrics.RecallAtK(k=5).name == "recall_at_5"
   assert metrics.PopularRecallAtK(k=10).name == "popular_recall_at_10"
