@@ -1,41 +1,47 @@
-"""The replay of a family's spans (bench/replay.py): a short real one of the
-CNN (two of twenty parts of the shipped digits, 30 steps), and its page and
-summary on given records."""
-import json
+"""The replay of a family's spans (bench/replay.py): what it reads back of a
+real run on a new span (the CNN history's span-2 run, tests/cnn_history.py),
+how it cuts shipped data into spans, and its summary and page."""
+import collections
+import glob
 import os
+import re
 
 import pytest
+import tensorflow as tf
 
 from bench import replay
 from pipeline import configs
-from runners.layout import OutputLayout
+from tests import e2e_helpers
 
 
 @pytest.mark.e2e
-def test_replay_runs_span_after_span_warm_from_the_served_model(tmp_path):
-  output_dir = str(tmp_path / "outputs")
-  assert replay.main(["--model", "cnn", "--output-dir", output_dir, "--parts", "20",
-                      "--spans", "2", "--train-steps", "30", "--min-metric", "0"]) == 0
-  reports = os.path.join(OutputLayout(output_dir).reports_dir("cnn"), "replay")
-  with open(os.path.join(reports, replay.REPLAY_JSON), encoding="utf-8") as f:
-    recorded = json.load(f)
-  first, second = recorded["runs"]
-  assert (first["span"], first["window"], second["window"]) == (1, "span 1", "spans 1-2")
-  # Span 1: nothing served yet, so blessed on the floor of 0 and pushed, cold.
-  assert first["blessed"] and first["pushed"] and first["warm_from"] is None
-  assert first["served"] is None and 0 <= first["candidate"] <= 1
-  assert first["drift"]["against"] == "the reference statistics"
-  # Span 2: warm from span 1's version, checked against and judged against it.
-  assert second["warm_from"] == first["pushed"]
-  assert second["drift"]["against"] == (
-      f"the training data of served version {first['pushed']} (span 1)")
-  assert second["served"] is not None and second["served_ci95"]
-  assert second["trainer_seconds"] > 0 and second["run_seconds"] > second["trainer_seconds"]
-  assert recorded["summary"]["spans"] == 2 and recorded["metric"] == (
-      configs.CNN.headline_metric)
-  with open(os.path.join(reports, replay.REPLAY_HTML), encoding="utf-8") as f:
-    html = f.read()
-  assert f"warm from {first['pushed']}" in html
+def test_replay_reads_what_a_run_on_a_new_span_did(cnn_history):
+  """Warm from the version served from span 1, drift-checked against what
+  it learnt, judged against it on span 2's eval, with both intervals."""
+  result = cnn_history.next_span
+  (run_id,) = re.findall(r"\(run (\S+), logs:", result.stdout)
+  recorded = replay.read_run(configs.CNN, cnn_history.next_span_output_dir, run_id)
+  (served,) = e2e_helpers.pushed_versions(
+      e2e_helpers.serving_dir(cnn_history.output_dir, "cnn"))[-1:]
+  assert recorded["warm_from"] == served
+  assert recorded["drift"] == {
+      "against": f"the training data of served version {served} (span 1)",
+      "findings": [], "accepted": False}
+  assert recorded["trainer_state"] == "executed" and recorded["trainer_seconds"] > 0
+  assert 0 <= recorded["candidate"] <= 1 and 0 <= recorded["served"] <= 1
+  assert recorded["candidate_ci95"] and recorded["served_ci95"]
+  assert recorded["blessed"] == ("Blessed: yes" in result.stdout)
+
+
+def test_shipped_tfrecords_become_consecutive_disjoint_spans(tmp_path):
+  counts = replay.cut_into_spans(configs.CNN, str(tmp_path), 7, 175, parts=25)
+  assert sorted(counts) == list(range(1, 26)) and counts[1] == (4000 + 1000) // 25
+  seen = collections.Counter()
+  for split in ("train", "eval"):
+    files = glob.glob(str(tmp_path / "span-*" / split / "*.gz"))
+    seen.update(r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+  assert len(seen) == 5000 and set(seen.values()) == {1}
+  assert os.path.isdir(tmp_path / "span-25" / "eval")
 
 
 def _record(span, candidate, trainer_seconds, warm_from=None, **extra):

@@ -168,10 +168,11 @@ def compute(data_dir: str, protocol: str = "eval", k: int = 10,
                             window.newest if window is not None else None)
     item_ids = np.array(sorted(items), dtype=np.int64)
     recall = anchor_recalls(train, held_out, item_ids, k)
+    window_keys = {"spans": list(window.spans)} if window is not None else {}
     return {
         "protocol": protocol,
         "data_dir": os.path.relpath(os.path.abspath(data_dir), _REPO_ROOT),
-        "spans": list(window.spans) if window is not None else None,
+        **window_keys,
         "k": k,
         "split": {
             "method": ("per-user latest by (timestamp, item_id)" if protocol == "eval" else
