@@ -48,6 +48,7 @@ from tfx.orchestration import metadata as tfx_metadata  # noqa: E402
 from components import anomalies_gate, spans, warm_start  # noqa: E402
 from components.atomic_pusher import NOT_PUSHED_REASON  # noqa: E402
 from components.eval_report import page  # noqa: E402
+from components.eval_report.report import REPORT_JSON  # noqa: E402
 from data.movielens import anchors, span_cut  # noqa: E402
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT  # noqa: E402
 from pipeline import configs  # noqa: E402
@@ -91,38 +92,34 @@ def _metric(report: Optional[dict], name: str) -> Dict[str, Any]:
           "served": found["baseline"], "served_ci95": found["ci95"]["baseline"]}
 
 
-def _custom(artifact, key: str):
-  value = artifact.custom_properties.get(key)
-  return None if value is None else (value.string_value or value.int_value)
-
-
 def read_run(family: configs.FamilyConfig, output_dir: str, run_id: str) -> Dict[str, Any]:
   """What one run did, from its MLMD records and its evaluation report."""
   connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   runs = run_summary.read_node_runs(connection, family.pipeline_name, list(NODES), run_id)
+  custom = run_summary.custom_property
   record: Dict[str, Any] = {"trainer_seconds": runs["Trainer"].seconds,
                             "trainer_state": runs["Trainer"].state}
   gate = runs["AnomaliesGate"].outputs.get("data_check")
   if gate:
     record["drift"] = {
-        "against": _custom(gate[0], anomalies_gate.DRIFT_AGAINST_KEY),
-        "findings": [line for line in (_custom(gate[0], anomalies_gate.DRIFT_FINDINGS_KEY)
+        "against": custom(gate[0], anomalies_gate.DRIFT_AGAINST_KEY),
+        "findings": [line for line in (custom(gate[0], anomalies_gate.DRIFT_FINDINGS_KEY)
                                        or "").split("\n") if line],
-        "accepted": bool(_custom(gate[0], anomalies_gate.DRIFT_ACCEPTED_KEY))}
+        "accepted": bool(custom(gate[0], anomalies_gate.DRIFT_ACCEPTED_KEY))}
   base = runs[warm_start.NODE_ID].outputs.get("base_model")
   if base:
-    record["warm_from"] = (_custom(base[0], warm_start.SERVED_VERSION_KEY)
-                           if _custom(base[0], warm_start.FOUND_KEY) else None)
+    record["warm_from"] = (custom(base[0], warm_start.SERVED_VERSION_KEY)
+                           if custom(base[0], warm_start.FOUND_KEY) else None)
   pushed = runs["Pusher"].outputs.get("pushed_model")
   if pushed:
-    record["pushed"] = (_custom(pushed[0], "pushed_version") if _custom(pushed[0], "pushed")
+    record["pushed"] = (custom(pushed[0], "pushed_version") if custom(pushed[0], "pushed")
                         else None)
-    record["not_pushed_reason"] = _custom(pushed[0], NOT_PUSHED_REASON)
+    record["not_pushed_reason"] = custom(pushed[0], NOT_PUSHED_REASON)
   report_artifacts = runs["EvalReport"].outputs.get("report")
   report = None
   if report_artifacts:
-    with open(os.path.join(report_artifacts[0].uri, "report.json"), encoding="utf-8") as f:
+    with open(os.path.join(report_artifacts[0].uri, REPORT_JSON), encoding="utf-8") as f:
       report = json.load(f)
     record["blessed"] = report["blessing"]["blessed"]
   record.update(_metric(report, family.headline_metric))

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -69,18 +69,21 @@ def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
   return record
 
 
+def published_records(base_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
+  """(version, push record) of each complete version under `base_dir`,
+  newest first, each record read only when it is asked for."""
+  for version in reversed(publishing.published_versions(base_dir, PUSH_RECORD)):
+    yield version, json.loads(publishing.read_marker(base_dir, version, PUSH_RECORD))
+
+
 def version_before_span(base_dir: str, span: int
                         ) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
   """(version, record) of the newest complete version under `base_dir`
   trained on a span older than `span`, or (None, None): the model a run on
   `span` starts from and checks its data against, the same for every re-run
   of that span."""
-  for version in reversed(publishing.published_versions(base_dir, PUSH_RECORD)):
-    record = json.loads(publishing.read_marker(base_dir, version, PUSH_RECORD))
-    trained_on = record.get(SPAN_KEY)
-    if trained_on is not None and trained_on < span:
-      return version, record
-  return None, None
+  return next(((version, record) for version, record in published_records(base_dir)
+               if record.get(SPAN_KEY) is not None and record[SPAN_KEY] < span), (None, None))
 
 
 def training_statistics_path(base_dir: str, version: int) -> str:
@@ -90,10 +93,7 @@ def training_statistics_path(base_dir: str, version: int) -> str:
 
 def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
   """(version, record) of the newest complete version under `base_dir`, or (None, None)."""
-  versions = publishing.published_versions(base_dir, PUSH_RECORD)
-  if not versions:
-    return None, None
-  return versions[-1], json.loads(publishing.read_marker(base_dir, versions[-1], PUSH_RECORD))
+  return next(published_records(base_dir), (None, None))
 
 
 def push_atomically(model_path: str, base_dir: str,
@@ -187,5 +187,6 @@ class AtomicPusher(tfx_pusher_component.Pusher):
     # Pusher.__init__ builds TFX's own spec class; this one adds the examples.
     spec = AtomicPusherSpec(
         model=model, model_blessing=model_blessing, push_destination=push_destination,
-        examples=examples, statistics=statistics, pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        examples=examples, statistics=statistics,
+        pushed_model=types.Channel(type=standard_artifacts.PushedModel))
     base_component.BaseComponent.__init__(self, spec=spec)

@@ -12,7 +12,7 @@ serving directories only.
 """
 import json
 import os
-from typing import NamedTuple, Optional
+from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 from components.input_errors import InputDataError
 
@@ -41,18 +41,24 @@ def check_not_behind(data_dir: str, newest: int, serving_dir: str,
         f"--span {newest} to re-run or back-fill it")
 
 
+def newest_trained(records: Iterable[Tuple[int, Dict[str, Any]]]) -> Optional[TrainedSpan]:
+  """The newest span among (version, push record) pairs, and the newest
+  version trained on it; None if no record names a span."""
+  return max((TrainedSpan(record[SPAN_KEY], version) for version, record in records
+              if record.get(SPAN_KEY) is not None), default=None)
+
+
 def newest_trained_span(serving_dir: str) -> Optional[TrainedSpan]:
-  """The newest span any complete version under a local `serving_dir` was
-  trained on, and that version; None if no version records a span."""
+  """newest_trained of the complete versions under a local `serving_dir`
+  (components/atomic_pusher.published_records reads any filesystem)."""
+  return newest_trained(_local_records(serving_dir))
+
+
+def _local_records(serving_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
   if not os.path.isdir(serving_dir):
-    return None
-  newest = None
+    return
   for name in os.listdir(serving_dir):
     path = os.path.join(serving_dir, name, *PUSH_RECORD.split("/"))
-    if not name.isdigit() or not os.path.isfile(path):
-      continue
-    with open(path, encoding="utf-8") as f:
-      span = json.load(f).get(SPAN_KEY)
-    if span is not None and (newest is None or (span, int(name)) > newest):
-      newest = TrainedSpan(span, int(name))
-  return newest
+    if name.isdigit() and os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        yield int(name), json.load(f)

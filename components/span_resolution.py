@@ -23,28 +23,15 @@ served version was trained on unless the run names its span (`--span`, the
 pipeline's `span` parameter); the message names both spans and the version.
 """
 import argparse
-import json
 import sys
 from typing import List, Optional
 
-from components import atomic_pusher, publishing, push_records, spans
+from components import atomic_pusher, push_records, spans
 from components.input_errors import BAD_INPUT_PREFIX, InputDataError
 from components.span_example_gen import input_fingerprint, listdir
 
 # The exit status of a refusal, as the runners' own checks exit.
 EXIT_BAD_INPUT = 3
-
-
-def newest_trained_span(serving_dir: str) -> Optional[push_records.TrainedSpan]:
-  """The newest span any complete version under `serving_dir` (any
-  filesystem) was trained on, and that version; None if none records one."""
-  newest = None
-  for version in publishing.published_versions(serving_dir, atomic_pusher.PUSH_RECORD):
-    record = json.loads(publishing.read_marker(serving_dir, version, atomic_pusher.PUSH_RECORD))
-    span = record.get(atomic_pusher.SPAN_KEY)
-    if span is not None and (newest is None or (span, version) > newest):
-      newest = push_records.TrainedSpan(span, version)
-  return newest
 
 
 def resolve(input_base: str, serving_dir: str, span: int, window: int,
@@ -56,8 +43,9 @@ def resolve(input_base: str, serving_dir: str, span: int, window: int,
                               full_window=window > 0)
   resolved = spans.resolve(input_base, request, listdir)
   if resolved is not None and not span:
-    push_records.check_not_behind(input_base, resolved.newest, serving_dir,
-                                  newest_trained_span(serving_dir))
+    push_records.check_not_behind(
+        input_base, resolved.newest, serving_dir,
+        push_records.newest_trained(atomic_pusher.published_records(serving_dir)))
   return resolved
 
 

@@ -11,14 +11,15 @@ tflite/) and the checkout's schemas, written to `spec/<family>.yaml` there,
 and executed task by task as the open-source KFP backend would
 (runners/spec_executor.py); --span, --window and --accept-drift are the
 run's values of the spec's run-time parameters, as a Kubeflow user gives
-them to a run (runners/kubeflow_run_parameters.py). A second run against the same output directory
-reuses cached tasks, takes the served model as its baseline and pushes
-nothing new. Tasks are forked from one interpreter that imported their
-runtime once; --fresh-processes starts each in a new interpreter, as the
-image does. One run at a time per output directory (runners/run_lock.py).
+them to a run (runners/kubeflow_run_parameters.py). A second run against
+the same output directory reuses cached tasks, takes the served model as its
+baseline and pushes nothing new. Tasks are forked from one interpreter that
+imported their runtime once; --fresh-processes starts each in a new
+interpreter, as the image does. One run at a time per output directory (runners/run_lock.py).
 Exit status: 0 the run completed (blessed or not), 3 a task stopped on bad
-data (the data gate, or the span resolution), 4 --require-blessing and the model was not blessed, 5 another run holds
-the output directory, 1 any other task failure, 2 bad arguments.
+data (the data gate, or the span resolution), 4 --require-blessing and the
+model was not blessed, 5 another run holds the output directory, 1 any other
+task failure, 2 bad arguments.
 """
 import argparse
 import dataclasses

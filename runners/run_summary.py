@@ -111,7 +111,8 @@ def read_node_runs(connection_config, pipeline_name: str, node_ids: List[str],
   return runs
 
 
-def _custom(artifact: metadata_store_pb2.Artifact, key: str):
+def custom_property(artifact: metadata_store_pb2.Artifact, key: str):
+  """An MLMD artifact's custom property (string or int); None when unset."""
   value = artifact.custom_properties.get(key)
   if value is None:
     return None
@@ -127,7 +128,7 @@ def blessed(runs: Dict[str, NodeRun]) -> bool:
   """Whether this run's Evaluator blessed its model."""
   evaluator = runs.get("Evaluator")
   blessings = evaluator.outputs.get("blessing") if evaluator else None
-  return bool(blessings and _custom(blessings[0], "blessed"))
+  return bool(blessings and custom_property(blessings[0], "blessed"))
 
 
 def _warm_start_lines(runs: Dict[str, NodeRun]) -> List[str]:
@@ -138,9 +139,9 @@ def _warm_start_lines(runs: Dict[str, NodeRun]) -> List[str]:
   if not run or not run.outputs.get("base_model"):
     return []
   base = run.outputs["base_model"][0]
-  return warm_start_lines(bool(_custom(base, warm_start.FOUND_KEY)),
-                          _custom(base, warm_start.SERVED_VERSION_KEY),
-                          _custom(base, warm_start.BASE_SPAN_KEY))
+  return warm_start_lines(bool(custom_property(base, warm_start.FOUND_KEY)),
+                          custom_property(base, warm_start.SERVED_VERSION_KEY),
+                          custom_property(base, warm_start.BASE_SPAN_KEY))
 
 
 def warm_start_lines(found: bool, served_version, base_span) -> List[str]:
@@ -169,9 +170,9 @@ def _gate_lines(runs: Dict[str, NodeRun]) -> List[str]:
   if not run or not run.outputs.get("data_check"):
     return []
   check = run.outputs["data_check"][0]
-  return drift_lines(_custom(check, anomalies_gate.DRIFT_AGAINST_KEY) or "",
-                     _custom(check, anomalies_gate.DRIFT_FINDINGS_KEY) or "",
-                     bool(_custom(check, anomalies_gate.DRIFT_ACCEPTED_KEY)))
+  return drift_lines(custom_property(check, anomalies_gate.DRIFT_AGAINST_KEY) or "",
+                     custom_property(check, anomalies_gate.DRIFT_FINDINGS_KEY) or "",
+                     bool(custom_property(check, anomalies_gate.DRIFT_ACCEPTED_KEY)))
 
 
 def format_summary(runs: Dict[str, NodeRun]) -> str:
@@ -195,28 +196,29 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
     lines.extend(terminal.format_evaluation(evaluation, blessed(runs)))
   eval_report = runs.get("EvalReport")
   if eval_report and eval_report.outputs.get("report"):
-    lines.append(f"Report: {_custom(eval_report.outputs['report'][0], 'report_html')}"
+    lines.append(f"Report: {custom_property(eval_report.outputs['report'][0], 'report_html')}"
                  " (python -m runners.review)")
   pusher = runs.get("Pusher")
   if pusher and pusher.outputs.get("pushed_model"):
     pushed = pusher.outputs["pushed_model"][0]
-    if _custom(pushed, "pushed"):
-      lines.append(f"Pushed: {_custom(pushed, 'pushed_destination')}"
+    if custom_property(pushed, "pushed"):
+      lines.append(f"Pushed: {custom_property(pushed, 'pushed_destination')}"
                    + (" (cached: pushed by an earlier run)" if pusher.state == "cached" else ""))
     else:
       from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
-      reason = _custom(pushed, NOT_PUSHED_REASON) or "model not blessed"
+      reason = custom_property(pushed, NOT_PUSHED_REASON) or "model not blessed"
       lines.append(f"Pushed: nothing ({reason})")
   elif pusher:
     lines.append(f"Pushed: nothing (Pusher {pusher.state})")
   exporter = runs.get("TFLiteExporter")
   if exporter and exporter.outputs.get("tflite_export"):
     export = exporter.outputs["tflite_export"][0]
-    if _custom(export, "exported"):
-      lines.append(f"TFLite: {_custom(export, 'tflite_destination')} "
-                   f"({_custom(export, 'quantization')}, {_custom(export, 'size_bytes')} bytes)")
+    if custom_property(export, "exported"):
+      lines.append(f"TFLite: {custom_property(export, 'tflite_destination')} "
+                   f"({custom_property(export, 'quantization')}, "
+                   f"{custom_property(export, 'size_bytes')} bytes)")
     else:
-      lines.append(f"TFLite: nothing ({_custom(export, 'reason')})")
+      lines.append(f"TFLite: nothing ({custom_property(export, 'reason')})")
   elif exporter:
     lines.append(f"TFLite: nothing (TFLiteExporter {exporter.state})")
   return "\n".join(lines)

@@ -82,7 +82,6 @@ def restore_remapped(model: tf_keras.Model, base_saved_model: str,
   variables exist), remapping `indexed` weights by key; returns, per
   vocabulary, how many of its entries the served model did not know."""
   base = tf.train.load_checkpoint(os.path.join(base_saved_model, "variables", "variables"))
-  base_shapes = base.get_variable_to_shape_map()
   old_vocabularies = {rows.vocabulary: saved_vocabulary(base_saved_model, rows.vocabulary)
                       for rows in indexed}
   with tempfile.TemporaryDirectory() as work_dir:
@@ -93,8 +92,7 @@ def restore_remapped(model: tf_keras.Model, base_saved_model: str,
     for key in sorted(fresh.get_variable_to_shape_map()):
       value = fresh.get_tensor(key)
       if key != _OBJECT_GRAPH and not key.startswith(_NOT_WEIGHTS):
-        value = _warm_value(key, value, base, base_shapes, old_vocabularies,
-                            new_vocabularies, indexed)
+        value = _warm_value(key, value, base, old_vocabularies, new_vocabularies, indexed)
       names.append(key)
       values.append(tf.constant(value))
     warm_prefix = os.path.join(work_dir, "warm", "weights")
@@ -109,9 +107,9 @@ def restore_remapped(model: tf_keras.Model, base_saved_model: str,
   return unknown
 
 
-def _warm_value(key: str, fresh: np.ndarray, base, base_shapes, old_vocabularies,
+def _warm_value(key: str, fresh: np.ndarray, base, old_vocabularies,
                 new_vocabularies, indexed: Sequence[VocabularyRows]) -> np.ndarray:
-  if key not in base_shapes:
+  if not base.has_tensor(key):
     raise ValueError(f"the served model has no weight {key}: it was built by other code; "
                      "train with --cold-start")
   old = base.get_tensor(key)
