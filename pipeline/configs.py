@@ -238,6 +238,9 @@ LSTM = FamilyConfig(
     slice_features=(lstm_features.LENGTH_BUCKET_KEY,),
     tflite_adapter="modules.lstm.tflite.ADAPTER",
     span_window=3,
+    # The recurrent and bags members; the naive-Bayes one refits in full
+    # (modules/lstm/model.warm_started).
+    warm_start_fraction=0.25,
     headline_metric="auc",
 )
 

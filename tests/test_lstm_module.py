@@ -8,13 +8,15 @@ import tensorflow_transform as tft
 import tf_keras
 
 from modules.common import contract, training
-from modules.lstm import features, model, preprocessing
+from modules.lstm import features, layers, model, preprocessing
 from pipeline import configs
 from tests import tft_testing
 
 SCHEMA = configs.LSTM.schema_path()
 IDS_KEY = features.transformed_name(features.TEXT_KEY)
 SEQ = features.SEQUENCE_LENGTH
+# The keys of a 98-character vocabulary: 100 ids with padding and OOV.
+KEYS = layers.character_keys([chr(0x4E00 + i).encode() for i in range(98)])
 # Requests the raw signature must answer: empty, 10,000 characters, only
 # characters no review contains, invalid UTF-8.
 EDGE_TEXTS = ["".encode(), ("好" * 10_000).encode(), "🦄🦖𓀀".encode(), b"\xff\xfe\xfd"]
@@ -145,7 +147,7 @@ def test_rebuilt_model_takes_the_exported_weights_and_refuses_other_shapes(
   rebuilt = training.with_weights_of(model.exported_architecture(char_ids), export_dir)
   np.testing.assert_allclose(rebuilt(ids, training=False).numpy().reshape(-1),
                              served[features.PROBABILITY].numpy(), atol=1e-6)
-  with pytest.raises(ValueError, match="char_embedding"):
+  with pytest.raises(ValueError, match="character_keys"):
     training.with_weights_of(model.exported_architecture(char_ids + 1), export_dir)
 
 
@@ -276,7 +278,8 @@ def _randomize_naive_bayes(classifier: tf_keras.Model, seed: int) -> None:
 def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
   from modules.lstm.layers import ChunkedBidirectionalGRU
   tf_keras.utils.set_random_seed(0)
-  trained = model.exported_architecture(100)
+  trained = model.average_of([model.serving_form_of(model.build_model(KEYS, variant=v))
+                              for v in model.ENSEMBLE_MEMBERS])
   _randomize_naive_bayes(trained, seed=0)
   trained.save_weights(str(tmp_path / "weights"))
   tf_keras.utils.set_random_seed(1)  # Other initial weights: loading must replace them.
@@ -296,7 +299,7 @@ def test_tflite_graph_takes_the_trained_weights_and_scores_alike(tmp_path):
     (model.SEQUENCE, True, False, False), (model.BAGS, False, True, False),
     (model.COMBINED, True, True, False), (model.NAIVE_BAYES, False, False, True)])
 def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags, has_naive_bayes):
-  built = model.build_model(100, variant=variant)
+  built = model.build_model(KEYS, variant=variant)
   names = {layer.name for layer in built.layers}
   assert ("bigru" in names) == has_rnn and ("bigru_attention" in names) == has_rnn
   assert ("char2_embedding" in names) == has_bags and ("char3_pool" in names) == has_bags
@@ -309,7 +312,7 @@ def test_ablation_variants_keep_their_branches(variant, has_rnn, has_bags, has_n
 
 def test_unknown_variant_is_refused():
   with pytest.raises(ValueError, match="variant"):
-    model.build_model(100, variant="lstm")
+    model.build_model(KEYS, variant="lstm")
 
 
 def test_first_occurrences_count_each_id_once_per_review():
@@ -366,7 +369,7 @@ def test_naive_bayes_adapt_refuses_labels_that_are_not_both_classes(labels):
 
 def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same_output():
   from modules.lstm.layers import NaiveBayesNGramLogit
-  trained = model.build_model(100, variant=model.NAIVE_BAYES)
+  trained = model.build_model(KEYS, variant=model.NAIVE_BAYES)
   _randomize_naive_bayes(trained, seed=0)
   served = model.serving_form_of(trained)
   tables = lambda m: [w for w in m.weights if w.shape == (model.NAIVE_BAYES_BUCKETS + 1,)]
@@ -379,7 +382,7 @@ def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same
   np.testing.assert_allclose(served(ids, training=False).numpy(),
                              trained(ids, training=False).numpy(), atol=1e-6)
   # A neural member is exported as it trained.
-  sequence = model.build_model(100, variant=model.SEQUENCE)
+  sequence = model.build_model(KEYS, variant=model.SEQUENCE)
   assert model.serving_form_of(sequence) is sequence
   folded_layer = served.get_layer(model.NAIVE_BAYES_LAYER)
   assert isinstance(folded_layer, NaiveBayesNGramLogit)
@@ -391,7 +394,7 @@ def test_naive_bayes_member_folds_for_serving_into_half_the_tables_with_the_same
 
 def test_exported_average_is_the_mean_of_its_members_probabilities():
   tf_keras.utils.set_random_seed(0)
-  members = [model.build_model(100, variant=v) for v in model.ENSEMBLE_MEMBERS]
+  members = [model.build_model(KEYS, variant=v) for v in model.ENSEMBLE_MEMBERS]
   ensemble = model.average_of(members)
   _randomize_naive_bayes(ensemble, seed=0)
   ids = np.random.default_rng(0).integers(0, 100, size=[4, SEQ])
@@ -417,3 +420,51 @@ def test_ablation_seed_spread_summarises_each_variant_over_its_seeds():
   assert spread["bags"]["eval"]["auc_mean"] == 0.92
   # A refit has no validation score: only its eval spread is given.
   assert set(spread["refit:bags"]) == {"seeds", "eval"}
+
+
+def _ids_of(texts, vocabulary):
+  """Reviews -> [N, SEQ] ids as Transform gives them for `vocabulary`."""
+  index = {token: i + 1 for i, token in enumerate(vocabulary)}
+  ids = np.zeros([len(texts), SEQ], np.int64)
+  for row, text in enumerate(texts):
+    ids[row, :len(text)] = [index.get(c.encode(), len(vocabulary) + 1) for c in text]
+  return ids
+
+
+def test_warm_start_follows_each_character_to_its_new_id(tmp_path):
+  """The served ensemble's neural members, warm-started over a vocabulary in
+  another order with characters dropped and added, give the same
+  probability on the same text; the naive-Bayes member starts afresh."""
+  old = [chr(0x4E00 + i).encode() for i in range(98)]
+  new = [chr(0x4E00 + 200 + i).encode() for i in range(5)] + old[::-1][:90]
+  tf_keras.utils.set_random_seed(0)
+  served_members = [model.build_model(layers.character_keys(old), variant=v)
+                    for v in model.ENSEMBLE_MEMBERS]
+  served = model.average_of([model.serving_form_of(m) for m in served_members])
+  export_dir = str(tmp_path / "served")
+  # As training.export_serving_model saves it (no traces: its checkpoint keys
+  # are the model's own).
+  served.save(export_dir, save_format="tf", include_optimizer=False, save_traces=False)
+  with open(os.path.join(export_dir, "assets", features.CHAR_VOCABULARY), "wb") as f:
+    f.write(b"".join(token + b"\n" for token in old))
+
+  tf_keras.utils.set_random_seed(1)
+  members = [model.build_model(layers.character_keys(new), variant=v)
+             for v in model.ENSEMBLE_MEMBERS]
+  fresh_naive_bayes = [w.copy() for w in members[-1].get_weights()]
+  model.warm_started(members, export_dir, new)
+
+  rng = np.random.default_rng(0)
+  shared = [token.decode() for token in old[::-1][:90]]
+  texts = ["".join(rng.choice(shared, size=n)) for n in (3, 40, SEQ)]
+  for variant, served_member, member in zip(model.ENSEMBLE_MEMBERS, served_members, members):
+    if variant == model.NAIVE_BAYES:
+      for fresh, now in zip(fresh_naive_bayes, member.get_weights()):
+        np.testing.assert_array_equal(now, fresh)
+      continue
+    np.testing.assert_allclose(member(_ids_of(texts, new), training=False).numpy(),
+                               served_member(_ids_of(texts, old), training=False).numpy(),
+                               atol=1e-6)
+    np.testing.assert_array_equal(
+        member.get_layer(model.CHARACTER_KEYS_LAYER).get_weights()[0],
+        layers.character_keys(new))

@@ -54,6 +54,7 @@ import tf_keras  # noqa: E402
 
 from modules.common import contract  # noqa: E402
 from modules.lstm import features, model as lstm_model  # noqa: E402
+from modules.lstm.layers import character_keys  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The LSTM family's TrainArgs (pipeline/configs.py): early stopping usually
@@ -108,12 +109,12 @@ def _training_stream(ids: np.ndarray, labels: np.ndarray, batch_size: int) -> tf
 
 
 def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                char_id_count: int, seed: int) -> Tuple[dict, Dict[str, np.ndarray]]:
+                char_keys: np.ndarray, seed: int) -> Tuple[dict, Dict[str, np.ndarray]]:
   """Trains one variant as the Trainer trains a member; its result and its
   validation and eval scores."""
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(seed)
-  classifier = lstm_model.build_model(char_id_count, variant=variant)
+  classifier = lstm_model.build_model(char_keys, variant=variant)
   lstm_model.adapt_to_training_data(classifier, *data["train"])
   train = _training_stream(*data["train"], settings.batch_size)
   validation = tf.data.Dataset.from_tensor_slices(data["validation"]).batch(256)
@@ -142,12 +143,12 @@ def run_variant(variant: str, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
 
 
 def refit_variant(variant: str, steps: int, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                  char_id_count: int, seed: int) -> Tuple[dict, np.ndarray]:
+                  char_keys: np.ndarray, seed: int) -> Tuple[dict, np.ndarray]:
   """The variant trained `steps` steps on train + validation, no early
   stopping; its result and its eval scores."""
   settings = lstm_model.SETTINGS
   tf_keras.utils.set_random_seed(seed)
-  classifier = lstm_model.build_model(char_id_count, variant=variant)
+  classifier = lstm_model.build_model(char_keys, variant=variant)
   ids = np.concatenate([data["train"][0], data["validation"][0]])
   labels = np.concatenate([data["train"][1], data["validation"][1]])
   lstm_model.adapt_to_training_data(classifier, ids, labels)
@@ -191,15 +192,15 @@ def seed_spread(results: List[dict]) -> Dict[str, dict]:
 
 
 def train_and_score(args: argparse.Namespace, data: Dict[str, Tuple[np.ndarray, np.ndarray]],
-                    char_id_count: int, seed: int) -> List[dict]:
+                    char_keys: np.ndarray, seed: int) -> List[dict]:
   """The rows of one seed: each variant, the ensemble, and with --refit the refits."""
-  trained = {v: run_variant(v, data, char_id_count, seed) for v in args.variants}
+  trained = {v: run_variant(v, data, char_keys, seed) for v in args.variants}
   results = [result for result, _ in trained.values()]
   if all(v in trained for v in lstm_model.ENSEMBLE_MEMBERS):
     results.append(ensemble_result([trained[v] for v in lstm_model.ENSEMBLE_MEMBERS], data,
                                    seed))
   if args.refit:
-    refits = {v: refit_variant(v, trained[v][0]["steps_chosen"], data, char_id_count, seed)
+    refits = {v: refit_variant(v, trained[v][0]["steps_chosen"], data, char_keys, seed)
               for v in args.variants}
     results.extend(result for result, _ in refits.values())
     if all(v in refits for v in lstm_model.ENSEMBLE_MEMBERS):
@@ -234,9 +235,9 @@ def main(argv=None) -> int:
   data = {name: (char_ids([t for _, t, _ in records], vocabulary),
                  np.array([label for _, _, label in records], np.float32))
           for name, records in splits.items()}
+  char_keys = character_keys([c.encode() for c in vocabulary])
   results = [result for seed in args.seeds
-             for result in train_and_score(args, data, features.char_id_count(len(vocabulary)),
-                                           seed)]
+             for result in train_and_score(args, data, char_keys, seed)]
   report = {
       "protocol": "train = train split minus validation; validation = train-split records "
                   "contract.is_validation_record picks (early stopping on val_auc, best "

@@ -29,8 +29,9 @@ import tensorflow as tf
 import tf_keras
 
 _OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-# Checkpoint entries that are not model weights.
-_NOT_WEIGHTS = ("save_counter/", "optimizer/")
+# Checkpoint objects that hold no model weights, at the root or in a nested
+# (compiled) model.
+_NOT_WEIGHTS = frozenset(("save_counter", "optimizer"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ def restore_remapped(model: tf_keras.Model, base_saved_model: str,
     names, values = [], []
     for key in sorted(fresh.get_variable_to_shape_map()):
       value = fresh.get_tensor(key)
-      if key != _OBJECT_GRAPH and not key.startswith(_NOT_WEIGHTS):
+      if key != _OBJECT_GRAPH and not _NOT_WEIGHTS.intersection(key.split("/")):
         value = _warm_value(key, value, base, old_vocabularies, new_vocabularies, indexed)
       names.append(key)
       values.append(tf.constant(value))

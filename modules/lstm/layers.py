@@ -1,10 +1,11 @@
 """Keras layers of the LSTM family that tf_keras lacks.
 
 All work on the dense [batch, SEQUENCE_LENGTH] character ids Transform
-emits, with ops TFLite has as builtins (integer arithmetic, select, sums), so
-the whole model converts from that one input.
+emits, with ops TFLite has as builtins (integer arithmetic, select, sums,
+gathers), so the whole model converts from that one input.
 """
-from typing import List
+from typing import List, Sequence
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -13,13 +14,60 @@ import tf_keras
 from modules.lstm import features
 
 # Odd multiplier of the rolling n-gram hash. The running value stays below
-# num_buckets * _HASH_MULTIPLIER + max id, far inside int64 for any bucket
-# count this family uses.
+# num_buckets * _HASH_MULTIPLIER + the largest key (_OOV_KEY), far inside
+# int64 for any bucket count this family uses.
 _HASH_MULTIPLIER = 1_000_003
+# The key of the OOV id: above every character's (CRC-32 + 1 <= 2^32).
+_OOV_KEY = 2 ** 32 + 1
+
+
+def character_keys(vocabulary: Sequence[bytes]) -> np.ndarray:
+  """[char_id_count] int64: the key of each character id, fixed by the
+  character itself rather than by its place in this vocabulary.
+
+  Transform orders its vocabulary by frequency over the training window, so
+  a character's id changes from span to span; n-grams hashed from ids would
+  put another n-gram in every bucket of a warm-started table. Hashed from
+  these keys (CharacterKeys), a bucket holds the same n-grams whatever the
+  vocabulary. Padding keeps key 0 (PADDING_ID), each vocabulary entry gets
+  the CRC-32 of its UTF-8 bytes plus 1, and the OOV id one key above them all.
+  """
+  return np.array([features.PADDING_ID] + [zlib.crc32(token) + 1 for token in vocabulary]
+                  + [_OOV_KEY], dtype=np.int64)
+
+
+class CharacterKeys(tf_keras.layers.Layer):
+  """Character ids -> their keys (`character_keys`), [batch, T] -> [batch, T].
+
+  The key table is a non-trainable weight, so the SavedModel carries it and
+  a model rebuilt from code takes it back with the other weights (the
+  TFLite adapter), and a warm start remaps it by key like the character
+  embedding (to the same keys). `keys` initialises it when training.
+  """
+
+  def __init__(self, char_id_count: int, keys=None, **kwargs):
+    super().__init__(**kwargs)
+    self.char_id_count = char_id_count
+    self._initial_keys = keys
+
+  def build(self, input_shape):
+    initial = self._initial_keys
+    self.key_table = self.add_weight(
+        name="keys", shape=(self.char_id_count,), dtype=tf.int64, trainable=False,
+        initializer=(tf_keras.initializers.Constant(initial) if initial is not None
+                     else "zeros"))
+    super().build(input_shape)
+
+  def call(self, ids):
+    return tf.gather(self.key_table, ids)
+
+  def get_config(self):
+    return {**super().get_config(), "char_id_count": self.char_id_count}
 
 
 class CharNGramHash(tf_keras.layers.Layer):
-  """Character ids -> ids of their hashed n-grams (consecutive characters).
+  """Character keys (CharacterKeys) -> ids of their hashed n-grams
+  (consecutive characters).
 
   [batch, T] -> [batch, T - n + 1], or [batch, T] with `same_length` (the
   n-gram starting at each character; the last n - 1 positions are padded
@@ -36,12 +84,12 @@ class CharNGramHash(tf_keras.layers.Layer):
     self.num_buckets = num_buckets
     self.same_length = same_length
 
-  def call(self, ids):
-    width = ids.shape[1] - self.n + 1
-    hashed = tf.zeros_like(ids[:, :width])
+  def call(self, keys):
+    width = keys.shape[1] - self.n + 1
+    hashed = tf.zeros_like(keys[:, :width])
     valid = tf.ones_like(hashed, dtype=tf.bool)
     for offset in range(self.n):
-      part = ids[:, offset:offset + width]
+      part = keys[:, offset:offset + width]
       hashed = tf.math.floormod(hashed * _HASH_MULTIPLIER + part, self.num_buckets)
       valid = tf.logical_and(valid, tf.not_equal(part, features.PADDING_ID))
     hashed = tf.where(valid, hashed + 1, tf.zeros_like(hashed))
@@ -74,7 +122,7 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
   """Logistic regression over the char n-grams present in a review, each
   scaled by its naive-Bayes log-count ratio (NBSVM; Wang and Manning, 2012).
 
-  [batch, T] char ids -> [batch, 1] logit: bias + sum over the distinct
+  [batch, T] char keys (CharacterKeys) -> [batch, 1] logit: bias + sum over the distinct
   hashed n-grams g of each order of weight[g] * ratio[g]. The ratios are
   fixed statistics of the training reviews (`adapt`): log of the smoothed
   share of positive reviews' n-gram occurrences that are g over the same
@@ -117,13 +165,13 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
                                 trainable=not self.folded)
     super().build(input_shape)
 
-  def present_ngrams(self, ids):
+  def present_ngrams(self, keys):
     """Per order, [batch, T - n + 1] hashed n-gram ids, repeats within a review zeroed."""
-    return [first_occurrences(hash_(ids)) for hash_ in self.hashes]
+    return [first_occurrences(hash_(keys)) for hash_ in self.hashes]
 
-  def call(self, ids):
+  def call(self, keys):
     logit = self.bias
-    for order, ngrams in enumerate(self.present_ngrams(ids)):
+    for order, ngrams in enumerate(self.present_ngrams(keys)):
       evidence = tf.gather(self.weights_by_order[order], ngrams)
       if not self.folded:
         evidence = evidence * tf.gather(self.ratios[order], ngrams)
@@ -138,21 +186,21 @@ class NaiveBayesNGramLogit(tf_keras.layers.Layer):
     return [weight.numpy() * ratio.numpy()
             for weight, ratio in zip(self.weights_by_order, self.ratios)] + [self.bias.numpy()]
 
-  def adapt(self, ids: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> None:
-    """Sets the log-count ratios from training reviews' ids and 0/1 labels."""
+  def adapt(self, keys: np.ndarray, labels: np.ndarray, batch_size: int = 512) -> None:
+    """Sets the log-count ratios from training reviews' character keys and 0/1 labels."""
     if self.folded:
       raise ValueError(f"{self.name} is folded for serving and has no ratios to count: "
                        "adapt the training form (folded=False), then fold its weights")
     if not self.built:
-      self.build(ids.shape)
+      self.build(keys.shape)
     labels = np.asarray(labels).reshape(-1)
     if not ((labels == 0) | (labels == 1)).all() or len(set(labels.tolist())) < 2:
       raise ValueError("NaiveBayesNGramLogit.adapt needs labels of both classes, 0 and 1; "
                        f"got the values {sorted(set(labels.tolist()))}")
     counts = [np.zeros([2, self.num_buckets + 1]) for _ in self.orders]
-    for start in range(0, len(ids), batch_size):
+    for start in range(0, len(keys), batch_size):
       batch_labels = labels[start:start + batch_size].astype(int)
-      for order_counts, ngrams in zip(counts, self.present_ngrams(ids[start:start + batch_size])):
+      for order_counts, ngrams in zip(counts, self.present_ngrams(keys[start:start + batch_size])):
         ngrams = ngrams.numpy()
         for label in (0, 1):
           order_counts[label] += np.bincount(ngrams[batch_labels == label].reshape(-1),

@@ -49,11 +49,11 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from modules.common import contract, training
+from modules.common import contract, training, vocabulary_remap
 from modules.lstm import features
-from modules.lstm.layers import (CharNGramHash, ChunkedBidirectionalGRU,
+from modules.lstm.layers import (CharacterKeys, CharNGramHash, ChunkedBidirectionalGRU,
                                  MaskedAttentionPooling, MaskedSqrtNPooling,
-                                 NaiveBayesNGramLogit)
+                                 NaiveBayesNGramLogit, character_keys)
 
 # Validation AUC (train-split records `contract.is_validation_record` picks)
 # peaks after 2-3 epochs of 100 steps (one pass over the 12.5k training
@@ -108,6 +108,7 @@ DROPOUT = 0.5
 # of 1,407 validation reviews (~0.006).
 LABEL_SMOOTHING = 0.1
 NAIVE_BAYES_LAYER = "naive_bayes_logit"
+CHARACTER_KEYS_LAYER = "character_keys"
 # The naive-Bayes-scaled logistic regression (NaiveBayesNGramLogit): char
 # 1- to 4-grams, 2^20 buckets per order. Its L2 weight is scikit-learn's
 # C = 0.1 on the ~12.5k training reviews (1 / (2 C N)); in scikit-learn, on
@@ -121,10 +122,10 @@ NAIVE_BAYES_L2 = 4e-4
 # against 0.925 and 0.933 with the others' LABEL_SMOOTHING.
 
 
-def _sequence_branch(ids, chars, gru_steps_per_loop_iteration):
+def _sequence_branch(keys, chars, gru_steps_per_loop_iteration):
   """Char + bigram embeddings -> BiGRU -> attention pooling: [batch, 2 x GRU_UNITS]."""
   bigram_ids = CharNGramHash(2, SEQUENCE_BIGRAM_BUCKETS, same_length=True,
-                             name="seq_bigram_hash")(ids)
+                             name="seq_bigram_hash")(keys)
   # No mask of its own: the characters' mask (Concatenate ANDs them) marks
   # the review; a review's last character pairs with padding (bigram id 0).
   bigrams = tf_keras.layers.Embedding(SEQUENCE_BIGRAM_BUCKETS + 1, SEQUENCE_BIGRAM_DIM,
@@ -141,37 +142,44 @@ def _sequence_branch(ids, chars, gru_steps_per_loop_iteration):
   return MaskedAttentionPooling(ATTENTION_UNITS, name="bigru_attention")(x)
 
 
-def _bag_branch(ids, chars):
+def _bag_branch(keys, chars):
   """Bags of chars and hashed char bi-/tri-grams, sqrt(n)-pooled."""
   pooled = [MaskedSqrtNPooling(name="char_pool")(chars)]
   for n in NGRAM_ORDERS:
-    ngram_ids = CharNGramHash(n, NGRAM_BUCKETS, name=f"char{n}_hash")(ids)
+    ngram_ids = CharNGramHash(n, NGRAM_BUCKETS, name=f"char{n}_hash")(keys)
     ngrams = tf_keras.layers.Embedding(NGRAM_BUCKETS + 1, NGRAM_EMBEDDING_DIM,
                                        mask_zero=True, name=f"char{n}_embedding")(ngram_ids)
     pooled.append(MaskedSqrtNPooling(name=f"char{n}_pool")(ngrams))
   return pooled
 
 
-def build_model(char_id_count: int, learning_rate: float = 3e-3,
+def build_model(char_keys: np.ndarray, learning_rate: float = 3e-3,
                 variant: str = COMBINED,
                 gru_steps_per_loop_iteration: Optional[int] = None,
                 serving_form: bool = False) -> tf_keras.Model:
   """Builds the compiled classifier over [batch, SEQUENCE_LENGTH] char ids.
 
-  `variant` (one of VARIANTS) keeps the recurrent branch, the bags, or both
-  (the ablation in data/reviews/lstm_ablation.py); one sigmoid unit reads
-  the concatenated pooled features. `gru_steps_per_loop_iteration` builds
-  the graph the TFLite adapter converts: the same weights, the BiGRU as
+  `char_keys` ([char_id_count] int64, `layers.character_keys` of the
+  vocabulary) are what the n-grams are hashed from, so each hashed bucket
+  holds the same n-grams whatever the vocabulary (a warm start carries those
+  tables as they are); a model whose weights are loaded afterwards takes
+  them from its checkpoint (`exported_architecture`). `variant` (one of
+  VARIANTS) keeps the recurrent branch, the bags, or both (the ablation in
+  data/reviews/lstm_ablation.py); one sigmoid unit reads the concatenated
+  pooled features. `gru_steps_per_loop_iteration` builds the graph the
+  TFLite adapter converts: the same weights, the BiGRU as
   ChunkedBidirectionalGRU. `serving_form` builds the variant as `run_fn`
   exports it (`serving_form_of`): the naive-Bayes member folded, not
   compiled, since it no longer trains; the other variants as they train.
   """
   if variant not in VARIANTS:
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+  char_id_count = len(char_keys)
   ids = _ids_input()
+  keys = CharacterKeys(char_id_count, char_keys, name=CHARACTER_KEYS_LAYER)(ids)
   if variant == NAIVE_BAYES:
     logit = NaiveBayesNGramLogit(NAIVE_BAYES_ORDERS, NAIVE_BAYES_BUCKETS, NAIVE_BAYES_L2,
-                                 folded=serving_form, name=NAIVE_BAYES_LAYER)(ids)
+                                 folded=serving_form, name=NAIVE_BAYES_LAYER)(keys)
     probability = tf_keras.layers.Activation("sigmoid", name=features.PROBABILITY)(logit)
     naive_bayes = tf_keras.Model(ids, probability, name=f"lstm_reviews_{variant}")
     if serving_form:
@@ -181,9 +189,9 @@ def build_model(char_id_count: int, learning_rate: float = 3e-3,
                                     name="char_embedding")(ids)
   pooled = []
   if variant in (SEQUENCE, COMBINED):
-    pooled.append(_sequence_branch(ids, chars, gru_steps_per_loop_iteration))
+    pooled.append(_sequence_branch(keys, chars, gru_steps_per_loop_iteration))
   if variant in (BAGS, COMBINED):
-    pooled.extend(_bag_branch(ids, chars))
+    pooled.extend(_bag_branch(keys, chars))
   x = pooled[0] if len(pooled) == 1 else tf_keras.layers.Concatenate(name="pooled")(pooled)
   x = tf_keras.layers.Dropout(DROPOUT, name="dropout")(x)
   probability = tf_keras.layers.Dense(1, activation="sigmoid", name=features.PROBABILITY)(x)
@@ -257,19 +265,24 @@ def serving_form_of(member: tf_keras.Model) -> tf_keras.Model:
   trained = _naive_bayes_layer(member)
   if trained is None:
     return member
-  # The naive-Bayes member reads ids alone: the vocabulary size is not used.
-  folded = build_model(0, variant=NAIVE_BAYES, serving_form=True)
+  folded = build_model(_character_keys_of(member), variant=NAIVE_BAYES, serving_form=True)
   folded.get_layer(NAIVE_BAYES_LAYER).set_weights(trained.folded_weights())
   return folded
+
+
+def _character_keys_of(member: tf_keras.Model) -> np.ndarray:
+  return member.get_layer(CHARACTER_KEYS_LAYER).get_weights()[0]
 
 
 def exported_architecture(char_id_count: int,
                           gru_steps_per_loop_iteration: Optional[int] = None) -> tf_keras.Model:
   """What `run_fn` exports, untrained: the average of ENSEMBLE_MEMBERS in
   their serving form, for loading the SavedModel's weights into (the
-  TFLite adapter; `gru_steps_per_loop_iteration` as in `build_model`)."""
+  TFLite adapter; `gru_steps_per_loop_iteration` as in `build_model`). The
+  character keys are weights too: they come with the rest."""
+  unloaded_keys = np.zeros([char_id_count], np.int64)
   return average_of([
-      build_model(char_id_count, variant=variant, serving_form=True,
+      build_model(unloaded_keys, variant=variant, serving_form=True,
                   gru_steps_per_loop_iteration=gru_steps_per_loop_iteration)
       for variant in ENSEMBLE_MEMBERS])
 
@@ -284,7 +297,7 @@ def adapt_to_training_data(member: tf_keras.Model, ids: np.ndarray, labels: np.n
   member's log-count ratios (the other members learn by gradient alone)."""
   naive_bayes = _naive_bayes_layer(member)
   if naive_bayes is not None:
-    naive_bayes.adapt(ids, labels)
+    naive_bayes.adapt(np.take(_character_keys_of(member), ids), labels)
 
 
 def _naive_bayes_layer(member: tf_keras.Model) -> Optional[NaiveBayesNGramLogit]:
@@ -305,6 +318,39 @@ def _training_ids_and_labels(fn_args: FnArgs,
           np.concatenate([labels for _, labels in batches]).reshape(-1))
 
 
+# The weights of the exported ensemble a character id indexes (padding row
+# first, the OOV row last): every member's key table and the neural members'
+# character embeddings. A warm start moves their rows to where each
+# character now is; the hashed n-gram tables are indexed by buckets of
+# character keys, the same whatever the vocabulary, and are carried as they
+# are. The ensemble's checkpoint keys are positional: member m is
+# "layer_with_weights-m/", its key table its first weighted layer and its
+# character embedding (neural members) its second.
+VOCABULARY_ROWS = tuple(
+    vocabulary_remap.VocabularyRows(
+        f"layer_with_weights-{member}/layer_with_weights-{layer}/", features.CHAR_VOCABULARY,
+        offset=1, tail=features.NUM_OOV_BUCKETS)
+    for member, variant in enumerate(ENSEMBLE_MEMBERS)
+    for layer in ((0,) if variant == NAIVE_BAYES else (0, 1)))
+
+
+def warm_started(members, base_model: str, vocabulary) -> None:
+  """Loads the served ensemble's weights into the neural members (built
+  over `vocabulary`'s keys), rows remapped by character (VOCABULARY_ROWS).
+
+  The naive-Bayes member is counted and fitted anew: the export keeps only
+  its folded tables (weight x ratio), and its ratios are recounted on every
+  window, so the served weights cannot be split back out; it is a convex
+  fit from zero that early-stops in a few hundred steps.
+  """
+  served_form = average_of([
+      build_model(_character_keys_of(member), variant=NAIVE_BAYES, serving_form=True)
+      if variant == NAIVE_BAYES else member
+      for variant, member in zip(ENSEMBLE_MEMBERS, members)])
+  vocabulary_remap.restore_remapped(served_form, base_model,
+                                    {features.CHAR_VOCABULARY: vocabulary}, VOCABULARY_ROWS)
+
+
 def run_fn(fn_args: FnArgs) -> None:
   """TFX Trainer entry point (referenced as `modules.lstm.model.run_fn`).
 
@@ -312,19 +358,24 @@ def run_fn(fn_args: FnArgs) -> None:
   ratios counted on the training split first; at most TrainArgs' steps,
   early-stopped on the validation split, TensorBoard logs in a folder per
   member) and exports the average of their serving forms (`serving_form_of`).
+  Warm-started from a served model (`warm_started`), the neural members
+  train the family's share of the steps.
   """
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-  vocabulary_size = tf_transform_output.vocabulary_size_by_name(features.CHAR_VOCABULARY)
-  members = []
-  for variant in ENSEMBLE_MEMBERS:
-    member = build_model(features.char_id_count(vocabulary_size), variant=variant)
+  warm_args, base_model = training.warm_start(fn_args)
+  vocabulary = tf_transform_output.vocabulary_by_name(features.CHAR_VOCABULARY)
+  members = [build_model(character_keys(vocabulary), variant=variant)
+             for variant in ENSEMBLE_MEMBERS]
+  if base_model:
+    warm_started(members, base_model, vocabulary)
+  for variant, member in zip(ENSEMBLE_MEMBERS, members):
     if variant == NAIVE_BAYES:
       adapt_to_training_data(member, *_training_ids_and_labels(fn_args, tf_transform_output))
-    member_args = attr.evolve(fn_args,
+    trained_args = fn_args if variant == NAIVE_BAYES else warm_args
+    member_args = attr.evolve(trained_args,
                               model_run_dir=os.path.join(fn_args.model_run_dir, variant))
     training.fit(member_args, member, tf_transform_output, features.LABEL_KEY, SETTINGS)
-    members.append(member)
   exported = average_of([serving_form_of(member) for member in members])
   training.export_serving_model(
       exported, tf_transform_output, fn_args.serving_model_dir,
