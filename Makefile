@@ -4,7 +4,7 @@ MODEL ?= cnn
 # apt-get needs root; as another user go through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: env run test test-fast chromium kubeflow kubeflow-local bench movielens replay
+.PHONY: env run test test-fast chromium java job-servers kubeflow kubeflow-local bench movielens replay
 
 env:
 	@./scripts/bootstrap_env.sh
@@ -13,6 +13,17 @@ env:
 chromium:
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Beam's job servers run in a JVM: Java from Debian's packages.
+java:
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
+
+# The jars of Beam's Flink job server (`--beam-preset flink`), fetched from
+# Maven Central once into ~/.cache/tfx-model-factory (TFX_MODEL_FACTORY_CACHE),
+# each checked against runners/job_server_locks/; a run never downloads them.
+job-servers: env java
+	$(PY) -m runners.job_servers fetch
 
 # MovieLens-100k may not be redistributed, so it is fetched and converted here
 # (data/movielens/README.md); env is order-only so that it does not make the
@@ -30,12 +41,12 @@ run: env $(if $(filter two_tower,$(MODEL)),data/movielens/ml-100k/u.data)
 PYTEST := $(PY) -m pytest -n auto --no-loadscope-reorder
 
 # The whole suite; .ci/run runs this.
-test: env chromium data/movielens/ml-100k/u.data
+test: env chromium job-servers data/movielens/ml-100k/u.data
 	$(PYTEST) tests
 
 # The unit tier, for iterating: no pipeline run (e2e), no trained model, no
 # Beam pass over shipped data and no fresh interpreter (integration; pytest.ini).
-test-fast: env chromium data/movielens/ml-100k/u.data
+test-fast: env chromium job-servers data/movielens/ml-100k/u.data
 	$(PYTEST) -m "not e2e and not integration" tests
 
 # Compiles every family for Kubeflow Pipelines into build/kubeflow/<target>/<family>.yaml.

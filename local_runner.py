@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
 from components.quiet_startup import quiet_startup  # noqa: E402
-from runners import beam_presets, preflight, run_lock  # noqa: E402
+from runners import beam_presets, job_servers, preflight, run_lock  # noqa: E402
 from runners.layout import OutputLayout, new_run_id  # noqa: E402
 
 
@@ -37,7 +37,9 @@ def parse_args(argv):
   args = parser.parse_args(argv)
   try:
     args.beam_args = beam_presets.beam_pipeline_args(args)
-  except beam_presets.BeamPresetError as error:
+    if beam_presets.managed_flink_master(args):
+      job_servers.FLINK.classpath()
+  except (beam_presets.BeamPresetError, job_servers.JobServerError) as error:
     parser.error(str(error))
   return args, preflight.check_run_arguments(parser, args)
 
@@ -67,10 +69,16 @@ def main(argv=None) -> int:
   args, family = parse_args(argv)
   run_id = new_run_id()
   with run_lock.take_or_exit(args.output_dir, run_id):
-    return _run(args, family, run_id)
+    job_server_log = OutputLayout(args.output_dir).job_server_log_path(family.name, run_id)
+    try:
+      with beam_presets.engine_for_run(args, job_server_log) as beam_args:
+        return _run(args, family, run_id, beam_args)
+    except job_servers.JobServerError as error:
+      print(f"FAILED: {error}", file=sys.stderr)
+      return 1
 
 
-def _run(args, family, run_id: str) -> int:
+def _run(args, family, run_id: str, beam_args) -> int:
   """One run, under the output directory's lock."""
   # Heavy imports, after the arguments are checked and the lock is taken.
   from tfx.dsl.components.common import resolver  # pylint: disable=import-outside-toplevel
@@ -84,7 +92,7 @@ def _run(args, family, run_id: str) -> int:
   log_path = layout.log_path(family.name, run_id)
   arguments = roots.pipeline_arguments(
       family, roots.local_roots(layout), data_dir=args.data_dir,
-      beam_pipeline_args=args.beam_args, drift_check=not args.no_drift_check,
+      beam_pipeline_args=beam_args, drift_check=not args.no_drift_check,
       enable_cache=not args.no_cache, train_steps=args.train_steps,
       gate_min_value=args.min_metric, span_request=args.span_request,
       warm_start=not args.cold_start, accept_drift=args.accept_drift)

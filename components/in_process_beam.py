@@ -11,9 +11,11 @@ Kubeflow run whose Beam stages run in the task's pod.
 The in-process runner this project's `direct` preset selects
 (`--runner=FnApiRunner --direct_running_mode=in_memory`) runs every stage
 in the launching process: it stages nothing and ignores `--extra_package`,
-so the package is built for nobody. `skip_worker_package_for_in_process_beam`
-makes TFX skip it for exactly those options; with any other runner (Flink,
-Dataflow, a multi-process direct runner) TFX still builds it as before.
+so the package is built for nobody; nor does a portable runner whose SDK
+harness is the launching process (`--environment_type=LOOPBACK`, a local
+run on Flink). `skip_worker_package_for_in_process_beam` makes TFX skip it
+for exactly those options; with workers of their own (Flink or Dataflow
+workers, a multi-process direct runner) TFX still builds it as before.
 """
 import functools
 from typing import List
@@ -34,6 +36,14 @@ def runs_in_process(beam_pipeline_args: List[str]) -> bool:
           and options.get("direct_running_mode") == IN_PROCESS_MODE)
 
 
+def harness_in_launching_process(beam_pipeline_args: List[str]) -> bool:
+  """Whether a portable runner runs the SDK harness in the launching process."""
+  # pylint: disable=import-outside-toplevel  (Beam only when a component runs)
+  from apache_beam.options.pipeline_options import PipelineOptions
+  return PipelineOptions(flags=beam_pipeline_args).get_all_options().get(
+      "environment_type") == "LOOPBACK"
+
+
 def skip_worker_package_for_in_process_beam() -> None:
   """Makes TFX's Beam executors in this process build no worker package when
   their Beam options run in process. Idempotent."""
@@ -45,7 +55,7 @@ def skip_worker_package_for_in_process_beam() -> None:
 
   @functools.wraps(tfx_flags)
   def dependency_flags(beam_pipeline_args: List[str]) -> List[str]:
-    if runs_in_process(beam_pipeline_args):
+    if runs_in_process(beam_pipeline_args) or harness_in_launching_process(beam_pipeline_args):
       return beam_pipeline_args
     return tfx_flags(beam_pipeline_args)
 

@@ -123,7 +123,11 @@ def create_pipeline(
       schema=schema_gen.outputs["schema"],
       preprocessing_fn=family.preprocessing_fn,
       splits_config=transform_pb2.SplitsConfig(analyze=[TRAIN_SPLIT],
-                                              transform=list(TRAINER_SPLITS)))
+                                              transform=list(TRAINER_SPLITS)),
+      # StatisticsGen describes the raw data and nothing reads Transform's
+      # own pre- and post-transform statistics: they cost two more
+      # statistics passes over the data in every run.
+      disable_statistics=True)
   transform.add_upstream_node(anomalies_gate)
 
   warm_start_nodes = []

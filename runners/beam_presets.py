@@ -9,15 +9,20 @@ the pipeline image (`worker_image`): it holds the same TFX/TensorFlow stack as
 the launcher and, through the base image's /opt/apache/beam/boot entrypoint,
 is a valid Beam SDK container. A local run has no image: Flink runs the SDK
 harness in the runner's own process (LOOPBACK), and Dataflow needs
-`--beam-arg=--sdk_container_image=IMAGE`.
+`--beam-arg=--sdk_container_image=IMAGE`. A local run on Flink without
+`--job-endpoint` starts Beam's Flink job server for the run
+(runners/job_servers.py, `engine_for_run`): on a Flink MiniCluster, or on
+the cluster `--flink-master` names.
 
 Options given with --beam-arg are appended after the preset's; Beam keeps the
 last value of a repeated flag, so they can also override a preset's value.
 """
 import argparse
-from typing import List, Optional
+import contextlib
+from typing import Iterator, List, Optional
 
 from components.in_process_beam import IN_PROCESS_RUNNER
+from runners import job_servers
 
 DIRECT = "direct"
 DATAFLOW = "dataflow"
@@ -51,8 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--gcp-region", help="dataflow: region of the Dataflow jobs")
   group.add_argument("--temp-location", help="dataflow: gs:// folder for temporary files")
   group.add_argument("--flink-master", help="flink: Flink JobManager REST address "
-                     "(host:port); the job is submitted as an uber jar, so the "
-                     "launcher pod needs no Java")
+                     "(host:port). A local run starts Beam's Flink job server on it "
+                     "(on a Flink MiniCluster when neither this nor --job-endpoint is "
+                     "given; `make job-servers` fetches it); on Kubeflow the job is "
+                     "submitted as an uber jar, so the launcher pod needs no Java")
   group.add_argument("--job-endpoint", help="flink: address of a running Beam job "
                      "server (host:port), used with the PortableRunner instead of "
                      "--flink-master")
@@ -80,10 +87,24 @@ def _dataflow(args: argparse.Namespace, worker_image: Optional[str]) -> List[str
               [f"--sdk_container_image={worker_image}"] if worker_image else [])
 
 
+def managed_flink_master(args: argparse.Namespace) -> Optional[str]:
+  """The Flink master a local run starts a job server on (`[local]`: a
+  MiniCluster in the job server's JVM), or None where it starts none."""
+  if args.beam_preset != FLINK or args.job_endpoint:
+    return None
+  return args.flink_master or job_servers.FLINK.local_master
+
+
 def _flink(args: argparse.Namespace, worker_image: Optional[str]) -> List[str]:
-  if bool(args.flink_master) == bool(args.job_endpoint):
+  if args.flink_master and args.job_endpoint:
     raise BeamPresetError(
-        f"--beam-preset {FLINK} needs exactly one of --flink-master or --job-endpoint")
+        f"--beam-preset {FLINK} takes one of --flink-master or --job-endpoint, not both")
+  if not worker_image and not args.job_endpoint:
+    # The job server engine_for_run starts; it adds its --job_endpoint.
+    return ["--runner=PortableRunner", "--environment_type=LOOPBACK"]
+  if not args.flink_master and not args.job_endpoint:
+    raise BeamPresetError(
+        f"--beam-preset {FLINK} on Kubeflow needs --flink-master or --job-endpoint")
   if args.flink_master:
     runner = ["--runner=FlinkRunner", f"--flink_master={args.flink_master}",
               "--flink_submit_uber_jar"]
@@ -116,3 +137,17 @@ def beam_pipeline_args(args: argparse.Namespace,
   else:
     preset_args = list(DIRECT_ARGS)
   return preset_args + list(args.beam_arg)
+
+
+@contextlib.contextmanager
+def engine_for_run(args: argparse.Namespace, job_server_log: str) -> Iterator[List[str]]:
+  """A local run's Beam options, with the job server its preset needs
+  started for the run (`managed_flink_master`) and stopped after it; the
+  job server's output goes to `job_server_log`."""
+  master = managed_flink_master(args)
+  if master is None:
+    yield list(args.beam_args)
+    return
+  with job_servers.running(job_servers.FLINK, master, job_server_log) as endpoint:
+    # First, so that a --beam-arg=--job_endpoint still has the last word.
+    yield [f"--job_endpoint={endpoint}", *args.beam_args]

@@ -57,6 +57,10 @@ class OutputLayout:
     """The full log of one run (`new_run_id()`)."""
     return os.path.join(self.logs_dir, f"{family_name}-{run_id}.log")
 
+  def job_server_log_path(self, family_name: str, run_id: str) -> str:
+    """The log of the Beam job server a run started (runners/job_servers.py)."""
+    return os.path.join(self.logs_dir, f"{family_name}-{run_id}-job-server.log")
+
   def serving_dir(self, family_name: str) -> str:
     """The TF Serving model directory of a family: numbered versions inside."""
     return os.path.join(self.serving_root, family_name)

@@ -45,7 +45,7 @@ SHARED_RUN_MODULES = {
                     "tests/test_predict_cli.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
-    "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_portable_beam_e2e.py"),
+    "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_flink_e2e.py"),
 }
 
 

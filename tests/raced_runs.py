@@ -1,11 +1,10 @@
 """Two CNN runs started together on one output directory, their Beam stages
-on Beam's portability framework: one run for two end-to-end modules.
+on Flink: one run for two end-to-end modules.
 
 The concurrency test (tests/test_reliability_e2e.py) needs two runs racing
-for one output directory, and the portable-Beam test
-(tests/test_portable_beam_e2e.py) needs one complete run whose Beam stages go
-through a job server and an SDK harness; the run that wins the race is that
-run. Made once per test session (tests/conftest.py sends the tests that use
+for one output directory, and the Flink test (tests/test_flink_e2e.py) needs
+one complete run whose Beam stages ran on Flink; the run that wins the race
+is that run. Made once per test session (tests/conftest.py sends the tests that use
 it to one pytest-xdist worker), on 300 train / 100 eval shipped digits, a
 20-step model and an absolute floor of 0: what is under test is the lock and
 the Beam runner, not the model.
@@ -21,10 +20,9 @@ from pipeline import configs
 from tests import e2e_helpers, local_runs
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
-# Beam's own job server embedded in the runner's process, the SDK harness in
-# it too (LOOPBACK): the path the `flink` preset and Spark take.
-PORTABLE = ["--beam-arg=--runner=PortableRunner", "--beam-arg=--job_endpoint=embed",
-            "--beam-arg=--environment_type=LOOPBACK"]
+# The Beam stages on Flink: the runner starts Beam's Flink job server on a
+# Flink MiniCluster for the run (runners/job_servers.py; `make job-servers`).
+ON_FLINK = ["--beam-preset", "flink"]
 REFUSAL_WAIT_S = 120
 
 
@@ -44,7 +42,7 @@ def raced_runs(tmp_path_factory) -> RacedRuns:
                                            300, 100)
   output_dir = str(tmp_path_factory.mktemp("raced") / "out")
   args = ["--model", "cnn", "--data-dir", data_dir, "--output-dir", output_dir,
-          "--train-steps", "20", "--min-metric", "0", *PORTABLE]
+          "--train-steps", "20", "--min-metric", "0", *ON_FLINK]
   command = local_runs.command_line(local_runs.LOCAL_RUNNER, args)
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As a user's shell has it.

@@ -1,5 +1,6 @@
-"""TFX builds no worker package for Beam stages that run in process, and
-still builds it for runners with workers."""
+"""TFX builds no worker package for Beam stages that run in process or with
+the SDK harness in the launching process (LOOPBACK), and still builds it for
+runners with workers."""
 from tfx.utils import dependency_utils
 
 from components import in_process_beam
@@ -22,6 +23,8 @@ def test_tfx_packs_itself_only_for_runners_with_workers():
   in_process_beam.skip_worker_package_for_in_process_beam()  # idempotent
   assert dependency_utils.make_beam_dependency_flags(
       list(beam_presets.DIRECT_ARGS)) == beam_presets.DIRECT_ARGS
+  # A LOOPBACK harness is the launching process: it has TFX already.
+  assert dependency_utils.make_beam_dependency_flags(list(FLINK_ARGS)) == FLINK_ARGS
   with_workers = [*beam_presets.DIRECT_ARGS, "--direct_running_mode=multi_processing"]
   (added,) = dependency_utils.make_beam_dependency_flags(with_workers)[len(with_workers):]
   assert added.startswith("--extra_package=") and added.endswith(".tar.gz")

@@ -57,7 +57,7 @@ def test_run_killed_during_training_resumes_with_one_new_version(cnn_history):
 
 def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(raced_runs):
   """On the shared race (tests/raced_runs.py), whose winner also proves the
-  portable Beam runner (tests/test_portable_beam_e2e.py)."""
+  Beam stages on Flink (tests/test_flink_e2e.py)."""
   output_dir, winner, refused = raced_runs.output_dir, raced_runs.winner, raced_runs.refused
   assert raced_runs.refused_while_winner_ran, "the refused run must not wait for the other"
   assert refused.returncode == preflight.EXIT_OUTPUT_LOCKED, refused.stdout + refused.stderr
@@ -68,9 +68,13 @@ def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(r
   e2e_helpers.assert_single_blessed_push(output_dir, "cnn", winner.stdout)
   for output in (refused.stdout, refused.stderr, winner.stdout, winner.stderr):
     assert not [n for n in NOISE if n in output], output
-  # One run, one log named after its run id; the summary read that run only.
+  # One run, one log named after its run id (and its Flink job server's);
+  # the summary read that run only.
   run_id = winner.stdout.split("(run ", 1)[1].split(",", 1)[0]
-  assert os.listdir(OutputLayout(output_dir).logs_dir) == [f"cnn-{run_id}.log"]
+  layout = OutputLayout(output_dir)
+  assert sorted(os.listdir(layout.logs_dir)) == sorted(
+      os.path.basename(path) for path in (layout.log_path("cnn", run_id),
+                                          layout.job_server_log_path("cnn", run_id)))
   connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   node_ids = ["TFRecordExampleGen", "Trainer", "Pusher"]

@@ -1,0 +1,220 @@
+"""Beam job servers for the engines a local run can hand its Beam stages to.
+
+`--beam-preset flink` runs StatisticsGen, Transform and Evaluator as
+portable Beam jobs on Flink: the runner starts Beam's Flink job server (a
+JVM) for the run, with `[local]` (a Flink MiniCluster inside that JVM) or
+the `--flink-master` it was given, submits each stage to it with the SDK
+harness in the run's own process (LOOPBACK), and stops it when the run ends.
+
+The job server's jars are fetched once, at set-up (`make job-servers`, i.e.
+`python -m runners.job_servers fetch`), from Maven Central into a cache
+outside the checkout, every jar checked against the SHA-256 pinned in
+runners/job_server_locks/<engine>.lock; a run never downloads anything and
+stops with one line naming the make target when they are missing.
+
+Which Beam: the pinned Python SDK is 2.74.0, but Maven Central as reached
+here serves Beam's Flink runner only up to 2.70.0 and its job service only
+up to 2.65.0 (the shaded `beam-runners-flink-*-job-server` jars not at all),
+so the job server is assembled from `beam-runners-flink-1.19:2.62.0`, the
+newest version whose runner and job service are both served, and its
+runtime dependencies (Flink 1.19.0). The portability protocol between the
+2.74 SDK harness and that runner is what the e2e test checks: the stages'
+outputs equal the in-process runner's.
+"""
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent import futures
+from typing import Dict, Iterator, List, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOCK_DIR = os.path.join(HERE, "job_server_locks")
+# The Flink configuration (flink-conf.yaml) the Flink job server runs with.
+FLINK_CONF_DIR = os.path.join(HERE, "flink_conf")
+# Where fetched jars are kept, outside the checkout, so a clean clone reuses them.
+CACHE_ROOT_ENV = "TFX_MODEL_FACTORY_CACHE"
+MAVEN_REPOSITORY_ENV = "MAVEN_REPOSITORY"
+MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
+FETCH_COMMAND = "make job-servers"
+# Written into a cache folder once every jar matched the lock.
+VERIFIED_MARKER = "VERIFIED"
+READY_TIMEOUT_S = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobServer:
+  """One engine's Beam job server: its lock, main class, master flag and
+  the flags of its own configuration."""
+  engine: str
+  main_class: str
+  master_flag: str
+  local_master: str
+  config_flags: Tuple[str, ...] = ()
+
+  @property
+  def lock_path(self) -> str:
+    return os.path.join(LOCK_DIR, f"{self.engine}.lock")
+
+  def pinned(self) -> Dict[str, str]:
+    """group:artifact:version -> SHA-256 of its jar, from the lock."""
+    with open(self.lock_path, encoding="utf-8") as f:
+      return dict(line.split() for line in f if line.strip())
+
+  def cache_dir(self) -> str:
+    """The jars' folder, named by the lock's content: a changed lock is fetched anew."""
+    with open(self.lock_path, "rb") as f:
+      lock_digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    root = os.environ.get(CACHE_ROOT_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "tfx-model-factory")
+    return os.path.join(root, "job-servers", f"{self.engine}-{lock_digest}")
+
+  def classpath(self) -> str:
+    """The fetched jars as a Java classpath; raises naming the make target if absent."""
+    folder = self.cache_dir()
+    if not os.path.exists(os.path.join(folder, VERIFIED_MARKER)):
+      raise JobServerError(
+          f"the {self.engine} job server is not fetched ({folder} is missing or incomplete): "
+          f"run `{FETCH_COMMAND}` first")
+    return os.path.join(folder, "*")
+
+
+FLINK = JobServer(engine="flink", main_class="org.apache.beam.runners.flink.FlinkJobServerDriver",
+                  master_flag="--flink-master", local_master="[local]",
+                  config_flags=("--flink-conf-dir", FLINK_CONF_DIR))
+JOB_SERVERS = {server.engine: server for server in (FLINK,)}
+
+
+class JobServerError(RuntimeError):
+  """A job server could not be fetched, found or started."""
+
+
+def _jar_url(coordinate: str, repository: str) -> str:
+  group, artifact, version = coordinate.split(":")
+  return f"{repository}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
+
+
+def _download(url: str, path: str, sha256: str) -> None:
+  digest = hashlib.sha256()
+  with urllib.request.urlopen(url, timeout=120) as response, open(path, "wb") as out:
+    for block in iter(lambda: response.read(1 << 20), b""):
+      digest.update(block)
+      out.write(block)
+  if digest.hexdigest() != sha256:
+    raise JobServerError(f"{url}: SHA-256 {digest.hexdigest()} is not the pinned {sha256}")
+
+
+def fetch(server: JobServer, repository: str = "") -> str:
+  """Downloads the server's pinned jars into its cache folder (nothing if
+  already there), checking each against the lock; returns the folder."""
+  folder = server.cache_dir()
+  if os.path.exists(os.path.join(folder, VERIFIED_MARKER)):
+    return folder
+  repository = repository or os.environ.get(MAVEN_REPOSITORY_ENV) or MAVEN_CENTRAL
+  os.makedirs(os.path.dirname(folder), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{server.engine}-", dir=os.path.dirname(folder))
+  try:
+    pinned = server.pinned()
+    with futures.ThreadPoolExecutor(max_workers=8) as pool:
+      downloads = [pool.submit(_download, _jar_url(coordinate, repository),
+                               os.path.join(staging, coordinate.replace(":", "_") + ".jar"),
+                               sha256)
+                   for coordinate, sha256 in pinned.items()]
+      for download in downloads:
+        download.result()
+    with open(os.path.join(staging, VERIFIED_MARKER), "w", encoding="utf-8") as f:
+      f.write(f"{len(pinned)} jars matched {server.lock_path}\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(staging, folder)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return folder
+
+
+def java_major_version(java: str = "java") -> int:
+  """The major version of `java` (0 when there is none)."""
+  if not shutil.which(java):
+    return 0
+  out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+  version = out.split('"')[1] if '"' in out else "0"
+  major = version.split(".")[1] if version.startswith("1.") else version.split(".")[0]
+  return int(major) if major.isdigit() else 0
+
+
+def _free_port() -> int:
+  with socket.socket() as probe:
+    probe.bind(("localhost", 0))
+    return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+  with socket.socket() as probe:
+    probe.settimeout(1.0)
+    return probe.connect_ex(("localhost", port)) == 0
+
+
+def command(server: JobServer, master: str, job_port: int) -> List[str]:
+  """The job server's command line: its own JVM, on `master`."""
+  return ["java", "-cp", server.classpath(), server.main_class,
+          f"{server.master_flag}={master}", *server.config_flags, "--job-port", str(job_port),
+          "--artifact-port", "0", "--expansion-port", "0"]
+
+
+@contextlib.contextmanager
+def running(server: JobServer, master: str, log_path: str) -> Iterator[str]:
+  """Starts the job server on `master` for the block; yields its endpoint
+  (localhost:PORT); stops it after. Its output goes to `log_path`."""
+  if java_major_version() < 11:
+    raise JobServerError(f"the {server.engine} job server needs Java 11 or newer on PATH "
+                         "(Debian: apt-get install openjdk-17-jre-headless)")
+  port = _free_port()
+  argv = command(server, master, port)
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  with open(log_path, "ab") as log:
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not _accepts(port):
+      if process.poll() is not None:
+        raise JobServerError(f"the {server.engine} job server exited with status "
+                             f"{process.returncode} before it listened (see {log_path})")
+      if time.monotonic() > deadline:
+        raise JobServerError(f"the {server.engine} job server did not listen on port {port} "
+                             f"within {READY_TIMEOUT_S:.0f} s (see {log_path})")
+      time.sleep(0.2)
+    yield f"localhost:{port}"
+  finally:
+    process.terminate()
+    try:
+      process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description="Fetches Beam job servers' pinned jars.")
+  parser.add_argument("action", choices=["fetch"])
+  parser.add_argument("engines", nargs="*", default=sorted(JOB_SERVERS),
+                      choices=sorted(JOB_SERVERS))
+  args = parser.parse_args(argv)
+  for engine in args.engines:
+    try:
+      print(f"{engine} job server: {fetch(JOB_SERVERS[engine])}")
+    except (JobServerError, OSError) as error:
+      print(f"{engine} job server: {error}", file=sys.stderr)
+      return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
