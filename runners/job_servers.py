@@ -204,10 +204,10 @@ def running(server: JobServer, master: str, log_path: str) -> Iterator[str]:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description="Fetches Beam job servers' pinned jars.")
   parser.add_argument("action", choices=["fetch"])
-  parser.add_argument("engines", nargs="*", default=sorted(JOB_SERVERS),
-                      choices=sorted(JOB_SERVERS))
+  parser.add_argument("engines", nargs="*", choices=sorted(JOB_SERVERS),
+                      help="default: every engine's")
   args = parser.parse_args(argv)
-  for engine in args.engines:
+  for engine in args.engines or sorted(JOB_SERVERS):
     try:
       print(f"{engine} job server: {fetch(JOB_SERVERS[engine])}")
     except (JobServerError, OSError) as error:
