@@ -204,9 +204,12 @@ def running(server: JobServer, master: str, log_path: str) -> Iterator[str]:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description="Fetches Beam job servers' pinned jars.")
   parser.add_argument("action", choices=["fetch"])
-  parser.add_argument("engines", nargs="*", choices=sorted(JOB_SERVERS),
-                      help="default: every engine's")
+  parser.add_argument("engines", nargs="*", metavar="ENGINE",
+                      help=f"one of {sorted(JOB_SERVERS)} (default: every one)")
   args = parser.parse_args(argv)
+  unknown = sorted(set(args.engines) - set(JOB_SERVERS))
+  if unknown:
+    parser.error(f"no job server for {unknown}; known: {sorted(JOB_SERVERS)}")
   for engine in args.engines or sorted(JOB_SERVERS):
     try:
       print(f"{engine} job server: {fetch(JOB_SERVERS[engine])}")

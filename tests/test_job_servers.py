@@ -82,3 +82,12 @@ def test_a_flink_run_without_the_fetched_job_server_exits_2_naming_the_target(
     local_runner.parse_args(["--model", "cnn", "--beam-preset", "flink"])
   assert exit_info.value.code == 2
   assert "run `make job-servers` first" in capsys.readouterr().err
+
+
+def test_fetch_command_takes_every_engine_by_default_and_refuses_an_unknown_one(capsys):
+  assert job_servers.main(["fetch"]) == 0  # `make test` has fetched them
+  assert capsys.readouterr().out.startswith("flink job server: ")
+  with pytest.raises(SystemExit) as exit_info:
+    job_servers.main(["fetch", "samza"])
+  assert exit_info.value.code == 2
+  assert "no job server for ['samza']" in capsys.readouterr().err
