@@ -442,9 +442,11 @@ def test_warm_start_follows_each_character_to_its_new_id(tmp_path):
                     for v in model.ENSEMBLE_MEMBERS]
   served = model.average_of([model.serving_form_of(m) for m in served_members])
   export_dir = str(tmp_path / "served")
-  # As training.export_serving_model saves it (no traces: its checkpoint keys
-  # are the model's own).
-  served.save(export_dir, save_format="tf", include_optimizer=False, save_traces=False)
+  # The parts of the Trainer's SavedModel a warm start reads: the checkpoint
+  # (keyed by the model's own attribute paths, as training.export_serving_model
+  # saves it without traces) and the vocabulary among the assets.
+  served.save_weights(os.path.join(export_dir, "variables", "variables"))
+  os.makedirs(os.path.join(export_dir, "assets"))
   with open(os.path.join(export_dir, "assets", features.CHAR_VOCABULARY), "wb") as f:
     f.write(b"".join(token + b"\n" for token in old))
 
