@@ -7,7 +7,6 @@ process (LOOPBACK). Each of them is then executed again on Beam's
 in-process runner with the same inputs (tests/in_process_rerun.py): the
 statistics, the transformed examples and the metrics must match."""
 import glob
-import gzip
 import os
 import re
 
@@ -18,7 +17,7 @@ import tensorflow_model_analysis as tfma
 
 from modules.common.contract import TRAINER_SPLITS
 from runners.layout import OutputLayout
-from tests import e2e_helpers
+from tests import e2e_helpers, tft_testing
 from tests.in_process_rerun import recorded_execution, rerun_in_process
 
 pytestmark = pytest.mark.e2e
@@ -88,17 +87,9 @@ def test_statistics_match_the_in_process_runner(raced_runs, tmp_path):
 def _examples(uri: str, split: str):
   """A split's tf.Examples, each serialized deterministically (features in
   key order: two writers may order a proto map differently)."""
-  records = []
-  for path in sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))):
-    with gzip.open(path, "rb") as f:
-      data = f.read()
-    offset = 0
-    while offset < len(data):  # TFRecord: length (8), its CRC (4), data, its CRC (4).
-      length = int.from_bytes(data[offset:offset + 8], "little")
-      example = example_pb2.Example.FromString(data[offset + 12:offset + 12 + length])
-      records.append(example.SerializeToString(deterministic=True))
-      offset += 16 + length
-  return records
+  return [example_pb2.Example.FromString(record).SerializeToString(deterministic=True)
+          for record in tft_testing.read_serialized(
+              os.path.join(uri, f"Split-{split}", "*.gz"), limit=-1)]
 
 
 def test_transformed_examples_match_the_in_process_runner(raced_runs, tmp_path):
