@@ -1,5 +1,6 @@
 # The pipeline image: every task of the compiled Kubeflow spec runs in it, and
-# Dataflow/Flink workers use it as their Beam SDK container.
+# Dataflow workers and the Beam worker pool beside Flink or Spark workers use it
+# as their Beam SDK container.
 #
 #   docker build -t REGISTRY/tfx-model-factory:TAG . && docker push REGISTRY/tfx-model-factory:TAG
 #
@@ -30,3 +31,14 @@ RUN python -m pip install --no-cache-dir matplotlib==3.10.9 tensorflow-io==0.37.
 fams = configs.FAMILIES.values(); \
 [importlib.import_module(fn.rsplit('.', 1)[0]) for f in fams for fn in (f.run_fn, f.preprocessing_fn, f.tflite_adapter)]; \
 assert all(os.path.isfile(f.schema_path()) for f in fams)"
+
+# A Beam task compiled with --flink-master or --spark-master-url starts Beam's
+# job server for that engine in its pod (components/kfp_entrypoint.py), from
+# the jars pinned in components/job_server_locks/: Java and the jars are in the
+# image, fetched and checked at build time, never in the middle of a run.
+ENV TFX_MODEL_FACTORY_CACHE=/opt/tfx-model-factory/cache
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/* \
+ && python -m components.job_servers fetch

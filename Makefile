@@ -19,11 +19,12 @@ java:
 	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; }
 
-# The jars of Beam's Flink job server (`--beam-preset flink`), fetched from
-# Maven Central once into ~/.cache/tfx-model-factory (TFX_MODEL_FACTORY_CACHE),
-# each checked against runners/job_server_locks/; a run never downloads them.
+# The jars of Beam's Flink and Spark job servers (`--beam-preset flink|spark`),
+# fetched from Maven Central once into ~/.cache/tfx-model-factory
+# (TFX_MODEL_FACTORY_CACHE), each checked against components/job_server_locks/;
+# a run never downloads them.
 job-servers: env java
-	$(PY) -m runners.job_servers fetch
+	$(PY) -m components.job_servers fetch
 
 # MovieLens-100k may not be redistributed, so it is fetched and converted here
 # (data/movielens/README.md); env is order-only so that it does not make the

@@ -2,7 +2,7 @@
 
     python kubeflow_runner.py --model cnn [--target kfp|vertex] --image IMAGE \\
         --pipeline-root URI --data-root URI --serving-root URI --tflite-root URI \\
-        [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...] \\
+        [--beam-preset direct|dataflow|flink|spark ...] [--beam-arg=--flag=value ...] \\
         [--trainer-cpu N] [--trainer-memory GB] [--trainer-gpu N [--gpu-type T]] \\
         [--beam-cpu N] [--beam-memory GB] --output build/kubeflow/cnn.yaml
 

@@ -3,7 +3,7 @@
     python local_runner.py --model cnn [--output-dir ./outputs] [--data-dir DIR]
         [--train-steps N] [--min-metric X] [--no-cache] [--no-drift-check]
         [--span N] [--window K] [--cold-start] [--accept-drift]
-        [--beam-preset direct|dataflow|flink ...] [--beam-arg=--flag=value ...]
+        [--beam-preset direct|dataflow|flink|spark ...] [--beam-arg=--flag=value ...]
 
 Everything goes under the output directory (runners/layout.py); MLMD is a
 sqlite file there. Beam components run on Beam's in-process FnApiRunner unless
@@ -23,7 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
 from components.quiet_startup import quiet_startup  # noqa: E402
-from runners import beam_presets, job_servers, preflight, run_lock  # noqa: E402
+from components import job_servers  # noqa: E402
+from runners import beam_presets, preflight, run_lock  # noqa: E402
 from runners.layout import OutputLayout, new_run_id  # noqa: E402
 
 
@@ -37,8 +38,9 @@ def parse_args(argv):
   args = parser.parse_args(argv)
   try:
     args.beam_args = beam_presets.beam_pipeline_args(args)
-    if beam_presets.managed_flink_master(args):
-      job_servers.FLINK.classpath()
+    managed = beam_presets.managed_job_server(args)
+    if managed:
+      managed[0].classpath()  # Fetched at set-up, or one line naming the make target.
   except (beam_presets.BeamPresetError, job_servers.JobServerError) as error:
     parser.error(str(error))
   return args, preflight.check_run_arguments(parser, args)

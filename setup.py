@@ -10,7 +10,8 @@ setuptools.setup(
     python_requires=">=3.10,<3.11",
     packages=setuptools.find_packages(
         include=["modules*", "components*", "tfx_model_factory*", "pipeline*", "runners*"]),
-    package_data={"pipeline": ["schemas/*/*.pbtxt"]},
+    package_data={"pipeline": ["schemas/*/*.pbtxt"],
+                  "components": ["job_server_locks/*.lock", "flink_conf/*.yaml"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

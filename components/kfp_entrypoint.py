@@ -17,6 +17,10 @@ outputs spec the compiler adds (`--json_serialized_outputs_spec_args`,
 runners/kubeflow_spec.py) — writes them into the executor input, and then
 runs TFX's entrypoint unchanged (but for the worker package TFX would build
 for Beam stages that run in the task's own process, components/in_process_beam.py).
+A Beam task whose options name a Flink or Spark cluster
+(`--runner=FlinkRunner --flink_master=HOST:PORT`) submits to it through Beam's
+job server for the engine, started in the task from the jars the image
+carries (components/job_servers.py).
 With the Vertex shape it changes nothing.
 A task that touches `s3://` (MinIO, KFP's default artifact store) gets
 tensorflow-io's S3 filesystem registered first; credentials and endpoint come
@@ -132,6 +136,15 @@ def import_runtime() -> None:
   from components import in_process_beam  # noqa: F401
 
 
+def _runs_beam(executor_class_path: str) -> bool:
+  """Whether the executor runs Beam pipelines (the tasks that need a job server)."""
+  # pylint: disable=import-outside-toplevel
+  from tfx.dsl.components.base import base_beam_executor
+  from tfx.utils import import_utils
+  executor_class = import_utils.import_class_by_path(executor_class_path)
+  return issubclass(executor_class, base_beam_executor.BaseBeamExecutor)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
   # pylint: disable=import-outside-toplevel  (TFX only once the flags parsed)
   parsed = typed_arguments(sys.argv[1:] if argv is None else argv)
@@ -146,7 +159,13 @@ def main(argv: Optional[List[str]] = None) -> None:
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
   from components.in_process_beam import skip_worker_package_for_in_process_beam
   skip_worker_package_for_in_process_beam()
-  kubeflow_v2_run_executor.main(parsed)
+  args, beam_args = parsed
+  if not _runs_beam(args.executor_class_path):
+    kubeflow_v2_run_executor.main(parsed)
+  else:
+    from components import job_servers
+    with job_servers.submitting_to_cluster(beam_args) as cluster_beam_args:
+      kubeflow_v2_run_executor.main((args, cluster_beam_args))
   if on_s3 and argv is None:
     # tensorflow-io's S3 client aborts the interpreter while it shuts down
     # ("pure virtual method called", exit 134) after the task succeeded, which

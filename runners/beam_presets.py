@@ -4,30 +4,38 @@ StatisticsGen, ExampleValidator's statistics, Transform and Evaluator are Beam
 pipelines; where they run is decided by these options alone, for both
 runners. A preset names the runner and the flags it cannot work without, so a
 missing project or job endpoint fails when the arguments are checked, not
-hours later inside a pod. On Kubeflow, workers of a distributed runner run
-the pipeline image (`worker_image`): it holds the same TFX/TensorFlow stack as
-the launcher and, through the base image's /opt/apache/beam/boot entrypoint,
-is a valid Beam SDK container. A local run has no image: Flink runs the SDK
-harness in the runner's own process (LOOPBACK), and Dataflow needs
-`--beam-arg=--sdk_container_image=IMAGE`. A local run on Flink without
-`--job-endpoint` starts Beam's Flink job server for the run
-(runners/job_servers.py, `engine_for_run`): on a Flink MiniCluster, or on
-the cluster `--flink-master` names.
+hours later inside a pod.
+
+Flink and Spark stages go through Beam's job server for the engine. A local
+run starts it for the run (components/job_servers.py, `engine_for_run`): on
+the engine's local master (a Flink MiniCluster; Spark's `local[2]`) or on
+the cluster `--flink-master` / `--spark-master-url` names, with the SDK
+harness in the run's own process (LOOPBACK). On Kubeflow the spec carries
+Beam's own flags for the cluster (`--runner=FlinkRunner --flink_master=...`)
+and every Beam task starts the job server the pipeline image carries on it
+(components/kfp_entrypoint.py), or submits to `--job-endpoint`; the SDK
+harness is the pipeline image run as a Beam worker pool beside each task
+manager (EXTERNAL, `WORKER_POOL_ENDPOINT`). Dataflow's workers run the
+pipeline image (`worker_image`) as their SDK container; a local run on
+Dataflow needs `--beam-arg=--sdk_container_image=IMAGE`.
 
 Options given with --beam-arg are appended after the preset's; Beam keeps the
 last value of a repeated flag, so they can also override a preset's value.
 """
 import argparse
 import contextlib
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from components.in_process_beam import IN_PROCESS_RUNNER
-from runners import job_servers
+from components import job_servers
 
 DIRECT = "direct"
 DATAFLOW = "dataflow"
 FLINK = "flink"
-PRESETS = (DIRECT, DATAFLOW, FLINK)
+SPARK = "spark"
+PRESETS = (DIRECT, DATAFLOW, FLINK, SPARK)
+# The engines a Beam job server hands the stages to, by preset.
+JOB_SERVER_PRESETS = {FLINK: job_servers.FLINK, SPARK: job_servers.SPARK}
 
 # In-process and single-threaded: on small machines and pods faster than
 # multi-processing, whose start-up cost outweighs the work on small data.
@@ -37,9 +45,16 @@ PRESETS = (DIRECT, DATAFLOW, FLINK)
 # costs ~2 s per Beam stage before it falls back to this runner; with
 # internet every stage would run on an engine nothing here tests).
 DIRECT_ARGS = [f"--runner={IN_PROCESS_RUNNER}", "--direct_running_mode=in_memory"]
-# Flags that only one preset reads, as argparse attribute names.
-_PRESET_FLAGS = {DATAFLOW: ("gcp_project", "gcp_region", "temp_location"),
-                 FLINK: ("flink_master", "job_endpoint")}
+# On Kubeflow the SDK harness of a Flink or Spark stage is the pipeline image
+# run as a Beam worker pool (`/opt/apache/beam/boot --worker_pool`) beside
+# every task manager or executor, which the runner reaches on this address.
+WORKER_POOL_ENDPOINT = "localhost:50000"
+# The flags that only some presets read (argparse attribute names), and those presets.
+_PRESET_FLAGS = {"gcp_project": (DATAFLOW,), "gcp_region": (DATAFLOW,),
+                 "temp_location": (DATAFLOW,), "flink_master": (FLINK,),
+                 "spark_master_url": (SPARK,), "job_endpoint": (FLINK, SPARK)}
+# The flag naming each job-server preset's cluster, as argparse attribute names.
+_MASTER_FLAGS = {FLINK: "flink_master", SPARK: "spark_master_url"}
 
 
 class BeamPresetError(ValueError):
@@ -56,13 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--gcp-region", help="dataflow: region of the Dataflow jobs")
   group.add_argument("--temp-location", help="dataflow: gs:// folder for temporary files")
   group.add_argument("--flink-master", help="flink: Flink JobManager REST address "
-                     "(host:port). A local run starts Beam's Flink job server on it "
-                     "(on a Flink MiniCluster when neither this nor --job-endpoint is "
-                     "given; `make job-servers` fetches it); on Kubeflow the job is "
-                     "submitted as an uber jar, so the launcher pod needs no Java")
-  group.add_argument("--job-endpoint", help="flink: address of a running Beam job "
-                     "server (host:port), used with the PortableRunner instead of "
-                     "--flink-master")
+                     "(host:port). Every run or Beam task starts Beam's Flink job server "
+                     "on it (`make job-servers` fetches it; the image carries it); a local "
+                     "run without this or --job-endpoint uses a Flink MiniCluster")
+  group.add_argument("--spark-master-url", help="spark: Spark master (spark://host:7077 "
+                     "or local[N]). Every run or Beam task starts Beam's Spark job server "
+                     "on it; a local run without this or --job-endpoint uses "
+                     f"{job_servers.SPARK.local_master}")
+  group.add_argument("--job-endpoint", help="flink, spark: address of a running Beam job "
+                     "server (host:port), used with the PortableRunner instead of a master")
   group.add_argument("--beam-arg", action="append", default=[],
                      help="extra Beam option appended after the preset's, e.g. "
                      "--beam-arg=--num_workers=4")
@@ -87,33 +104,40 @@ def _dataflow(args: argparse.Namespace, worker_image: Optional[str]) -> List[str
               [f"--sdk_container_image={worker_image}"] if worker_image else [])
 
 
-def managed_flink_master(args: argparse.Namespace) -> Optional[str]:
-  """The Flink master a local run starts a job server on (`[local]`: a
-  MiniCluster in the job server's JVM), or None where it starts none."""
-  if args.beam_preset != FLINK or args.job_endpoint:
+def managed_job_server(
+    args: argparse.Namespace) -> Optional[Tuple[job_servers.JobServer, str]]:
+  """The job server a local run starts, and the master it starts it on (its
+  engine's local master when no master flag is given), or None where it
+  starts none."""
+  server = JOB_SERVER_PRESETS.get(args.beam_preset)
+  if server is None or args.job_endpoint:
     return None
-  return args.flink_master or job_servers.FLINK.local_master
+  return server, getattr(args, _MASTER_FLAGS[args.beam_preset]) or server.local_master
 
 
-def _flink(args: argparse.Namespace, worker_image: Optional[str]) -> List[str]:
-  if args.flink_master and args.job_endpoint:
+def _job_server_preset(args: argparse.Namespace, worker_image: Optional[str]) -> List[str]:
+  preset = args.beam_preset
+  master_flag = "--" + _MASTER_FLAGS[preset].replace("_", "-")
+  master = getattr(args, _MASTER_FLAGS[preset])
+  if master and args.job_endpoint:
     raise BeamPresetError(
-        f"--beam-preset {FLINK} takes one of --flink-master or --job-endpoint, not both")
-  if not worker_image and not args.job_endpoint:
-    # The job server engine_for_run starts; it adds its --job_endpoint.
-    return ["--runner=PortableRunner", "--environment_type=LOOPBACK"]
-  if not args.flink_master and not args.job_endpoint:
+        f"--beam-preset {preset} takes one of {master_flag} or --job-endpoint, not both")
+  if not worker_image:
+    # A local run's own process has TFX and the project: the SDK harness runs
+    # in it. The job server engine_for_run starts adds its --job_endpoint.
+    endpoint = [f"--job_endpoint={args.job_endpoint}"] if args.job_endpoint else []
+    return ["--runner=PortableRunner", *endpoint, "--environment_type=LOOPBACK"]
+  if not master and not args.job_endpoint:
     raise BeamPresetError(
-        f"--beam-preset {FLINK} on Kubeflow needs --flink-master or --job-endpoint")
-  if args.flink_master:
-    runner = ["--runner=FlinkRunner", f"--flink_master={args.flink_master}",
-              "--flink_submit_uber_jar"]
+        f"--beam-preset {preset} on Kubeflow needs {master_flag} or --job-endpoint")
+  if master:
+    # Beam's own flags for the cluster; the task's entrypoint starts the job
+    # server the image carries on it (components/kfp_entrypoint.py).
+    server = JOB_SERVER_PRESETS[preset]
+    target = [f"--runner={server.beam_runner}", f"--{server.beam_master_option}={master}"]
   else:
-    runner = ["--runner=PortableRunner", f"--job_endpoint={args.job_endpoint}"]
-  if not worker_image:  # A local run: its own process has TFX and the project.
-    return runner + ["--environment_type=LOOPBACK"]
-  # The SDK harness defaults to Beam's own image, which lacks TFX.
-  return runner + ["--environment_type=DOCKER", f"--environment_config={worker_image}"]
+    target = ["--runner=PortableRunner", f"--job_endpoint={args.job_endpoint}"]
+  return target + ["--environment_type=EXTERNAL", f"--environment_config={WORKER_POOL_ENDPOINT}"]
 
 
 def beam_pipeline_args(args: argparse.Namespace,
@@ -126,14 +150,14 @@ def beam_pipeline_args(args: argparse.Namespace,
       of another preset was given (forgetting --beam-preset would otherwise
       silently run Beam in the pod).
   """
-  for preset, names in _PRESET_FLAGS.items():
-    stray = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n)]
-    if stray and preset != args.beam_preset:
-      raise BeamPresetError(f"{', '.join(stray)} only apply to --beam-preset {preset}")
+  for name, presets in _PRESET_FLAGS.items():
+    if getattr(args, name) and args.beam_preset not in presets:
+      raise BeamPresetError(f"--{name.replace('_', '-')} only applies to --beam-preset "
+                            f"{' or '.join(presets)}")
   if args.beam_preset == DATAFLOW:
     preset_args = _dataflow(args, worker_image)
-  elif args.beam_preset == FLINK:
-    preset_args = _flink(args, worker_image)
+  elif args.beam_preset in JOB_SERVER_PRESETS:
+    preset_args = _job_server_preset(args, worker_image)
   else:
     preset_args = list(DIRECT_ARGS)
   return preset_args + list(args.beam_arg)
@@ -142,12 +166,12 @@ def beam_pipeline_args(args: argparse.Namespace,
 @contextlib.contextmanager
 def engine_for_run(args: argparse.Namespace, job_server_log: str) -> Iterator[List[str]]:
   """A local run's Beam options, with the job server its preset needs
-  started for the run (`managed_flink_master`) and stopped after it; the
-  job server's output goes to `job_server_log`."""
-  master = managed_flink_master(args)
-  if master is None:
+  started for the run (`managed_job_server`) and stopped after it; the job
+  server's output goes to `job_server_log`."""
+  managed = managed_job_server(args)
+  if managed is None:
     yield list(args.beam_args)
     return
-  with job_servers.running(job_servers.FLINK, master, job_server_log) as endpoint:
+  with job_servers.running(*managed, job_server_log) as endpoint:
     # First, so that a --beam-arg=--job_endpoint still has the last word.
     yield [f"--job_endpoint={endpoint}", *args.beam_args]

@@ -4,6 +4,7 @@
         [--target kfp] [--data-dir DIR] [--train-steps N] [--min-metric X] [--no-cache]
         [--artifact-types oss|spec] [--fresh-processes]
         [--span N] [--window K] [--cold-start] [--accept-drift]
+        [--beam-preset flink --flink-master HOST:PORT | --beam-preset spark ...] [--beam-arg=...]
 
 The spec is the one kubeflow_runner.py compiles (runners/kubeflow_spec.py),
 with local roots under the output directory (pipeline_root/, serving/,
@@ -15,7 +16,12 @@ them to a run (runners/kubeflow_run_parameters.py). A second run against
 the same output directory reuses cached tasks, takes the served model as its
 baseline and pushes nothing new. Tasks are forked from one interpreter that
 imported their runtime once; --fresh-processes starts each in a new
-interpreter, as the image does. One run at a time per output directory (runners/run_lock.py).
+interpreter, as the image does. The Beam flags are kubeflow_runner.py's: with
+`--beam-preset flink --flink-master HOST:PORT` every Beam task starts Beam's
+Flink job server on that cluster, as in the image, and its SDK harness is the
+Beam worker pool at `--beam-arg=--environment_config=HOST:PORT` (default
+runners/beam_presets.WORKER_POOL_ENDPOINT). One run at a time per output
+directory (runners/run_lock.py).
 Exit status: 0 the run completed (blessed or not), 3 a task stopped on bad
 data (the data gate, or the span resolution), 4 --require-blessing and the
 model was not blessed, 5 another run holds the output directory, 1 any other
@@ -55,7 +61,12 @@ def parse_args(argv):
                       help="start every task in a new Python interpreter, as its container "
                       "does (default: fork each from one that imported TensorFlow, Beam and "
                       "TFX once, 8-12 s less per task)")
+  beam_presets.add_arguments(parser)
   args = parser.parse_args(argv)
+  try:
+    args.beam_args = beam_presets.beam_pipeline_args(args, worker_image=LOCAL_IMAGE)
+  except beam_presets.BeamPresetError as error:
+    parser.error(str(error))
   return args, preflight.check_run_arguments(parser, args)
 
 
@@ -118,7 +129,7 @@ def _run(args, family, run_id: str) -> int:
   # A local run's roots, but MLMD is the orchestrator's (here: none).
   spec_roots = dataclasses.replace(roots.local_roots(layout), metadata_path=None)
   spec = kubeflow_spec.compile_spec(family, spec_roots, args.target, LOCAL_IMAGE,
-                                    list(beam_presets.DIRECT_ARGS), data_dir=args.data_dir,
+                                    args.beam_args, data_dir=args.data_dir,
                                     train_steps=args.train_steps,
                                     gate_min_value=args.min_metric,
                                     warm_start=not args.cold_start)

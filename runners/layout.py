@@ -58,7 +58,7 @@ class OutputLayout:
     return os.path.join(self.logs_dir, f"{family_name}-{run_id}.log")
 
   def job_server_log_path(self, family_name: str, run_id: str) -> str:
-    """The log of the Beam job server a run started (runners/job_servers.py)."""
+    """The log of the Beam job server a run started (components/job_servers.py)."""
     return os.path.join(self.logs_dir, f"{family_name}-{run_id}-job-server.log")
 
   def serving_dir(self, family_name: str) -> str:

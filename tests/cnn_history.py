@@ -10,7 +10,8 @@ worse model that the change threshold refuses, and that refusal again under
 the next slice of digits arrives as span 2 and, on a copy of that output
 directory, runs as a new day's data runs (the window of both spans, eval
 from span 2, warm-started from the model served from span 1, judged
-against it); on another copy, a span 3 whose pixels break the schema
+against it), its Beam stages on Spark (`--beam-preset spark`: Beam's Spark
+job server in local[2] mode, tests/test_spark_e2e.py); on another copy, a span 3 whose pixels break the schema
 stops at the data gate; and on a copy of the next span's output, a span 3
 of mostly 7s, alone in its window (no skew), drifts from what the served
 model learnt: it stops, and runs once a person accepts the drift. Made once
@@ -39,6 +40,9 @@ KILL_DELAY_S = 5
 # One step: above an absolute floor of 0, far below the good model, so only
 # the comparison with the blessed baseline can refuse it.
 WORSE_STEPS, WORSE_FLOOR = 1, 0.0
+# The next span's run hands its Beam stages to Spark: the runner starts
+# Beam's Spark job server (local[2]) for it (components/job_servers.py).
+ON_SPARK = ("--beam-preset", "spark")
 
 
 def run_args(data_dir: str, output_dir: str, steps: int, floor: float, *extra: str):
@@ -57,7 +61,7 @@ class CnnHistory:
   worse: subprocess.CompletedProcess           # refused against the good model
   worse_required: subprocess.CompletedProcess  # the same run, --require-blessing
   next_span_output_dir: str                    # a copy of output_dir before the next span's run
-  next_span: subprocess.CompletedProcess       # the good run's arguments once span 2 arrived
+  next_span: subprocess.CompletedProcess       # the good run's arguments once span 2 arrived, on Spark
   broken_span_output_dir: str                  # a copy of output_dir before the broken span's run
   broken_span: subprocess.CompletedProcess     # the good run's arguments with a broken span 3
   drifted_span_output_dir: str                 # a copy of next_span_output_dir, then:
@@ -99,7 +103,7 @@ def cnn_history(tmp_path_factory) -> CnnHistory:
   next_span_output_dir = str(tmp_path_factory.mktemp("cnn-next-span") / "outputs")
   shutil.copytree(output_dir, next_span_output_dir)
   next_span = e2e_helpers.run_pipeline(
-      run_args(data_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR))
+      run_args(data_dir, next_span_output_dir, GOOD_STEPS, GOOD_FLOOR, *ON_SPARK))
   assert next_span.returncode == 0, next_span.stdout + next_span.stderr
   broken_data_dir = str(tmp_path_factory.mktemp("digit-spans-broken") / "data")
   shutil.copytree(data_dir, broken_data_dir)

@@ -40,7 +40,8 @@ pytest_plugins = ["tests.cnn_history", "tests.raced_runs", "tests.trained_models
 # {session fixture: the modules with tests that use it}: one worker runs those tests.
 SHARED_RUN_MODULES = {
     "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
-                    "tests/test_reliability_e2e.py", "tests/test_replay.py"),
+                    "tests/test_reliability_e2e.py", "tests/test_replay.py",
+                    "tests/test_spark_e2e.py"),
     "cnn_trained": ("tests/test_cnn_module.py", "tests/test_tflite_exporter.py",
                     "tests/test_predict_cli.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),

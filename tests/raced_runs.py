@@ -21,7 +21,7 @@ from tests import e2e_helpers, local_runs
 
 MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 # The Beam stages on Flink: the runner starts Beam's Flink job server on a
-# Flink MiniCluster for the run (runners/job_servers.py; `make job-servers`).
+# Flink MiniCluster for the run (components/job_servers.py; `make job-servers`).
 ON_FLINK = ["--beam-preset", "flink"]
 REFUSAL_WAIT_S = 120
 

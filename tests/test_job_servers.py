@@ -1,6 +1,7 @@
-"""Beam job servers (runners/job_servers.py): pinned jars fetched and checked
+"""Beam job servers (components/job_servers.py): pinned jars fetched and checked
 once, a run that needs one refused with the make target when it is not
-fetched, and the local Flink preset's job server chosen from the flags."""
+fetched, and the job server a local Flink or Spark run or a Kubeflow task starts
+chosen from the flags."""
 import argparse
 import hashlib
 import os
@@ -9,7 +10,8 @@ import shutil
 import pytest
 
 import local_runner
-from runners import beam_presets, job_servers
+from components import job_servers
+from runners import beam_presets
 
 JAR = b"PK\x03\x04 not really a jar"
 
@@ -49,45 +51,96 @@ def test_a_jar_unlike_its_pinned_checksum_is_refused_and_nothing_is_kept(tmp_pat
   assert os.listdir(os.path.dirname(server.cache_dir())) == []  # no jar, no staging folder
 
 
-def test_the_pinned_flink_job_server_is_beams_runner_with_flink():
-  pinned = job_servers.FLINK.pinned()
-  assert "org.apache.beam:beam-runners-flink-1.19:2.62.0" in pinned
-  assert any(coordinate.startswith("org.apache.flink:flink-runtime:") for coordinate in pinned)
+@pytest.mark.parametrize("server, runner, engine_artifact", [
+    (job_servers.FLINK, "org.apache.beam:beam-runners-flink-1.19:2.62.0",
+     "org.apache.flink:flink-runtime:"),
+    (job_servers.SPARK, "org.apache.beam:beam-runners-spark-3:2.62.0",
+     "org.apache.spark:spark-core_2.12:3.2.2"),
+])
+def test_each_lock_pins_beams_runner_with_its_engine_and_what_it_was_resolved_from(
+    server, runner, engine_artifact):
+  pinned = server.pinned()
+  assert runner in pinned
+  assert any(coordinate.startswith(engine_artifact) for coordinate in pinned)
+  # A lock written from other dependencies than the job server's own is stale.
+  assert set(server.dependencies) <= set(pinned)
   assert all(len(sha256) == 64 for sha256 in pinned.values())
 
 
-def _flink_args(*flags: str) -> argparse.Namespace:
+def _preset_args(preset: str, *flags: str) -> argparse.Namespace:
   parser = argparse.ArgumentParser()
   beam_presets.add_arguments(parser)
-  return parser.parse_args(["--beam-preset", "flink", *flags])
+  return parser.parse_args(["--beam-preset", preset, *flags])
 
 
-@pytest.mark.parametrize("flags, master", [
-    ((), "[local]"),
-    (("--flink-master", "jobmanager:8081"), "jobmanager:8081"),
-    (("--job-endpoint", "localhost:8099"), None),
+@pytest.mark.parametrize("preset, flags, master", [
+    ("flink", (), "[local]"),
+    ("flink", ("--flink-master", "jobmanager:8081"), "jobmanager:8081"),
+    ("flink", ("--job-endpoint", "localhost:8099"), None),
+    ("spark", (), "local[2]"),
+    ("spark", ("--spark-master-url", "spark://master:7077"), "spark://master:7077"),
+    ("spark", ("--job-endpoint", "localhost:8099"), None),
 ])
-def test_a_local_flink_run_starts_a_job_server_unless_given_one(flags, master):
-  args = _flink_args(*flags)
-  assert beam_presets.managed_flink_master(args) == master
+def test_a_local_engine_run_starts_its_job_server_unless_given_one(preset, flags, master):
+  args = _preset_args(preset, *flags)
+  managed = beam_presets.managed_job_server(args)
+  assert (managed and managed[1]) == master
+  if managed:
+    assert managed[0] is beam_presets.JOB_SERVER_PRESETS[preset]
   beam_args = beam_presets.beam_pipeline_args(args)
   assert "--runner=PortableRunner" in beam_args and "--environment_type=LOOPBACK" in beam_args
   assert any(a.startswith("--job_endpoint=") for a in beam_args) == (master is None)
 
 
-def test_a_flink_run_without_the_fetched_job_server_exits_2_naming_the_target(
-    tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("preset, flag", [("flink", "--spark-master-url"),
+                                          ("spark", "--flink-master")])
+def test_another_engines_master_is_refused(preset, flag):
+  with pytest.raises(beam_presets.BeamPresetError, match=f"{flag} only applies to"):
+    beam_presets.beam_pipeline_args(_preset_args(preset, flag, "host:1"))
+
+
+@pytest.mark.parametrize("preset", ["flink", "spark"])
+def test_a_run_without_the_fetched_job_server_exits_2_naming_the_target(
+    preset, tmp_path, monkeypatch, capsys):
   monkeypatch.setenv(job_servers.CACHE_ROOT_ENV, str(tmp_path / "empty-cache"))
   with pytest.raises(SystemExit) as exit_info:
-    local_runner.parse_args(["--model", "cnn", "--beam-preset", "flink"])
+    local_runner.parse_args(["--model", "cnn", "--beam-preset", preset])
   assert exit_info.value.code == 2
-  assert "run `make job-servers` first" in capsys.readouterr().err
+  assert f"the {preset} job server is not fetched" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("beam_args, cluster", [
+    (["--runner=FlinkRunner", "--flink_master=jm:8081", "--environment_type=EXTERNAL"],
+     ("flink", "jm:8081")),
+    (["--runner=SparkRunner", "--spark_master_url=spark://m:7077"], ("spark", "spark://m:7077")),
+    (["--runner=PortableRunner", "--job_endpoint=js:8099"], None),
+    (["--runner=FlinkRunner", "--flink_master=jm:8081", "--runner=DataflowRunner"], None),
+])
+def test_a_task_starts_a_job_server_only_for_an_engines_runner_with_its_cluster(
+    beam_args, cluster):
+  found = job_servers.cluster_of(beam_args)
+  assert (found and (found[0].engine, found[1])) == cluster
 
 
 def test_fetch_command_takes_every_engine_by_default_and_refuses_an_unknown_one(capsys):
   assert job_servers.main(["fetch"]) == 0  # `make test` has fetched them
-  assert capsys.readouterr().out.startswith("flink job server: ")
+  assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [
+      "flink job server", "spark job server"]
   with pytest.raises(SystemExit) as exit_info:
     job_servers.main(["fetch", "samza"])
   assert exit_info.value.code == 2
   assert "no job server for ['samza']" in capsys.readouterr().err
+
+
+def test_kubeflow_local_compiles_the_beam_flags_kubeflow_runner_takes(capsys):
+  # pylint: disable=import-outside-toplevel
+  from runners import kubeflow_local
+  args, _ = kubeflow_local.parse_args(
+      ["--model", "cnn", "--beam-preset", "flink", "--flink-master", "localhost:8081"])
+  assert args.beam_args == ["--runner=FlinkRunner", "--flink_master=localhost:8081",
+                            "--environment_type=EXTERNAL",
+                            f"--environment_config={beam_presets.WORKER_POOL_ENDPOINT}"]
+  with pytest.raises(SystemExit) as exit_info:
+    kubeflow_local.parse_args(["--model", "cnn", "--beam-preset", "spark"])
+  assert exit_info.value.code == 2
+  assert "needs --spark-master-url or --job-endpoint" in capsys.readouterr().err

@@ -294,12 +294,15 @@ PRESETS = {
     "flink-master": (
         ["--beam-preset", "flink", "--flink-master", "flink-jobmanager:8081"],
         ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081",
-         "--flink_submit_uber_jar", "--environment_type=DOCKER",
-         f"--environment_config={IMAGE}"]),
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
     "flink-job-endpoint": (
         ["--beam-preset", "flink", "--job-endpoint", "beam-job-server:8099"],
         ["--runner=PortableRunner", "--job_endpoint=beam-job-server:8099",
-         "--environment_type=DOCKER", f"--environment_config={IMAGE}"]),
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
+    "spark-master": (
+        ["--beam-preset", "spark", "--spark-master-url", "spark://spark-master:7077"],
+        ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
 }
 
 
@@ -341,9 +344,11 @@ def test_extra_beam_arg_overrides_a_preset_value():
     (["--beam-preset", "flink"], "on Kubeflow needs --flink-master or --job-endpoint"),
     (["--beam-preset", "flink", "--flink-master", "a:1", "--job-endpoint", "b:2"],
      "takes one of --flink-master or --job-endpoint, not both"),
-    (["--gcp-project", "p"], "--gcp-project only apply to --beam-preset dataflow"),
+    (["--beam-preset", "spark"], "on Kubeflow needs --spark-master-url or --job-endpoint"),
+    (["--gcp-project", "p"], "--gcp-project only applies to --beam-preset dataflow"),
     (["--beam-preset", "dataflow", "--gcp-project", "p", "--gcp-region", "r", "--temp-location",
-      "gs://b/t", "--job-endpoint", "h:1"], "--job-endpoint only apply to --beam-preset flink"),
+      "gs://b/t", "--job-endpoint", "h:1"],
+     "--job-endpoint only applies to --beam-preset flink or spark"),
     (["--data-root", "/home/me/data"], "--data-root must be a URI the cluster can reach"),
     (["--serving-root", "serving"], "--serving-root must be a URI the cluster can reach"),
     (["--tflite-root", "/tmp/tflite"], "--tflite-root must be a URI the cluster can reach"),
