@@ -73,7 +73,7 @@ def main(argv=None) -> int:
   with run_lock.take_or_exit(args.output_dir, run_id):
     job_server_log = OutputLayout(args.output_dir).job_server_log_path(family.name, run_id)
     try:
-      with beam_presets.engine_for_run(args, job_server_log) as beam_args:
+      with beam_presets.engine_for_run(args, job_server_log, args.output_dir) as beam_args:
         return _run(args, family, run_id, beam_args)
     except job_servers.JobServerError as error:
       print(f"FAILED: {error}", file=sys.stderr)

@@ -241,6 +241,28 @@ def _free_port() -> int:
     return probe.getsockname()[1]
 
 
+# Below Linux's ephemeral range (32768-60999), where free ports are handed out.
+STABLE_PORTS = range(20000, 30000)
+
+
+def stable_port(key: str) -> int:
+  """The job port for runs keyed by `key` (an output directory): the same for
+  every run of it. The endpoint is one of the Beam options TFX hashes into a
+  component's cache key, so a port picked afresh would make every run on the
+  engine miss the cache."""
+  digest = int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16)
+  return STABLE_PORTS.start + digest % len(STABLE_PORTS)
+
+
+def _bindable(port: int) -> bool:
+  with socket.socket() as probe:
+    try:
+      probe.bind(("localhost", port))
+    except OSError:
+      return False
+    return True
+
+
 def _accepts(port: int) -> bool:
   with socket.socket() as probe:
     probe.settimeout(1.0)
@@ -255,14 +277,17 @@ def command(server: JobServer, master: str, job_port: int) -> List[str]:
 
 
 @contextlib.contextmanager
-def running(server: JobServer, master: str, log_path: Optional[str]) -> Iterator[str]:
+def running(server: JobServer, master: str, log_path: Optional[str],
+            port: int = 0) -> Iterator[str]:
   """Starts the job server on `master` for the block; yields its endpoint
   (localhost:PORT); stops it after. Its output goes to `log_path` (None:
-  this process's stderr)."""
+  this process's stderr). It listens on `port` (0, or one another process
+  holds: a free one)."""
   if java_major_version() < 11:
     raise JobServerError(f"the {server.engine} job server needs Java 11 or newer on PATH "
                          "(Debian: apt-get install openjdk-17-jre-headless)")
-  port = _free_port()
+  if not port or not _bindable(port):
+    port = _free_port()
   argv = command(server, master, port)
   if log_path is None:
     process = subprocess.Popen(argv, stdout=sys.stderr, stderr=subprocess.STDOUT,

@@ -24,6 +24,7 @@ last value of a repeated flag, so they can also override a preset's value.
 """
 import argparse
 import contextlib
+import os
 from typing import Iterator, List, Optional, Tuple
 
 from components.in_process_beam import IN_PROCESS_RUNNER
@@ -164,14 +165,18 @@ def beam_pipeline_args(args: argparse.Namespace,
 
 
 @contextlib.contextmanager
-def engine_for_run(args: argparse.Namespace, job_server_log: str) -> Iterator[List[str]]:
+def engine_for_run(args: argparse.Namespace, job_server_log: str,
+                   output_dir: str) -> Iterator[List[str]]:
   """A local run's Beam options, with the job server its preset needs
   started for the run (`managed_job_server`) and stopped after it; the job
-  server's output goes to `job_server_log`."""
+  server's output goes to `job_server_log`. Every run into `output_dir`
+  gets the same endpoint (`job_servers.stable_port`), so that a run again
+  is answered from the cache."""
   managed = managed_job_server(args)
   if managed is None:
     yield list(args.beam_args)
     return
-  with job_servers.running(*managed, job_server_log) as endpoint:
+  port = job_servers.stable_port(os.path.abspath(output_dir))
+  with job_servers.running(*managed, job_server_log, port=port) as endpoint:
     # First, so that a --beam-arg=--job_endpoint still has the last word.
     yield [f"--job_endpoint={endpoint}", *args.beam_args]

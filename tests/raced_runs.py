@@ -4,7 +4,8 @@ on Flink: one run for two end-to-end modules.
 The concurrency test (tests/test_reliability_e2e.py) needs two runs racing
 for one output directory, and the Flink test (tests/test_flink_e2e.py) needs
 one complete run whose Beam stages ran on Flink; the run that wins the race
-is that run. Made once per test session (tests/conftest.py sends the tests that use
+is that run. Once it has finished, its command runs again (`again`), as a
+user re-runs it: on Flink too, that run must be answered from the cache. Made once per test session (tests/conftest.py sends the tests that use
 it to one pytest-xdist worker), on 300 train / 100 eval shipped digits, a
 20-step model and an absolute floor of 0: what is under test is the lock and
 the Beam runner, not the model.
@@ -34,6 +35,7 @@ class RacedRuns:
   refused: subprocess.CompletedProcess
   # The winner was still running when the refused run had exited.
   refused_while_winner_ran: bool
+  again: subprocess.CompletedProcess  # the winner's command, run once the race was over
 
 
 @pytest.fixture(scope="session")
@@ -62,4 +64,4 @@ def raced_runs(tmp_path_factory) -> RacedRuns:
       output_dir, winner.pid,
       subprocess.CompletedProcess(command, winner.returncode, winner_out, winner_err),
       subprocess.CompletedProcess(command, refused.returncode, refused_out, refused_err),
-      refused_while_winner_ran)
+      refused_while_winner_ran, local_runs.run(args, timeout=1800))

@@ -5,9 +5,9 @@ MiniCluster ([local]) for the run, and StatisticsGen, Transform and
 Evaluator ran on it as portable Beam jobs, the SDK harness in the run's own
 process (LOOPBACK). Each of them is then executed again on Beam's
 in-process runner with the same inputs (tests/engine_parity.py): the
-statistics, the transformed examples and the metrics must match."""
-import glob
-import os
+statistics, the transformed examples and the metrics must match. The same
+command again is answered from the cache: its job server listens where the
+first one did (components/job_servers.stable_port)."""
 import re
 
 import pytest
@@ -29,11 +29,10 @@ def test_statistics_transform_and_evaluator_run_as_jobs_on_flink(raced_runs):
   for component in engine_parity.ENGINE_COMPONENTS:
     assert states[component] == "executed", states
   layout = OutputLayout(raced_runs.output_dir)
-  (log_path,) = glob.glob(os.path.join(layout.logs_dir, "cnn-*[0-9a-f].log"))
-  with open(log_path, encoding="utf-8") as f:
+  run_id = result.stdout.split("(run ", 1)[1].split(",", 1)[0]
+  with open(layout.log_path("cnn", run_id), encoding="utf-8") as f:
     engine_parity.assert_ran_as_portable_jobs(f.read())
-  (job_server_log,) = glob.glob(os.path.join(layout.logs_dir, "cnn-*-job-server.log"))
-  with open(job_server_log, encoding="utf-8", errors="replace") as f:
+  with open(layout.job_server_log_path("cnn", run_id), encoding="utf-8", errors="replace") as f:
     job_server = f.read()
   assert "Starting Flink Mini Cluster" in job_server
   # Each Beam stage of the run (ExampleGen's too) was a Flink job that finished.
@@ -52,3 +51,12 @@ def test_transformed_examples_match_the_in_process_runner(raced_runs, tmp_path):
 
 def test_metrics_match_the_in_process_runner(raced_runs, tmp_path):
   engine_parity.assert_metrics_match(_metadata_path(raced_runs), str(tmp_path))
+
+
+def test_the_same_command_on_flink_again_is_answered_from_the_cache(raced_runs):
+  again = raced_runs.again
+  assert again.returncode == 0, again.stdout + again.stderr
+  states = e2e_helpers.component_states(again.stdout)
+  assert states.pop("baseline_resolver") == "resolved"
+  assert states and set(states.values()) == {"cached"}, states
+  assert "(cached: pushed by an earlier run)" in again.stdout

@@ -144,3 +144,11 @@ def test_kubeflow_local_compiles_the_beam_flags_kubeflow_runner_takes(capsys):
     kubeflow_local.parse_args(["--model", "cnn", "--beam-preset", "spark"])
   assert exit_info.value.code == 2
   assert "needs --spark-master-url or --job-endpoint" in capsys.readouterr().err
+
+
+def test_runs_into_one_output_directory_get_one_job_port_below_the_ephemeral_range():
+  port = job_servers.stable_port("/data/runs/outputs")
+  assert port == job_servers.stable_port("/data/runs/outputs")
+  assert port in job_servers.STABLE_PORTS and port < 32768
+  others = {job_servers.stable_port(f"/data/runs/outputs-{i}") for i in range(20)}
+  assert len(others) > 15  # spread over the range, not one port for every directory

@@ -69,12 +69,14 @@ def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(r
   for output in (refused.stdout, refused.stderr, winner.stdout, winner.stderr):
     assert not [n for n in NOISE if n in output], output
   # One run, one log named after its run id (and its Flink job server's);
-  # the summary read that run only.
-  run_id = winner.stdout.split("(run ", 1)[1].split(",", 1)[0]
+  # the summary read that run only. (The winner's command ran again after
+  # the race: its logs are there too, under its own run id.)
+  run_id, again_id = (run.stdout.split("(run ", 1)[1].split(",", 1)[0]
+                      for run in (winner, raced_runs.again))
   layout = OutputLayout(output_dir)
   assert sorted(os.listdir(layout.logs_dir)) == sorted(
-      os.path.basename(path) for path in (layout.log_path("cnn", run_id),
-                                          layout.job_server_log_path("cnn", run_id)))
+      os.path.basename(path) for run in (run_id, again_id)
+      for path in (layout.log_path("cnn", run), layout.job_server_log_path("cnn", run)))
   connection = tfx_metadata.sqlite_metadata_connection_config(
       OutputLayout(output_dir).metadata_path)
   node_ids = ["TFRecordExampleGen", "Trainer", "Pusher"]
