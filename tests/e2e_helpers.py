@@ -173,6 +173,20 @@ def component_states(stdout: str) -> dict:
   return states
 
 
+def assert_rerun_executed_nothing_and_pushed_nothing(result: subprocess.CompletedProcess,
+                                                     output_dir: str, family: str) -> None:
+  """A local run of a command that had run to its end before: every
+  component answered from the cache, the served version left as it was."""
+  assert result.returncode == 0, result.stdout + result.stderr
+  states = component_states(result.stdout)
+  assert states.pop("baseline_resolver") == "resolved"
+  assert states and set(states.values()) == {"cached"}, states
+  serving = serving_dir(output_dir, family)
+  (served,) = pushed_versions(serving)
+  assert f"Pushed: {os.path.join(serving, served)} (cached: pushed by an earlier run)" \
+      in result.stdout
+
+
 def tfma_point_value(metric: dict) -> float:
   """A metric's point value as TFMA's JSON view holds it: with confidence
   intervals (pipeline/evaluation.py) the value of a `boundedValue`, without

@@ -75,16 +75,9 @@ def test_in_process_beam_stages_build_no_worker_package(cnn_history):
 
 
 def test_rerun_without_changes_executes_nothing_and_pushes_nothing(cnn_history):
-  result = cnn_history.rerun
-  assert result.returncode == 0, result.stdout + result.stderr
-  states = e2e_helpers.component_states(result.stdout)
-  assert states.pop("baseline_resolver") == "resolved"
-  assert states and set(states.values()) == {"cached"}, states
   # The good run pushed one version; its re-run (and the worse run after it) none.
-  serving_dir = e2e_helpers.serving_dir(cnn_history.output_dir, "cnn")
-  (served,) = e2e_helpers.pushed_versions(serving_dir)
-  assert f"Pushed: {os.path.join(serving_dir, served)} (cached: pushed by an earlier run)" \
-      in result.stdout
+  e2e_helpers.assert_rerun_executed_nothing_and_pushed_nothing(
+      cnn_history.rerun, cnn_history.output_dir, "cnn")
 
 
 def test_corrupted_feature_stops_at_the_validator_with_nothing_pushed(cnn_history, tmp_path):

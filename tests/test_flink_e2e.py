@@ -54,9 +54,5 @@ def test_metrics_match_the_in_process_runner(raced_runs, tmp_path):
 
 
 def test_the_same_command_on_flink_again_is_answered_from_the_cache(raced_runs):
-  again = raced_runs.again
-  assert again.returncode == 0, again.stdout + again.stderr
-  states = e2e_helpers.component_states(again.stdout)
-  assert states.pop("baseline_resolver") == "resolved"
-  assert states and set(states.values()) == {"cached"}, states
-  assert "(cached: pushed by an earlier run)" in again.stdout
+  e2e_helpers.assert_rerun_executed_nothing_and_pushed_nothing(
+      raced_runs.again, raced_runs.output_dir, "cnn")
