@@ -235,7 +235,8 @@ def java_major_version(java: str = "java") -> int:
   return int(major) if major.isdigit() else 0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+  """A port no process listens on now."""
   with socket.socket() as probe:
     probe.bind(("localhost", 0))
     return probe.getsockname()[1]
@@ -263,7 +264,8 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+  """Whether something listens on localhost:`port`."""
   with socket.socket() as probe:
     probe.settimeout(1.0)
     return probe.connect_ex(("localhost", port)) == 0
@@ -287,7 +289,7 @@ def running(server: JobServer, master: str, log_path: Optional[str],
     raise JobServerError(f"the {server.engine} job server needs Java 11 or newer on PATH "
                          "(Debian: apt-get install openjdk-17-jre-headless)")
   if not port or not _bindable(port):
-    port = _free_port()
+    port = free_port()
   argv = command(server, master, port)
   if log_path is None:
     process = subprocess.Popen(argv, stdout=sys.stderr, stderr=subprocess.STDOUT,
@@ -299,7 +301,7 @@ def running(server: JobServer, master: str, log_path: Optional[str],
                                  stdin=subprocess.DEVNULL)
   try:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while not _accepts(port):
+    while not accepts(port):
       if process.poll() is not None:
         raise JobServerError(f"the {server.engine} job server exited with status "
                              f"{process.returncode} before it listened (see {log_path})")

@@ -7,6 +7,7 @@ another's run.
 """
 import glob
 import os
+import re
 import signal
 import subprocess
 import time
@@ -162,6 +163,18 @@ def assert_examples_and_raw_features_serve_alike(output_dir: str, family: str,
       np.testing.assert_allclose(value.numpy(), by_raw[name].numpy(), atol=1e-6, err_msg=name)
     else:
       np.testing.assert_array_equal(value.numpy(), by_raw[name].numpy(), err_msg=name)
+
+
+def run_id_of(stdout: str) -> str:
+  """The run id a local run names on its first line ("... (run ID, logs: ...)")."""
+  return stdout.split("(run ", 1)[1].split(",", 1)[0]
+
+
+def run_log(stdout: str) -> str:
+  """The log of the run that printed `stdout` (its first line names it)."""
+  (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
+  with open(log_path, encoding="utf-8") as f:
+    return f.read()
 
 
 def component_states(stdout: str) -> dict:

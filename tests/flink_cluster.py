@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -81,18 +80,6 @@ class FlinkCluster:
       return json.load(r)
 
 
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("localhost", 0))
-    return probe.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-  with socket.socket() as probe:
-    probe.settimeout(1.0)
-    return probe.connect_ex(("localhost", port)) == 0
-
-
 def _start(argv: List[str], log_path: str, **kwargs) -> subprocess.Popen:
   with open(log_path, "ab") as log:
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -113,8 +100,9 @@ def flink_session_cluster(work_dir: str) -> Iterator[FlinkCluster]:
   """Starts the cluster and the worker pool for the block; stops them after."""
   conf_dir = os.path.join(work_dir, "conf")
   os.makedirs(conf_dir, exist_ok=True)
-  rest_port, pool_port = _free_port(), _free_port()
-  conf = {"jobmanager.rpc.address": "localhost", "jobmanager.rpc.port": str(_free_port()),
+  rest_port, pool_port = job_servers.free_port(), job_servers.free_port()
+  conf = {"jobmanager.rpc.address": "localhost",
+          "jobmanager.rpc.port": str(job_servers.free_port()),
           "rest.address": "localhost", "rest.bind-address": "localhost",
           "rest.port": str(rest_port), "taskmanager.host": "localhost", **_CONFIGURATION}
   with open(os.path.join(conf_dir, "flink-conf.yaml"), "w", encoding="utf-8") as f:
@@ -143,7 +131,8 @@ def flink_session_cluster(work_dir: str) -> Iterator[FlinkCluster]:
         return False
 
     _wait_until(task_manager_registered, "a registered TaskManager", processes, work_dir)
-    _wait_until(lambda: _accepts(pool_port), "a listening worker pool", processes, work_dir)
+    _wait_until(lambda: job_servers.accepts(pool_port), "a listening worker pool", processes,
+                work_dir)
     yield cluster
   finally:
     for process in processes:

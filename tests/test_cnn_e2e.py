@@ -47,13 +47,6 @@ def test_pushed_model_serves_examples_and_raw_pixels_alike(cnn_history):
       cnn_history.output_dir, "cnn", cnn_history.first_span_dir, features.IMAGE_KEY)
 
 
-def _run_log(stdout: str) -> str:
-  """The log of the run that printed `stdout` (its first line names it)."""
-  (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
-  with open(log_path, encoding="utf-8") as f:
-    return f.read()
-
-
 def _report_json(stdout: str) -> dict:
   """The report.json of the run that printed `stdout` (its summary names the page)."""
   (html_path,) = re.findall(r"^Report: (\S+)", stdout, re.M)
@@ -65,7 +58,8 @@ def test_in_process_beam_stages_build_no_worker_package(cnn_history):
   """components/in_process_beam.py: TFX would build an sdist of itself for
   each Beam stage (2.5 s each) for workers an in-process run does not have."""
   # The history's first run was killed in training; its second ran the rest.
-  logs = [_run_log(stdout) for stdout in (cnn_history.killed_stdout, cnn_history.good.stdout)]
+  logs = [e2e_helpers.run_log(stdout)
+          for stdout in (cnn_history.killed_stdout, cnn_history.good.stdout)]
   log = "".join(logs)
   assert "Component Transform is running" in logs[0]
   assert "Component Evaluator is running" in logs[1]
@@ -202,7 +196,7 @@ def test_a_new_span_is_read_in_its_window_warm_started_and_judged_against_the_se
       e2e_helpers.serving_dir(cnn_history.output_dir, "cnn"))
   assert (f"Trained: warm, from served version {served_before[-1]} (trained on span 1)"
           in result.stdout), result.stdout
-  log = _run_log(result.stdout)
+  log = e2e_helpers.run_log(result.stdout)
   assert (f"Warm start from version {served_before[-1]} under "
           f"{e2e_helpers.serving_dir(output_dir, 'cnn')} (trained on span 1)") in log
   warm_steps = math.ceil(GOOD_STEPS * configs.CNN.warm_start_fraction)

@@ -29,7 +29,7 @@ def test_statistics_transform_and_evaluator_run_as_jobs_on_flink(raced_runs):
   for component in engine_parity.ENGINE_COMPONENTS:
     assert states[component] == "executed", states
   layout = OutputLayout(raced_runs.output_dir)
-  run_id = result.stdout.split("(run ", 1)[1].split(",", 1)[0]
+  run_id = e2e_helpers.run_id_of(result.stdout)
   with open(layout.log_path("cnn", run_id), encoding="utf-8") as f:
     engine_parity.assert_ran_as_portable_jobs(f.read())
   with open(layout.job_server_log_path("cnn", run_id), encoding="utf-8", errors="replace") as f:

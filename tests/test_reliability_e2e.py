@@ -71,8 +71,7 @@ def test_two_runs_started_together_on_one_output_dir_make_one_run_and_one_push(r
   # One run, one log named after its run id (and its Flink job server's);
   # the summary read that run only. (The winner's command ran again after
   # the race: its logs are there too, under its own run id.)
-  run_id, again_id = (run.stdout.split("(run ", 1)[1].split(",", 1)[0]
-                      for run in (winner, raced_runs.again))
+  run_id, again_id = (e2e_helpers.run_id_of(run.stdout) for run in (winner, raced_runs.again))
   layout = OutputLayout(output_dir)
   assert sorted(os.listdir(layout.logs_dir)) == sorted(
       os.path.basename(path) for run in (run_id, again_id)

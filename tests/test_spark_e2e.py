@@ -29,9 +29,7 @@ def test_statistics_transform_and_evaluator_run_as_jobs_on_spark(cnn_history):
   states = e2e_helpers.component_states(result.stdout)
   for component in engine_parity.ENGINE_COMPONENTS:
     assert states[component] == "executed", states
-  (log_path,) = re.findall(r"logs: (\S+)\)", result.stdout)
-  with open(log_path, encoding="utf-8") as f:
-    engine_parity.assert_ran_as_portable_jobs(f.read())
+  engine_parity.assert_ran_as_portable_jobs(e2e_helpers.run_log(result.stdout))
   layout = OutputLayout(cnn_history.next_span_output_dir)
   (job_server_log,) = glob.glob(os.path.join(layout.logs_dir, "cnn-*-job-server.log"))
   with open(job_server_log, encoding="utf-8", errors="replace") as f:
