@@ -113,6 +113,9 @@ _SPARK_OPENED_PACKAGES = (
     "java.util", "java.util.concurrent", "java.util.concurrent.atomic", "sun.nio.ch",
     "sun.nio.cs", "sun.security.action", "sun.util.calendar")
 SPARK_VERSION = "3.2.2"
+# Beam's Spark runner keeps its SparkContext between pipelines when this is set
+# (SparkContextFactory; "test" in its name, but not only for tests).
+SPARK_REUSE_CONTEXT_PROPERTY = "beam.spark.test.reuseSparkContext"
 SPARK = JobServer(engine="spark", main_class="org.apache.beam.runners.spark.SparkJobServerDriver",
                   master_flag="--spark-master-url", local_master="local[2]",
                   beam_runner="SparkRunner", beam_master_option="spark_master_url",
@@ -123,8 +126,11 @@ SPARK = JobServer(engine="spark", main_class="org.apache.beam.runners.spark.Spar
                                 *(f"org.apache.spark:spark-{module}_2.12:{SPARK_VERSION}"
                                   for module in ("core", "streaming", "sql")),
                                 "com.fasterxml.jackson.module:jackson-module-scala_2.12:2.15.4"),
-                  jvm_flags=tuple(f"--add-opens=java.base/{package}=ALL-UNNAMED"
-                                  for package in _SPARK_OPENED_PACKAGES))
+                  jvm_flags=(*(f"--add-opens=java.base/{package}=ALL-UNNAMED"
+                                   for package in _SPARK_OPENED_PACKAGES),
+                             # One SparkContext for every pipeline the job server
+                             # runs (a run's every Beam stage), not a new one for each.
+                             f"-D{SPARK_REUSE_CONTEXT_PROPERTY}=true"))
 JOB_SERVERS = {server.engine: server for server in (FLINK, SPARK)}
 
 

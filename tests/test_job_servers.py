@@ -89,6 +89,8 @@ def test_a_local_engine_run_starts_its_job_server_unless_given_one(preset, flags
     assert managed[0] is beam_presets.JOB_SERVER_PRESETS[preset]
   beam_args = beam_presets.beam_pipeline_args(args)
   assert "--runner=PortableRunner" in beam_args and "--environment_type=LOOPBACK" in beam_args
+  # Each stage's SDK harness is kept for the next stage, not started anew.
+  assert set(beam_presets.ENVIRONMENT_CACHE_ARGS) <= set(beam_args)
   assert any(a.startswith("--job_endpoint=") for a in beam_args) == (master is None)
 
 
@@ -139,7 +141,8 @@ def test_kubeflow_local_compiles_the_beam_flags_kubeflow_runner_takes(capsys):
       ["--model", "cnn", "--beam-preset", "flink", "--flink-master", "localhost:8081"])
   assert args.beam_args == ["--runner=FlinkRunner", "--flink_master=localhost:8081",
                             "--environment_type=EXTERNAL",
-                            f"--environment_config={beam_presets.WORKER_POOL_ENDPOINT}"]
+                            f"--environment_config={beam_presets.WORKER_POOL_ENDPOINT}",
+                            *beam_presets.ENVIRONMENT_CACHE_ARGS]
   with pytest.raises(SystemExit) as exit_info:
     kubeflow_local.parse_args(["--model", "cnn", "--beam-preset", "spark"])
   assert exit_info.value.code == 2

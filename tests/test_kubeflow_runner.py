@@ -294,15 +294,18 @@ PRESETS = {
     "flink-master": (
         ["--beam-preset", "flink", "--flink-master", "flink-jobmanager:8081"],
         ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081",
-         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+         "--environment_cache_millis=60000"]),
     "flink-job-endpoint": (
         ["--beam-preset", "flink", "--job-endpoint", "beam-job-server:8099"],
         ["--runner=PortableRunner", "--job_endpoint=beam-job-server:8099",
-         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+         "--environment_cache_millis=60000"]),
     "spark-master": (
         ["--beam-preset", "spark", "--spark-master-url", "spark://spark-master:7077"],
         ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
-         "--environment_type=EXTERNAL", "--environment_config=localhost:50000"]),
+         "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
+         "--environment_cache_millis=60000"]),
 }
 
 
