@@ -375,6 +375,7 @@ def write_markdown(results: Dict) -> None:
               "them as distributed Beam jobs; `local_runner.py --beam-arg=--runner=...` "
               "does the same for a local run. The Trainer stays a single process "
               "(tf.distribute on a GPU node is the next step there)."]
+  lines += _engine_scale_lines()
   # What the tables cannot say (measurements under load, why a target is
   # out of reach) is written by hand in bench/notes.md and kept across runs.
   if os.path.exists(NOTES):
@@ -382,6 +383,44 @@ def write_markdown(results: Dict) -> None:
       lines += ["", stream.read().rstrip()]
   with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as stream:
     stream.write("\n".join(lines) + "\n")
+
+
+def _engine_scale_lines() -> List[str]:
+  """The table of bench/engine_scale.py's runs, smallest log first."""
+  runs = []
+  for path in glob.glob(os.path.join(RESULTS, "engines", "*.json")):
+    with open(path) as stream:
+      runs.append(json.load(stream))
+  if not runs:
+    return []
+  runs.sort(key=lambda run: (run["preset"], run["interactions"]))
+  components = [name for name in ("MovieLensExampleGen", "StatisticsGen", "Transform", "Trainer",
+                                  "Evaluator")
+                if any(name in run.get("component_s", {}) for run in runs)]
+
+  def outcome(run):
+    return "done" if run["returncode"] == 0 else (run["stopped_by"] or f"exit {run['returncode']}")
+
+  def programs(run):
+    return ", ".join(f"{name} {gib:.2f}" for name, gib in
+                     sorted(run["peak_rss_gib_by_program"].items(), key=lambda kv: -kv[1]))
+
+  lines = ["", "Engines at scale (bench/engine_scale.py): the two-tower pipeline on generated "
+           "logs, the peak resident memory of all the run's processes summed "
+           "(sampled every second).", "",
+           "| interactions | preset | memory settings | outcome | wall (s) | peak RSS (GiB) "
+           "| by program (GiB) | " + " | ".join(f"{name} (s)" for name in components) + " |",
+           "|" + "---|" * (7 + len(components))]
+  for run in runs:
+    settings = " ".join(run.get("jvm_flags", [])) + "".join(
+        f" managed {value}" for key, value in run.get("flink_conf", {}).items()
+        if key == "taskmanager.memory.managed.size")
+    seconds = [f"{run['component_s'][name]:.0f}" if name in run.get("component_s", {}) else "-"
+               for name in components]
+    lines.append(f"| {run['interactions']:,} | {run['preset']} | {settings.strip() or '-'} | "
+                 f"{outcome(run)} | {run['wall_s']} | {run['peak_rss_gib']:.2f} | "
+                 f"{programs(run)} | " + " | ".join(seconds) + " |")
+  return lines
 
 
 def _load_results() -> Dict:

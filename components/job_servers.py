@@ -99,13 +99,21 @@ class JobServer:
 
 
 BEAM_JAVA_VERSION = "2.62.0"
+# The Flink job server's JVM, sized so that a local run's memory is bounded by
+# what is set here, not by the machine or the data: by default the heap may
+# take a quarter of the RAM and the MiniCluster's managed memory (set in
+# flink_conf/) 40% of the free heap on top. Heap 1.5 GB; direct memory (the
+# 256 MB of network buffers, gRPC's buffers) 768 MB. Sorts and shuffles past
+# the managed memory spill to disk.
+FLINK_JVM_MEMORY_FLAGS = ("-Xmx1536m", "-XX:MaxDirectMemorySize=768m")
 _JOB_SERVICE = f"org.apache.beam:beam-runners-java-job-service:{BEAM_JAVA_VERSION}"
 FLINK = JobServer(engine="flink", main_class="org.apache.beam.runners.flink.FlinkJobServerDriver",
                   master_flag="--flink-master", local_master="[local]",
                   beam_runner="FlinkRunner", beam_master_option="flink_master",
                   dependencies=(f"org.apache.beam:beam-runners-flink-1.19:{BEAM_JAVA_VERSION}",
                                 _JOB_SERVICE, "org.slf4j:slf4j-simple:1.7.30"),
-                  config_flags=("--flink-conf-dir", FLINK_CONF_DIR))
+                  config_flags=("--flink-conf-dir", FLINK_CONF_DIR),
+                  jvm_flags=FLINK_JVM_MEMORY_FLAGS)
 # Spark 3.2 reaches into these JDK packages; Java 17 closes them unless opened
 # (the flags Spark's own launcher adds from 3.3 on).
 _SPARK_OPENED_PACKAGES = (
