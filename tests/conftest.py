@@ -43,7 +43,7 @@ SHARED_RUN_MODULES = {
                     "tests/test_reliability_e2e.py", "tests/test_replay.py",
                     "tests/test_spark_e2e.py"),
     "cnn_trained": ("tests/test_cnn_module.py", "tests/test_tflite_exporter.py",
-                    "tests/test_predict_cli.py"),
+                    "tests/test_predict_cli.py", "tests/test_distributed_training.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
     "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_flink_e2e.py"),

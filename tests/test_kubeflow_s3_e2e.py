@@ -8,7 +8,6 @@ is under test is storage, not the model."""
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from components import atomic_pusher, beam_s3_clients
+from components import atomic_pusher, beam_s3_clients, job_servers
 from pipeline import configs
 from runners import beam_presets, kubeflow_spec, roots, spec_executor
 from tests import e2e_helpers
@@ -26,16 +25,10 @@ MNIST = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
 BUCKET = "kfp-artifacts"
 
 
-def _free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
   """A local S3 server and the AWS environment every task reads it through."""
-  port = _free_port()
+  port = job_servers.free_port()
   server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
   server.start()
   endpoint = f"http://127.0.0.1:{port}"

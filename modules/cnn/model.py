@@ -33,7 +33,11 @@ def _conv_block(x, filters: int, name: str):
   return tf_keras.layers.Dropout(0.25, name=f"{name}_dropout")(x)
 
 
-def build_model(learning_rate: float = 2e-3, decay_steps: int = 2000) -> tf_keras.Model:
+# Adam's peak rate on one device, before the cosine decay.
+LEARNING_RATE = 2e-3
+
+
+def build_model(learning_rate: float = LEARNING_RATE, decay_steps: int = 2000) -> tf_keras.Model:
   """Builds the compiled CNN over the transformed [28, 28, 1] image."""
   image = tf_keras.Input(
       shape=(features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1),
@@ -93,11 +97,19 @@ def run_fn(fn_args: FnArgs) -> None:
   tf_keras.utils.set_random_seed(SETTINGS.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   fn_args, base_model = training.warm_start(fn_args)
-  model = build_model(decay_steps=fn_args.train_steps)
-  if base_model:  # No vocabulary: every weight keeps its meaning from span to span.
-    training.with_weights_of(model, base_model)
-  training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, SETTINGS)
-  training.export_serving_model(
-      model, tf_transform_output, fn_args.serving_model_dir, training.ServingExport(
-          label_key=features.LABEL_KEY, serve_transformed=serve_transformed,
-          raw_signature_factory=raw_signature, warmup_requests=warmup_requests()))
+  strategy = training.distribution_strategy(fn_args)
+  settings, learning_rate = training.for_replicas(SETTINGS, LEARNING_RATE, strategy)
+  with strategy.scope():
+    model = build_model(learning_rate, decay_steps=fn_args.train_steps)
+    if base_model:  # No vocabulary: every weight keeps its meaning from span to span.
+      training.with_weights_of(model, base_model)
+  training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, settings)
+  training.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
+                                serving_export())
+
+
+def serving_export() -> training.ServingExport:
+  """How the CNN's SavedModel serves (training.export_serving_model)."""
+  return training.ServingExport(
+      label_key=features.LABEL_KEY, serve_transformed=serve_transformed,
+      raw_signature_factory=raw_signature, warmup_requests=warmup_requests())

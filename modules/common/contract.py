@@ -49,6 +49,16 @@ TRANSFORM_SIGNATURE = "transform_features"
 # Trainer custom_config key: the share of train_steps a model warm-started
 # from the model served from an older span trains (FamilyConfig.warm_start_fraction).
 WARM_START_FRACTION_KEY = "warm_start_fraction"
+# Trainer custom_config key: how the model is replicated over the Trainer's
+# devices (modules/common/training.py, `distribution_strategy`).
+DISTRIBUTION_KEY = "distribution"
+# On more than one GPU, every GPU (synchronous replicas); else one device.
+DISTRIBUTE_AUTO = "auto"
+# Every device, also the CPUs TensorFlow was given as logical devices.
+DISTRIBUTE_MIRRORED = "mirrored"
+# One device, whatever the Trainer has.
+DISTRIBUTE_NONE = "none"
+DISTRIBUTIONS = (DISTRIBUTE_AUTO, DISTRIBUTE_MIRRORED, DISTRIBUTE_NONE)
 EXAMPLES_INPUT = "examples"
 
 # TFLite quantisation modes (components/tflite_exporter/conversion.py).

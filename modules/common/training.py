@@ -71,6 +71,41 @@ class TrainingSettings:
                        "set early_stopping_patience=None or refit_on_validation=False")
 
 
+def distribution_strategy(fn_args: FnArgs) -> tf.distribute.Strategy:
+  """The strategy a family builds, compiles and fits its model in: a
+  MirroredStrategy over every GPU the Trainer sees when there is more than
+  one (Kubeflow's `--trainer-gpu N`), or over every device when the
+  Trainer's custom_config asks for `mirrored` (on a machine without GPUs,
+  the CPUs TensorFlow was given as logical devices); else TensorFlow's
+  default strategy (one device). Each step then runs on every replica with
+  its share of the global batch, and the gradients are summed across them
+  before the update, which is the same step as one device on the global
+  batch."""
+  mode = (fn_args.custom_config or {}).get(contract.DISTRIBUTION_KEY, contract.DISTRIBUTE_AUTO)
+  if mode not in contract.DISTRIBUTIONS:
+    raise ValueError(f"custom_config {contract.DISTRIBUTION_KEY}={mode!r}: "
+                     f"expected one of {contract.DISTRIBUTIONS}")
+  gpus = tf.config.list_logical_devices("GPU")
+  devices = gpus if mode == contract.DISTRIBUTE_AUTO else (
+      gpus or tf.config.list_logical_devices("CPU"))
+  if mode == contract.DISTRIBUTE_NONE or len(devices) < 2:
+    return tf.distribute.get_strategy()
+  logging.info("Training on %d replicas: %s", len(devices), [d.name for d in devices])
+  return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def for_replicas(settings: TrainingSettings, learning_rate: float,
+                 strategy: tf.distribute.Strategy) -> Tuple[TrainingSettings, float]:
+  """The family's settings and learning rate for `strategy`'s replicas:
+  every replica takes the family's batch, so the global batch and, by the
+  linear scaling rule (Goyal et al., 2017), the learning rate grow with the
+  replica count; the number of steps stays what TrainArgs says, so N
+  replicas see N times the examples in the same steps."""
+  replicas = strategy.num_replicas_in_sync
+  return (dataclasses.replace(settings, batch_size=settings.batch_size * replicas),
+          learning_rate * replicas)
+
+
 def make_dataset(fn_args: FnArgs, file_pattern,
                  tf_transform_output: tft.TFTransformOutput, label_key: str,
                  batch_size: int, shuffle: bool,

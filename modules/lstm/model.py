@@ -153,7 +153,11 @@ def _bag_branch(keys, chars):
   return pooled
 
 
-def build_model(char_keys: np.ndarray, learning_rate: float = 3e-3,
+# Adam's rate of every trained member on one device.
+LEARNING_RATE = 3e-3
+
+
+def build_model(char_keys: np.ndarray, learning_rate: float = LEARNING_RATE,
                 variant: str = COMBINED,
                 gru_steps_per_loop_iteration: Optional[int] = None,
                 serving_form: bool = False) -> tf_keras.Model:
@@ -365,17 +369,20 @@ def run_fn(fn_args: FnArgs) -> None:
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   warm_args, base_model = training.warm_start(fn_args)
   vocabulary = tf_transform_output.vocabulary_by_name(features.CHAR_VOCABULARY)
-  members = [build_model(character_keys(vocabulary), variant=variant)
-             for variant in ENSEMBLE_MEMBERS]
-  if base_model:
-    warm_started(members, base_model, vocabulary)
-  for variant, member in zip(ENSEMBLE_MEMBERS, members):
-    if variant == NAIVE_BAYES:
-      adapt_to_training_data(member, *_training_ids_and_labels(fn_args, tf_transform_output))
-    trained_args = fn_args if variant == NAIVE_BAYES else warm_args
-    member_args = attr.evolve(trained_args,
-                              model_run_dir=os.path.join(fn_args.model_run_dir, variant))
-    training.fit(member_args, member, tf_transform_output, features.LABEL_KEY, SETTINGS)
+  strategy = training.distribution_strategy(fn_args)
+  settings, learning_rate = training.for_replicas(SETTINGS, LEARNING_RATE, strategy)
+  with strategy.scope():
+    members = [build_model(character_keys(vocabulary), learning_rate, variant=variant)
+               for variant in ENSEMBLE_MEMBERS]
+    if base_model:
+      warm_started(members, base_model, vocabulary)
+    for variant, member in zip(ENSEMBLE_MEMBERS, members):
+      if variant == NAIVE_BAYES:
+        adapt_to_training_data(member, *_training_ids_and_labels(fn_args, tf_transform_output))
+      trained_args = fn_args if variant == NAIVE_BAYES else warm_args
+      member_args = attr.evolve(trained_args,
+                                model_run_dir=os.path.join(fn_args.model_run_dir, variant))
+      training.fit(member_args, member, tf_transform_output, features.LABEL_KEY, settings)
   exported = average_of([serving_form_of(member) for member in members])
   training.export_serving_model(
       exported, tf_transform_output, fn_args.serving_model_dir,

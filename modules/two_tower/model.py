@@ -180,7 +180,10 @@ class TwoTowerModel(tf_keras.Model):
   def train_step(self, data):
     with tf.GradientTape() as tape:
       loss = self._loss(data, training=True)
-    self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+      # Replicas' gradients are summed (training.distribution_strategy):
+      # each replica's share of the mean over the global batch.
+      replica_share = loss / tf.distribute.get_strategy().num_replicas_in_sync
+    self.optimizer.minimize(replica_share, self.trainable_variables, tape=tape)
     return {"loss": loss}
 
   def test_step(self, data):
@@ -375,11 +378,14 @@ def run_fn(fn_args: FnArgs) -> None:
   catalog = catalog_lib.collect(_one_pass(fn_args, tf_transform_output),
                                 vocabularies.users - 1, vocabularies.items - 1,
                                 vocabularies.unknown_user_features())
-  model = TwoTowerModel(vocabularies, catalog)
-  model.compile(optimizer=tf_keras.optimizers.Adam(HPARAMS.learning_rate))
-  if base_model:
-    _warm_started(model, base_model, fn_args, tf_transform_output)
-  training.fit(fn_args, model, tf_transform_output, None, SETTINGS)
+  strategy = training.distribution_strategy(fn_args)
+  settings, learning_rate = training.for_replicas(SETTINGS, HPARAMS.learning_rate, strategy)
+  with strategy.scope():
+    model = TwoTowerModel(vocabularies, catalog)
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
+    if base_model:
+      _warm_started(model, base_model, fn_args, tf_transform_output)
+  training.fit(fn_args, model, tf_transform_output, None, settings)
   k = min(TOP_K, len(item_vocabulary))
   attach_index(model, catalog, item_vocabulary, k)
   user_vocabulary = tf_transform_output.vocabulary_by_name(features.USER_VOCAB)
