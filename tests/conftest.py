@@ -45,7 +45,8 @@ SHARED_RUN_MODULES = {
     "cnn_trained": ("tests/test_cnn_module.py", "tests/test_tflite_exporter.py",
                     "tests/test_predict_cli.py", "tests/test_distributed_training.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
-    "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py"),
+    "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py",
+                          "tests/test_distributed_training.py"),
     "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_flink_e2e.py"),
 }
 

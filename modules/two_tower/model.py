@@ -179,15 +179,19 @@ class TwoTowerModel(tf_keras.Model):
 
   def train_step(self, data):
     with tf.GradientTape() as tape:
-      loss = self._loss(data, training=True)
-      # Replicas' gradients are summed (training.distribution_strategy):
-      # each replica's share of the mean over the global batch.
-      replica_share = loss / tf.distribute.get_strategy().num_replicas_in_sync
-    self.optimizer.minimize(replica_share, self.trainable_variables, tape=tape)
+      loss = _replica_share(self._loss(data, training=True))
+    self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
     return {"loss": loss}
 
   def test_step(self, data):
-    return {"loss": self._loss(data, training=False)}
+    return {"loss": _replica_share(self._loss(data, training=False))}
+
+
+def _replica_share(loss: tf.Tensor) -> tf.Tensor:
+  """A replica's share of the mean loss over the global batch: on several
+  replicas (training.distribution_strategy) their gradients are summed, and
+  so are the losses Keras reports from them."""
+  return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def known_user_inputs(index, user_index: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -224,7 +228,7 @@ def recommend(model: TwoTowerModel, inputs: Dict[str, tf.Tensor], k: int):
   return retrieval.top_k(model.index, masked_scores(model, inputs), k)
 
 
-def _one_pass(fn_args: FnArgs, tf_transform_output: tft.TFTransformOutput
+def one_pass(fn_args: FnArgs, tf_transform_output: tft.TFTransformOutput
               ) -> tf.data.Dataset:
   """Transformed train and validation examples (every interaction before
   the eval cut), each exactly once, for the Catalog."""
@@ -375,7 +379,7 @@ def run_fn(fn_args: FnArgs) -> None:
   fn_args, base_model = training.warm_start(fn_args)
   vocabularies = Vocabularies.of(tf_transform_output)
   item_vocabulary = tf_transform_output.vocabulary_by_name(features.ITEM_VOCAB)
-  catalog = catalog_lib.collect(_one_pass(fn_args, tf_transform_output),
+  catalog = catalog_lib.collect(one_pass(fn_args, tf_transform_output),
                                 vocabularies.users - 1, vocabularies.items - 1,
                                 vocabularies.unknown_user_features())
   strategy = training.distribution_strategy(fn_args)
