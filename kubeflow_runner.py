@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # After the Keras switch above.
 from components.quiet_startup import quiet_startup  # noqa: E402
 from pipeline import configs  # noqa: E402
-from runners import beam_presets, kubeflow_spec, roots  # noqa: E402
+from runners import beam_presets, kubeflow_spec, preflight, roots  # noqa: E402
 
 # Where the Dockerfile copies the project inside the image.
 IMAGE_PROJECT_ROOT = "/pipeline"
@@ -57,6 +57,7 @@ def parse_args(argv):
     parser.add_argument(f"--{root}", required=True, help="URI such as gs://bucket/path")
   parser.add_argument("--output", required=True, help="PipelineSpec YAML to write")
   beam_presets.add_arguments(parser)
+  preflight.add_compression_argument(parser)
   group = parser.add_argument_group("resources", "what tasks ask the cluster for")
   group.add_argument("--trainer-cpu", type=float, help="Trainer CPU cores (request = limit)")
   group.add_argument("--trainer-memory", type=float, help="Trainer memory in GB (request = limit)")
@@ -77,6 +78,7 @@ def parse_args(argv):
     if not _URI.match(value):
       parser.error(f"--{root} must be a URI the cluster can reach "
                    f"(gs://, s3://, ...), not a path of this machine: {value!r}")
+  preflight.check_compression(parser, configs.get_family(args.model), args.compression)
   try:
     args.beam_args = beam_presets.beam_pipeline_args(args, worker_image=args.image)
     args.resources = kubeflow_spec.Resources(
@@ -96,7 +98,7 @@ def compile_pipeline(args) -> dict:
       schema_root=IMAGE_SCHEMA_ROOT)
   return kubeflow_spec.compile_spec(configs.get_family(args.model), cluster_roots,
                                     args.target, args.image, args.beam_args,
-                                    resources=args.resources)
+                                    resources=args.resources, compression=args.compression)
 
 
 def main(argv=None) -> int:

@@ -97,7 +97,8 @@ def _run(args, family, run_id: str, beam_args) -> int:
       beam_pipeline_args=beam_args, drift_check=not args.no_drift_check,
       enable_cache=not args.no_cache, train_steps=args.train_steps,
       gate_min_value=args.min_metric, span_request=args.span_request,
-      warm_start=not args.cold_start, accept_drift=args.accept_drift)
+      warm_start=not args.cold_start, accept_drift=args.accept_drift,
+      compression=args.compression)
   tfx_pipeline = pipeline.create_pipeline(**arguments)
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, resolver.Resolver))

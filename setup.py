@@ -21,6 +21,8 @@ setuptools.setup(
         "boto3",
         "dill",
         "matplotlib",  # eval report plots (components/eval_report), PNGs embedded in HTML
+        # Pruning and quantization-aware training (modules/common/compression.py).
+        "tensorflow-model-optimization",
     ],
     # pytest-xdist: `make test` runs the suite on every core (tests/conftest.py
     # keeps tests that share a pipeline run on one worker).

@@ -101,6 +101,12 @@ class FamilyConfig:
   # The metric (its name in the family's evaluations) a replay of its spans
   # reports span by span (bench/replay.py).
   headline_metric: str = ""
+  # How the trained model is compressed for its exports by default
+  # (contract.COMPRESSIONS), and every compression its run_fn takes, with
+  # why it refuses the others (one line each).
+  compression: str = contract.NO_COMPRESSION
+  compressions: Tuple[str, ...] = (contract.NO_COMPRESSION,)
+  refused_compressions: Tuple[Tuple[str, str], ...] = ()
 
   def __post_init__(self):
     # Without a gate the Evaluator writes no blessing and Pusher silently
@@ -124,6 +130,17 @@ class FamilyConfig:
       raise ValueError(f"family {self.name!r}: span_window must be >= 1")
     if not 0.0 <= self.warm_start_fraction <= 1.0:
       raise ValueError(f"family {self.name!r}: warm_start_fraction must be within [0, 1]")
+    self.checked_compression(self.compression)
+
+  def checked_compression(self, compression: str) -> str:
+    """`compression`, if the family takes it; raises ValueError with one
+    line saying why not otherwise."""
+    if compression in self.compressions:
+      return compression
+    why = dict(self.refused_compressions).get(compression)
+    raise ValueError(f"the {self.name} family takes --compression "
+                     f"{' or '.join(self.compressions)}, not {compression!r}"
+                     + (f": {why}" if why else ""))
 
   @property
   def pipeline_name(self) -> str:
@@ -158,6 +175,8 @@ CNN = FamilyConfig(
     span_window=3,
     warm_start_fraction=0.25,
     headline_metric="sparse_categorical_accuracy",
+    compressions=(contract.NO_COMPRESSION, contract.PRUNING),
+    refused_compressions=((contract.QAT, "quantization-aware training is not built yet"),),
 )
 
 

@@ -33,8 +33,8 @@ from components.served_baseline import ServedBaseline, ServedBaselineEvaluator
 from components.spans import SpanRequest
 from components.tflite_exporter.component import TFLiteExporter
 from components.warm_start import NODE_ID as WARM_START_NODE_ID, WarmStartModel
-from modules.common.contract import (EVAL_SPLIT, TRAIN_SPLIT, TRAINER_SPLITS, VALIDATION_SPLIT,
-                                     WARM_START_FRACTION_KEY)
+from modules.common.contract import (COMPRESSION_KEY, EVAL_SPLIT, NO_COMPRESSION, TRAIN_SPLIT,
+                                     TRAINER_SPLITS, VALIDATION_SPLIT, WARM_START_FRACTION_KEY)
 from pipeline.configs import FamilyConfig
 from pipeline.evaluation import build_eval_config
 
@@ -60,6 +60,7 @@ def create_pipeline(
     span_request: Optional[SpanRequest] = None,
     warm_start: bool = True,
     accept_drift: bool = False,
+    compression: Optional[str] = None,
 ) -> tfx_pipeline.Pipeline:
   """Builds the pipeline of one model family.
 
@@ -101,6 +102,8 @@ def create_pipeline(
     accept_drift: let data that drifted beyond the schema's thresholds
       through (a person judged the shift real); the run summary and the
       report say it was accepted (components/anomalies_gate).
+    compression: overrides the family's compression of its exports
+      (contract.COMPRESSIONS; one the family's run_fn takes).
   """
   example_gen = family.example_source.component(
       data_dir, span_request or SpanRequest(window=family.span_window))
@@ -131,14 +134,18 @@ def create_pipeline(
   transform.add_upstream_node(anomalies_gate)
 
   warm_start_nodes = []
-  trainer_options = {}
+  trainer_options, custom_config = {}, {}
   if warm_start and family.warm_start_fraction:
     warm_start_nodes.append(WarmStartModel(
         serving_dir=serving_model_dir,
         examples=example_gen.outputs["examples"]).with_id(WARM_START_NODE_ID))
-    trainer_options = dict(
-        base_model=warm_start_nodes[0].outputs["base_model"],
-        custom_config={WARM_START_FRACTION_KEY: family.warm_start_fraction})
+    trainer_options["base_model"] = warm_start_nodes[0].outputs["base_model"]
+    custom_config[WARM_START_FRACTION_KEY] = family.warm_start_fraction
+  compression = family.checked_compression(compression or family.compression)
+  if compression != NO_COMPRESSION:
+    custom_config[COMPRESSION_KEY] = compression
+  if custom_config:
+    trainer_options["custom_config"] = custom_config
   trainer = Trainer(
       run_fn=family.run_fn,
       examples=transform.outputs["transformed_examples"],

@@ -132,7 +132,8 @@ def _run(args, family, run_id: str) -> int:
                                     args.beam_args, data_dir=args.data_dir,
                                     train_steps=args.train_steps,
                                     gate_min_value=args.min_metric,
-                                    warm_start=not args.cold_start)
+                                    warm_start=not args.cold_start,
+                                    compression=args.compression)
   spec_path = os.path.join(args.output_dir, "spec", f"{family.name}.yaml")
   kubeflow_spec.write_spec(spec, spec_path)
   try:

@@ -17,6 +17,7 @@ from components import push_records, spans
 from components.example_sources import InputDataError
 from components.input_errors import BAD_INPUT_PREFIX
 from components.spans import SpanRequest
+from modules.common import contract
 from pipeline import configs
 from pipeline.configs import FamilyConfig
 from runners.layout import OutputLayout
@@ -103,6 +104,24 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_output_dir: str) 
   parser.add_argument("--accept-drift", action="store_true",
                       help="train on data that drifted beyond the schema's thresholds "
                       "(the shift is real); the run summary and report say so")
+  add_compression_argument(parser)
+
+
+def add_compression_argument(parser: argparse.ArgumentParser) -> None:
+  """--compression, for every runner (checked by `check_compression`)."""
+  parser.add_argument("--compression", choices=contract.COMPRESSIONS,
+                      help="compress the exported models: magnitude pruning or "
+                      "quantization-aware training (default: the family's, none)")
+
+
+def check_compression(parser: argparse.ArgumentParser, family: FamilyConfig,
+                      compression: Optional[str]) -> None:
+  """Exits 2 with one line where the family cannot take `compression`."""
+  if compression:
+    try:
+      family.checked_compression(compression)
+    except ValueError as error:
+      parser.error(str(error))
 
 
 def check_run_arguments(parser: argparse.ArgumentParser,
@@ -135,6 +154,7 @@ def check_run_arguments(parser: argparse.ArgumentParser,
     parser.error("--span must be a span number (1 or more)")
   if args.window is not None and args.window < 1:
     parser.error("--window must be at least 1")
+  check_compression(parser, family, args.compression)
   args.span_request = SpanRequest(span=args.span or 0,
                                   window=args.window or family.span_window,
                                   full_window=args.window is not None)

@@ -5,6 +5,7 @@ TFX calls it (tests/tflite_testing.py). Broken conversions are real
 alternative adapters (the CNN computed layer by layer with one layer
 changed), named by dotted name like any family's adapter.
 """
+import gzip
 import json
 import os
 
@@ -126,6 +127,8 @@ def test_float32_export_is_published_whole_with_its_metadata(trained, exports):
   size = os.path.getsize(os.path.join(version_dir, layout.MODEL_FILE))
   assert metadata["family"] == "cnn" and metadata["version"] == VERSION
   assert metadata["quantization"] == contract.FLOAT32 and metadata["size_bytes"] == size
+  with open(os.path.join(version_dir, layout.MODEL_FILE), "rb") as f:
+    assert metadata["gzip_size_bytes"] == len(gzip.compress(f.read(), compresslevel=9))
   assert _shapes(metadata["inputs"]) == [("image_xf", [-1, 28, 28, 1], "float32")]
   assert _shapes(metadata["outputs"]) == [("probabilities", [-1, 10], "float32")]
   tflite_testing.assert_no_machine_paths(

@@ -21,6 +21,7 @@ metadata.json holds no machine paths: the source SavedModel and the serving
 version are named relative to the exported version directory when local,
 and as given when they are URIs (gs://, s3://).
 """
+import gzip
 import json
 import os
 from typing import Any, Callable, Dict, List, Tuple
@@ -57,6 +58,9 @@ DESTINATION = "tflite_destination"
 VERSION = "tflite_version"
 QUANTIZATION = "quantization"
 SIZE_BYTES = "size_bytes"
+# The model's size gzip-compressed: what an app download costs, and where a
+# pruned model's zeros show (they are stored dense).
+GZIP_SIZE_BYTES = "gzip_size_bytes"
 PARITY = "parity"
 REASON = "reason"
 
@@ -197,6 +201,7 @@ class Executor(base_executor.BaseExecutor):
         "license": adapter.license,
         "model_file": layout.MODEL_FILE,
         "size_bytes": len(model_bytes),
+        GZIP_SIZE_BYTES: len(gzip.compress(model_bytes, compresslevel=9)),
         "quantization": mode,
         "inputs": _tensor_entries(described["inputs"], adapter),
         "outputs": _tensor_entries(described["outputs"], adapter),
@@ -226,4 +231,5 @@ class Executor(base_executor.BaseExecutor):
     export.set_string_custom_property(VERSION, version)
     export.set_string_custom_property(QUANTIZATION, mode)
     export.set_int_custom_property(SIZE_BYTES, len(model_bytes))
+    export.set_int_custom_property(GZIP_SIZE_BYTES, metadata[GZIP_SIZE_BYTES])
     export.set_string_custom_property(PARITY, json.dumps(figures, sort_keys=True))

@@ -59,6 +59,15 @@ DISTRIBUTE_MIRRORED = "mirrored"
 # One device, whatever the Trainer has.
 DISTRIBUTE_NONE = "none"
 DISTRIBUTIONS = (DISTRIBUTE_AUTO, DISTRIBUTE_MIRRORED, DISTRIBUTE_NONE)
+# Trainer custom_config key: how the trained model is compressed for its
+# exports (modules/common/compression.py).
+COMPRESSION_KEY = "compression"
+NO_COMPRESSION = "none"
+# Magnitude pruning to a target sparsity during training, stripped before export.
+PRUNING = "pruning"
+# Quantization-aware fine-tuning, converted to a full-integer TFLite model.
+QAT = "qat"
+COMPRESSIONS = (NO_COMPRESSION, PRUNING, QAT)
 EXAMPLES_INPUT = "examples"
 
 # TFLite quantisation modes (components/tflite_exporter/conversion.py).

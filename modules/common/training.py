@@ -9,7 +9,7 @@ import copy
 import dataclasses
 import math
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 
@@ -106,6 +106,17 @@ def for_replicas(settings: TrainingSettings, learning_rate: float,
           learning_rate * replicas)
 
 
+def compression_of(fn_args: FnArgs, supported: Sequence[str]) -> str:
+  """The compression the Trainer's custom_config asks for (none by
+  default); raises naming the ones the family supports otherwise."""
+  compression = (fn_args.custom_config or {}).get(contract.COMPRESSION_KEY,
+                                                  contract.NO_COMPRESSION)
+  if compression not in supported:
+    raise ValueError(f"custom_config {contract.COMPRESSION_KEY}={compression!r}: this family "
+                     f"takes {', '.join(supported)}")
+  return compression
+
+
 def make_dataset(fn_args: FnArgs, file_pattern,
                  tf_transform_output: tft.TFTransformOutput, label_key: str,
                  batch_size: int, shuffle: bool,
@@ -122,7 +133,9 @@ def make_dataset(fn_args: FnArgs, file_pattern,
 
 def fit(fn_args: FnArgs, model: tf_keras.Model,
         tf_transform_output: tft.TFTransformOutput, label_key: str,
-        settings: TrainingSettings) -> tf_keras.callbacks.History:
+        settings: TrainingSettings,
+        extra_callbacks: Sequence[tf_keras.callbacks.Callback] = ()
+        ) -> tf_keras.callbacks.History:
   """Trains for at most TrainArgs.num_steps, validating on the Trainer's
   eval files: the validation split EvalArgs names (carved from train; the
   pipeline never hands the Trainer the gated eval split). With
@@ -141,7 +154,7 @@ def fit(fn_args: FnArgs, model: tf_keras.Model,
   steps_per_epoch = max(1, min(settings.steps_per_epoch, fn_args.train_steps))
   epochs = max(1, math.ceil(fn_args.train_steps / steps_per_epoch))
   callbacks = [tf_keras.callbacks.TensorBoard(
-      log_dir=fn_args.model_run_dir, update_freq="epoch")]
+      log_dir=fn_args.model_run_dir, update_freq="epoch"), *extra_callbacks]
   if settings.early_stopping_patience:
     callbacks.append(tf_keras.callbacks.EarlyStopping(
         monitor=settings.early_stopping_monitor,
