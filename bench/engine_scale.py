@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -60,14 +61,15 @@ def engine_settings(preset: str) -> dict:
 
 
 def measure(num_interactions: int, preset: str, data_root: str, limit_gb: float,
-            timeout_s: float) -> dict:
+            timeout_s: float, beam_args: List[str]) -> dict:
   data_dir = generated_log(num_interactions, data_root)
   output_dir = tempfile.mkdtemp(prefix=f"engine-scale-{num_interactions}-{preset}-")
   # Generated data: not what the family's reference statistics describe, so
   # no drift check; an absolute floor of 0, so that the run goes to the end.
   command = [sys.executable, os.path.join(REPO, "local_runner.py"), "--model", "two_tower",
              "--data-dir", data_dir, "--output-dir", output_dir, "--min-metric", "0",
-             "--no-drift-check", "--beam-preset", preset]
+             "--no-drift-check", "--beam-preset", preset,
+             *(f"--beam-arg={arg}" for arg in beam_args)]
   log_path = os.path.join(output_dir, "run.out")
   with open(log_path, "w", encoding="utf-8") as log:
     run = rss_capped_run.capped_run(command, limit_gb * 2**30, timeout_s,
@@ -76,7 +78,8 @@ def measure(num_interactions: int, preset: str, data_root: str, limit_gb: float,
   with open(log_path, encoding="utf-8") as log:
     first_line = log.readline()
   figures = {
-      "interactions": num_interactions, "preset": preset, **engine_settings(preset),
+      "interactions": num_interactions, "preset": preset, "beam_args": beam_args,
+      **engine_settings(preset),
       "date": datetime.date.today().isoformat(), "limit_gib": limit_gb,
       "returncode": run.returncode, "stopped_by": run.stopped_by, "wall_s": round(run.wall_s),
       "peak_rss_gib": round(run.peak_bytes / 2**30, 2),
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--preset", choices=beam_presets.PRESETS, required=True)
   parser.add_argument("--interactions", type=int, nargs="+", required=True)
+  parser.add_argument("--beam-arg", action="append", default=[],
+                      help="a Beam option after the preset's (local_runner.py --beam-arg)")
   parser.add_argument("--limit-gb", type=float, default=8.0)
   parser.add_argument("--timeout-s", type=float, default=3 * 3600)
   parser.add_argument("--data-root", default=os.path.join(tempfile.gettempdir(),
@@ -105,9 +110,11 @@ def main(argv=None) -> int:
   os.makedirs(RESULTS, exist_ok=True)
   for num_interactions in args.interactions:
     figures = measure(num_interactions, args.preset, args.data_root, args.limit_gb,
-                      args.timeout_s)
+                      args.timeout_s, args.beam_arg)
     figures = {"machine": machine(), **figures}
-    path = os.path.join(RESULTS, f"two_tower_{num_interactions}_{args.preset}.json")
+    variant = "".join(f"_{arg.lstrip('-').split('=')[0]}-{arg.split('=')[-1]}"
+                      for arg in args.beam_arg)
+    path = os.path.join(RESULTS, f"two_tower_{num_interactions}_{args.preset}{variant}.json")
     with open(path, "w", encoding="utf-8") as f:
       json.dump(figures, f, indent=2)
     print(json.dumps({k: v for k, v in figures.items() if k != "rss_gib_every_15_s"}, indent=2),
