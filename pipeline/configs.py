@@ -175,8 +175,8 @@ CNN = FamilyConfig(
     span_window=3,
     warm_start_fraction=0.25,
     headline_metric="sparse_categorical_accuracy",
-    compressions=(contract.NO_COMPRESSION, contract.PRUNING),
-    refused_compressions=((contract.QAT, "quantization-aware training is not built yet"),),
+    compressions=cnn_features.COMPRESSIONS,
+    refused_compressions=cnn_features.REFUSED_COMPRESSIONS,
 )
 
 

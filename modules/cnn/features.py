@@ -1,5 +1,6 @@
 """Feature and output names and shapes of the CNN family, shared by Transform,
 the Trainer, the TFLite adapter and the pipeline config (TF-free)."""
+from modules.common import contract
 from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
 
 IMAGE_KEY = "image"
@@ -13,3 +14,8 @@ MAX_PIXEL_VALUE = 255.0
 # Outputs of the serving signatures; PROBABILITIES is what TFMA scores.
 PROBABILITIES = "probabilities"
 CLASS_ID = "class_id"
+
+# The compressions the CNN's run_fn takes (contract.COMPRESSIONS), and why it
+# refuses the others.
+COMPRESSIONS = (contract.NO_COMPRESSION, contract.PRUNING)
+REFUSED_COMPRESSIONS = ((contract.QAT, "quantization-aware training is not built yet"),)

@@ -112,7 +112,7 @@ def run_fn(fn_args: FnArgs) -> None:
   fn_args, base_model = training.warm_start(fn_args)
   strategy = training.distribution_strategy(fn_args)
   settings, learning_rate = training.for_replicas(SETTINGS, LEARNING_RATE, strategy)
-  compression = training.compression_of(fn_args, (contract.NO_COMPRESSION, contract.PRUNING))
+  compression = training.compression_of(fn_args, features.COMPRESSIONS)
   with strategy.scope():
     model = architecture()
     if base_model:  # No vocabulary: every weight keeps its meaning from span to span.
