@@ -99,13 +99,13 @@ class JobServer:
 
 
 BEAM_JAVA_VERSION = "2.62.0"
-# The Flink job server's JVM, sized so that a local run's memory is bounded by
-# what is set here, not by the machine or the data: by default the heap may
-# take a quarter of the RAM and the MiniCluster's managed memory (set in
-# flink_conf/) 40% of the free heap on top. Heap 1.5 GB; direct memory (the
-# 256 MB of network buffers, gRPC's buffers) 768 MB. Sorts and shuffles past
-# the managed memory spill to disk.
-FLINK_JVM_MEMORY_FLAGS = ("-Xmx1536m", "-XX:MaxDirectMemorySize=768m")
+# A job server's JVM, sized so that a local run's memory is bounded by what is
+# set here, not by the machine or the data: by default the heap may take a
+# quarter of the RAM (Spark's local[2] took 6.7 GB at 3M interactions), and a
+# Flink MiniCluster's managed memory (set in flink_conf/) 40% of the free heap
+# on top. Heap 1.5 GB; direct memory (Flink's 256 MB of network buffers,
+# gRPC's buffers) 768 MB. Sorts and shuffles past them spill to disk.
+JVM_MEMORY_FLAGS = ("-Xmx1536m", "-XX:MaxDirectMemorySize=768m")
 _JOB_SERVICE = f"org.apache.beam:beam-runners-java-job-service:{BEAM_JAVA_VERSION}"
 FLINK = JobServer(engine="flink", main_class="org.apache.beam.runners.flink.FlinkJobServerDriver",
                   master_flag="--flink-master", local_master="[local]",
@@ -113,7 +113,7 @@ FLINK = JobServer(engine="flink", main_class="org.apache.beam.runners.flink.Flin
                   dependencies=(f"org.apache.beam:beam-runners-flink-1.19:{BEAM_JAVA_VERSION}",
                                 _JOB_SERVICE, "org.slf4j:slf4j-simple:1.7.30"),
                   config_flags=("--flink-conf-dir", FLINK_CONF_DIR),
-                  jvm_flags=FLINK_JVM_MEMORY_FLAGS)
+                  jvm_flags=JVM_MEMORY_FLAGS)
 # Spark 3.2 reaches into these JDK packages; Java 17 closes them unless opened
 # (the flags Spark's own launcher adds from 3.3 on).
 _SPARK_OPENED_PACKAGES = (
@@ -134,8 +134,9 @@ SPARK = JobServer(engine="spark", main_class="org.apache.beam.runners.spark.Spar
                                 *(f"org.apache.spark:spark-{module}_2.12:{SPARK_VERSION}"
                                   for module in ("core", "streaming", "sql")),
                                 "com.fasterxml.jackson.module:jackson-module-scala_2.12:2.15.4"),
-                  jvm_flags=(*(f"--add-opens=java.base/{package}=ALL-UNNAMED"
-                                   for package in _SPARK_OPENED_PACKAGES),
+                  jvm_flags=(*JVM_MEMORY_FLAGS,
+                             *(f"--add-opens=java.base/{package}=ALL-UNNAMED"
+                               for package in _SPARK_OPENED_PACKAGES),
                              # One SparkContext for every pipeline the job server
                              # runs (a run's every Beam stage), not a new one for each.
                              f"-D{SPARK_REUSE_CONTEXT_PROPERTY}=true"))
