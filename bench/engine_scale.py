@@ -25,9 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 # pylint: disable=wrong-import-position
 from bench import rss_capped_run  # noqa: E402
-from bench.run_bench import machine, node_runs  # noqa: E402
+from bench.run_bench import generate_log, machine, node_runs, run_id_of  # noqa: E402
 from components import job_servers  # noqa: E402
-from data.interactions import generate_interactions  # noqa: E402
 from pipeline import configs  # noqa: E402
 from runners import beam_presets  # noqa: E402
 
@@ -38,10 +37,7 @@ def generated_log(num_interactions: int, data_root: str) -> str:
   """The folder of a generated log of `num_interactions` rows, made once."""
   folder = os.path.join(data_root, f"interactions-{num_interactions}")
   if not os.path.exists(os.path.join(folder, "u.data")):
-    scale = num_interactions / generate_interactions.GeneratorConfig().num_interactions
-    subprocess.run([sys.executable, "-m", "data.interactions.generate_interactions",
-                    "--scale", str(scale), "--num-interactions", str(num_interactions),
-                    "--output-dir", folder], cwd=REPO, check=True)
+    generate_log(num_interactions, folder)
   return folder
 
 
@@ -90,9 +86,9 @@ def measure(num_interactions: int, preset: str, data_root: str, limit_gb: float,
       "output_dir": output_dir,
   }
   if "(run " in first_line:
-    run_id = first_line.split("(run ", 1)[1].split(",", 1)[0]
     figures["component_s"] = {name: round(node.seconds, 1) for name, node in node_runs(
-        output_dir, configs.get_family("two_tower"), run_id).items() if node.seconds}
+        output_dir, configs.get_family("two_tower"), run_id_of(first_line)).items()
+                              if node.seconds}
   return figures
 
 

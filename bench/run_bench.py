@@ -60,6 +60,22 @@ _PEAK_RSS = ("import resource, subprocess, sys\n"
              "sys.exit(code)\n")
 
 
+def run_id_of(output: str) -> str:
+  """The run id local_runner.py names on its first line ("... (run ID, logs: ...)")."""
+  return output.split("(run ", 1)[1].split(",", 1)[0]
+
+
+def generate_log(num_interactions: int, folder: str) -> None:
+  """A generated interaction log of `num_interactions` rows in `folder`: users
+  grow in proportion, the catalogue with the square root (GeneratorConfig.scaled)."""
+  from data.interactions import generate_interactions  # pylint: disable=import-outside-toplevel
+  scale = num_interactions / generate_interactions.GeneratorConfig().num_interactions
+  subprocess.run([sys.executable, os.path.join(REPO, "data", "interactions",
+                                               "generate_interactions.py"),
+                  "--scale", str(scale), "--num-interactions", str(num_interactions),
+                  "--output-dir", folder], check=True, capture_output=True)
+
+
 def run_pipeline(args: List[str]) -> Dict[str, Any]:
   """Runs local_runner.py; returns its wall and CPU seconds, peak RSS and run id."""
   started = time.monotonic()
@@ -71,7 +87,7 @@ def run_pipeline(args: List[str]) -> Dict[str, Any]:
     raise RuntimeError(f"pipeline failed: {' '.join(args)}\n{result.stdout[-3000:]}"
                        f"{result.stderr[-3000:]}")
   peak_kb, _, cpu_s = result.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[:3]
-  run_id = result.stdout.split("(run ", 1)[1].split(",", 1)[0]
+  run_id = run_id_of(result.stdout)
   return {"wall_s": wall, "cpu_s": float(cpu_s), "peak_rss_gb": int(peak_kb) / 2**20,
           "run_id": run_id}
 
@@ -219,15 +235,10 @@ def plain_vs_tfx_trainer(family, tfx_seconds: float, transform_uri: str, example
 
 
 def bench_scale(num_interactions: int) -> Dict:
-  """The two-tower pipeline on a generated log of `num_interactions` rows:
-  users grow in proportion, the catalogue with the square root
-  (GeneratorConfig.scaled)."""
-  from data.interactions import generate_interactions  # pylint: disable=import-outside-toplevel
-  scale = num_interactions / generate_interactions.GeneratorConfig().num_interactions
+  """The two-tower pipeline on a generated log of `num_interactions` rows
+  (`generate_log`)."""
   data = tempfile.mkdtemp(prefix="bench-scale-data-")
-  subprocess.run([sys.executable, os.path.join(REPO, "data", "interactions", "generate_interactions.py"),
-                  "--scale", str(scale), "--num-interactions", str(num_interactions),
-                  "--output-dir", data], check=True, capture_output=True)
+  generate_log(num_interactions, data)
   with open(os.path.join(data, "u.data")) as stream:
     interactions = sum(1 for _ in stream)
   out = tempfile.mkdtemp(prefix="bench-scale-")
