@@ -50,11 +50,8 @@ def pruned_export(cnn_trained, tmp_path_factory):
   """The CNN trained with pruning on the transformed digits of `cnn_trained`."""
   work_dir, _ = cnn_trained
   output_dir = str(tmp_path_factory.mktemp("pruned"))
-  fn_args = tft_testing.make_fn_args(
-      output_dir, tft_testing.transform_graph_dir(work_dir),
-      [tft_testing.transformed_examples_path(work_dir, "train")],
-      [tft_testing.transformed_examples_path(work_dir, "validation")], PRUNING_STEPS)
-  fn_args.custom_config = {contract.COMPRESSION_KEY: contract.PRUNING}
+  fn_args = tft_testing.fn_args_over(work_dir, output_dir, PRUNING_STEPS,
+                                     {contract.COMPRESSION_KEY: contract.PRUNING})
   cnn_model.run_fn(fn_args)
   return fn_args.serving_model_dir
 

@@ -8,7 +8,7 @@ would, and build the FnArgs a Trainer would hand to `run_fn`.
 import glob
 import os
 import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -134,6 +134,17 @@ def make_fn_args(work_dir: str, transform_dir: str, train_files: List[str],
           record_batch_factory=None, data_view_decode_fn=None))
 
 
+def fn_args_over(work_dir: str, output_dir: str, train_steps: int,
+                 custom_config: Optional[Dict[str, Any]] = None) -> fn_args_utils.FnArgs:
+  """FnArgs over the transformed train and validation files that
+  `train_family_model` wrote under `work_dir`, writing under `output_dir`."""
+  fn_args = make_fn_args(output_dir, transform_graph_dir(work_dir),
+                         [transformed_examples_path(work_dir, "train")],
+                         [transformed_examples_path(work_dir, "validation")], train_steps)
+  fn_args.custom_config = dict(custom_config or {})
+  return fn_args
+
+
 def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path: str,
                        train_serialized: List[bytes], validation_serialized: List[bytes],
                        work_dir: str, train_steps: int, base_model: Optional[str] = None,
@@ -151,8 +162,7 @@ def train_family_model(run_fn: Callable, preprocessing_fn: Callable, schema_path
   validation_rows = _rows({k: v.numpy() for k, v in validation_batch.items()},
                           len(validation_serialized))
   write_transformed(validation_rows, tft_output.transformed_metadata.schema, validation_path)
-  fn_args = make_fn_args(work_dir, transform_graph_dir(work_dir), [train_path], [validation_path],
-                         train_steps)
+  fn_args = fn_args_over(work_dir, work_dir, train_steps)
   if base_model:
     fn_args.base_model = base_model
     fn_args.custom_config = {contract.WARM_START_FRACTION_KEY: warm_start_fraction}

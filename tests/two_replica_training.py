@@ -47,12 +47,8 @@ EVAL_DIGITS = 64
 
 
 def _fn_args(work_dir: str, output_dir: str, distribution: str, steps: int = STEPS):
-  fn_args = tft_testing.make_fn_args(
-      output_dir, tft_testing.transform_graph_dir(work_dir),
-      [tft_testing.transformed_examples_path(work_dir, "train")],
-      [tft_testing.transformed_examples_path(work_dir, "validation")], steps)
-  fn_args.custom_config = {contract.DISTRIBUTION_KEY: distribution}
-  return fn_args
+  return tft_testing.fn_args_over(work_dir, output_dir, steps,
+                                  {contract.DISTRIBUTION_KEY: distribution})
 
 
 def _cnn(fn_args, tft_output, learning_rate: float) -> tf_keras.Model:
