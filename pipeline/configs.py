@@ -142,6 +142,17 @@ class FamilyConfig:
                      f"{' or '.join(self.compressions)}, not {compression!r}"
                      + (f": {why}" if why else ""))
 
+  def export_quantization(self, compression: str, override: Optional[str] = None) -> str:
+    """The TFLite quantization of a run compressed with `compression`:
+    quantization-aware training is converted to a full-integer model
+    (contract.INT8) and takes no other; otherwise `override` or the family's."""
+    if compression != contract.QAT:
+      return override or self.tflite_quantization
+    if override and override != contract.INT8:
+      raise ValueError(f"--compression {contract.QAT} exports a full-integer TFLite model "
+                       f"({contract.INT8}), not {override!r}")
+    return contract.INT8
+
   @property
   def pipeline_name(self) -> str:
     # Kubeflow allows only [a-z0-9-] in pipeline names; family names may hold "_".
@@ -228,6 +239,8 @@ TWO_TOWER = FamilyConfig(
     # weights with each user's, item's and feature value's row remapped.
     warm_start_fraction=0.25,
     headline_metric="recall_at_10",
+    compressions=two_tower_features.COMPRESSIONS,
+    refused_compressions=two_tower_features.REFUSED_COMPRESSIONS,
 )
 
 LSTM = FamilyConfig(
@@ -261,6 +274,8 @@ LSTM = FamilyConfig(
     # (modules/lstm/model.warm_started).
     warm_start_fraction=0.25,
     headline_metric="auc",
+    compressions=lstm_features.COMPRESSIONS,
+    refused_compressions=lstm_features.REFUSED_COMPRESSIONS,
 )
 
 FAMILIES: Dict[str, FamilyConfig] = {f.name: f for f in (CNN, TWO_TOWER, LSTM)}

@@ -210,7 +210,7 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         examples=example_gen.outputs["examples"],
         family=family.name, adapter=family.tflite_adapter, tflite_dir=tflite_dir,
-        quantization=tflite_quantization or family.tflite_quantization))
+        quantization=family.export_quantization(compression, tflite_quantization)))
 
   return tfx_pipeline.Pipeline(
       pipeline_name=family.pipeline_name,

@@ -15,7 +15,6 @@ MAX_PIXEL_VALUE = 255.0
 PROBABILITIES = "probabilities"
 CLASS_ID = "class_id"
 
-# The compressions the CNN's run_fn takes (contract.COMPRESSIONS), and why it
-# refuses the others.
-COMPRESSIONS = (contract.NO_COMPRESSION, contract.PRUNING)
-REFUSED_COMPRESSIONS = ((contract.QAT, "quantization-aware training is not built yet"),)
+# The compressions the CNN's run_fn takes (contract.COMPRESSIONS): all of them.
+COMPRESSIONS = contract.COMPRESSIONS
+REFUSED_COMPRESSIONS = ()

@@ -113,23 +113,51 @@ def run_fn(fn_args: FnArgs) -> None:
   strategy = training.distribution_strategy(fn_args)
   settings, learning_rate = training.for_replicas(SETTINGS, LEARNING_RATE, strategy)
   compression = training.compression_of(fn_args, features.COMPRESSIONS)
+  float_steps, quantized_steps = fn_args.train_steps, 0
+  # A quantization-aware base model goes on fine-tuning as it was exported.
+  resume_quantized = (compression == contract.QAT and base_model is not None
+                      and compression_lib.is_quantization_aware(base_model))
+  if resume_quantized:
+    float_steps, quantized_steps = 0, fn_args.train_steps
+  elif compression == contract.QAT:
+    float_steps, quantized_steps = compression_lib.quantization_aware_steps(fn_args.train_steps)
   with strategy.scope():
     model = architecture()
-    if base_model:  # No vocabulary: every weight keeps its meaning from span to span.
+    if base_model and not resume_quantized:
+      # No vocabulary: every weight keeps its meaning from span to span.
       training.with_weights_of(model, base_model)
     if compression == contract.PRUNING:
       # The 10-way classifier holds 0.3% of the weights: pruning it saves
       # nothing worth its accuracy.
-      model = compression_lib.prunable(model, PRUNED_SPARSITY, fn_args.train_steps,
+      model = compression_lib.prunable(model, PRUNED_SPARSITY, float_steps,
                                        unpruned=(features.PROBABILITIES,))
-    model = compiled(model, learning_rate, decay_steps=fn_args.train_steps)
-  callbacks = compression_lib.pruning_callbacks() if compression == contract.PRUNING else []
-  training.fit(fn_args, model, tf_transform_output, features.LABEL_KEY, settings,
-               extra_callbacks=callbacks)
+    model = compiled(model, learning_rate, decay_steps=float_steps)
+  if float_steps:
+    callbacks = compression_lib.pruning_callbacks() if compression == contract.PRUNING else []
+    training.fit(training.with_train_steps(fn_args, float_steps), model, tf_transform_output,
+                 features.LABEL_KEY, settings, extra_callbacks=callbacks)
   if compression == contract.PRUNING:
     model = compression_lib.stripped(model)
+  if quantized_steps:
+    with strategy.scope():
+      model = compression_lib.quantization_aware(model)
+      if resume_quantized:
+        training.with_weights_of(model, base_model)
+      model = compiled(model, learning_rate * compression_lib.QAT_LEARNING_RATE_SHARE,
+                       decay_steps=quantized_steps)
+    training.fit(training.with_train_steps(fn_args, quantized_steps), model,
+                 tf_transform_output, features.LABEL_KEY, settings)
   training.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
                                 serving_export())
+
+
+def exported_architecture(saved_model_dir: str) -> tf_keras.Model:
+  """The uncompiled CNN as the SavedModel in `saved_model_dir` was exported:
+  quantization-aware or plain (pruning leaves plain layers), with its weights."""
+  model = architecture()
+  if compression_lib.is_quantization_aware(saved_model_dir):
+    model = compression_lib.quantization_aware(model)
+  return training.with_weights_of(model, saved_model_dir)
 
 
 def serving_export() -> training.ServingExport:

@@ -11,9 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from modules.cnn import features
-from modules.cnn.model import build_model, serve_transformed
+from modules.cnn.model import exported_architecture, serve_transformed
 from modules.common.contract import LABELS_FILE, Arrays, FamilyAdapter, TensorMeaning, Tensors
-from modules.common.training import with_weights_of
 
 IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
@@ -58,9 +57,10 @@ class CnnAdapter(FamilyAdapter):
 
   def model_for_conversion(self, saved_model: Any, saved_model_dir: str,
                            tft_output: Any) -> Any:
-    """The Keras CNN rebuilt from this family's code, with the SavedModel's weights."""
+    """The Keras CNN rebuilt from this family's code as it was exported
+    (quantization-aware or not), with the SavedModel's weights."""
     del saved_model, tft_output
-    return with_weights_of(build_model(), saved_model_dir)
+    return exported_architecture(saved_model_dir)
 
   def outputs(self, model: Any, transformed: Tensors) -> Tensors:
     return {features.PROBABILITIES: serve_transformed(model, transformed)[features.PROBABILITIES]}

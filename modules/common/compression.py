@@ -12,10 +12,21 @@ Only convolution and dense kernels are pruned: they hold nearly all of a
 CNN's weights, and pruning what normalises or embeds (batch normalisation,
 embeddings indexed by id) would change what the model computes, not how
 compactly.
+
+Quantization-aware training (QAT): after the float training, `quantization_aware`
+wraps every layer with TFMO's default 8-bit scheme (fake quantization of
+weights and activations, batch normalisation folded as the converter folds
+it) and the model is fine-tuned so that it learns to work with int8 values.
+The exported SavedModel keeps the wrappers, so what TF Serving returns and
+what TFMA gates is the quantized arithmetic, and the TFLite converter turns
+the learned ranges into a full-integer model. Layers that only act while
+training (augmentation) pass values through unquantized.
 """
-from typing import Dict, List, Sequence
+import math
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
@@ -68,3 +79,86 @@ def kernel_sparsity(model: tf_keras.Model) -> Dict[str, float]:
   """{layer name: share of zeros in its kernel} of the convolution and dense layers."""
   return {layer.name: float(np.mean(layer.kernel.numpy() == 0.0))
           for layer in model.layers if isinstance(layer, PRUNED_LAYERS)}
+
+
+# Layers that change nothing at inference: under QAT they are neither
+# quantized nor given ranges (TFMO has no quantized kernel for them).
+TRAINING_ONLY_LAYERS = (tf_keras.layers.RandomTranslation, tf_keras.layers.RandomRotation,
+                        tf_keras.layers.RandomZoom, tf_keras.layers.RandomFlip)
+# The share of the Trainer's steps spent fine-tuning with fake quantization
+# (the rest train the float model), and the fine-tuning's peak learning rate
+# as a share of the float training's: the weights only adapt to the int8 grid.
+QAT_SHARE_OF_STEPS = 0.2
+QAT_LEARNING_RATE_SHARE = 0.1
+# The layer TFMO puts in front of a quantization-aware model's first layer;
+# its variables name a QAT SavedModel's checkpoint.
+_QUANTIZE_INPUT_LAYER = "quantize_layer"
+
+
+class _PassThrough(tfmot.quantization.keras.QuantizeConfig):
+  """Quantizes nothing: for layers that are the identity at inference."""
+
+  def get_weights_and_quantizers(self, layer):
+    return []
+
+  def get_activations_and_quantizers(self, layer):
+    return []
+
+  def set_quantize_weights(self, layer, quantize_weights):
+    pass
+
+  def set_quantize_activations(self, layer, quantize_activations):
+    pass
+
+  def get_output_quantizers(self, layer):
+    return []
+
+  def get_config(self):
+    return {}
+
+
+class _OutputRanged(_PassThrough):
+  """Quantizes a layer's output only, on a range learned as TFMO learns
+  activation ranges (a moving average of the batches' min and max)."""
+
+  def get_output_quantizers(self, layer):
+    return [tfmot.quantization.keras.quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+
+def quantization_aware(model: tf_keras.Model) -> tf_keras.Model:
+  """`model` (functional, uncompiled) with every layer wrapped for
+  quantization-aware training; its weights are kept."""
+  # The converter folds a batch normalisation into the convolution before
+  # it, but into a dense layer only after the dense kernel's fake
+  # quantization, which leaves that kernel float: such a batch normalisation
+  # is quantized as a layer of its own (its output ranged), not folded.
+  after_dense = {layer.name for layer in model.layers
+                 if isinstance(layer, tf_keras.layers.BatchNormalization)
+                 and isinstance(layer.inbound_nodes[0].inbound_layers, tf_keras.layers.Dense)}
+
+  def annotate(layer):
+    config = None
+    if isinstance(layer, TRAINING_ONLY_LAYERS):
+      config = _PassThrough()
+    elif layer.name in after_dense:
+      config = _OutputRanged()
+    return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=config)
+
+  annotated = tf_keras.models.clone_model(model, clone_function=annotate)
+  with tfmot.quantization.keras.quantize_scope({config.__name__: config
+                                               for config in (_PassThrough, _OutputRanged)}):
+    return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def quantization_aware_steps(train_steps: int) -> Tuple[int, int]:
+  """(float training steps, fake-quantized fine-tuning steps) of `train_steps`."""
+  fine_tune = max(1, math.ceil(train_steps * QAT_SHARE_OF_STEPS))
+  return max(0, train_steps - fine_tune), fine_tune
+
+
+def is_quantization_aware(saved_model_dir: str) -> bool:
+  """Whether the SavedModel in `saved_model_dir` was exported from a
+  quantization-aware model (its checkpoint holds TFMO's input quantizer)."""
+  checkpoint = tf.io.gfile.join(saved_model_dir, "variables", "variables")
+  return any(_QUANTIZE_INPUT_LAYER in name for name, _ in tf.train.list_variables(checkpoint))

@@ -208,6 +208,14 @@ def with_weights_of(model: tf_keras.Model, saved_model_dir: str) -> tf_keras.Mod
   return layers_only
 
 
+def with_train_steps(fn_args: FnArgs, train_steps: int) -> FnArgs:
+  """A copy of `fn_args` whose `fit` trains for `train_steps` (one phase of
+  a run that trains in several, e.g. float then quantization-aware)."""
+  phase = copy.copy(fn_args)
+  phase.train_steps = train_steps
+  return phase
+
+
 def warm_start(fn_args: FnArgs) -> Tuple[FnArgs, Optional[str]]:
   """(the Trainer's arguments for this run, the base model to start from).
 
@@ -222,9 +230,7 @@ def warm_start(fn_args: FnArgs) -> Tuple[FnArgs, Optional[str]]:
     return fn_args, None
   steps = max(1, math.ceil(fn_args.train_steps * fraction))
   logging.info("Warm start from %s: %d steps instead of %d", base, steps, fn_args.train_steps)
-  warm = copy.copy(fn_args)
-  warm.train_steps = steps
-  return warm, base
+  return with_train_steps(fn_args, steps), base
 
 
 def export_serving_model(model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,

@@ -1,5 +1,6 @@
 """Feature and output names and sizes of the LSTM family, shared by Transform,
 the Trainer, the TFLite adapter and the pipeline config (TF-free)."""
+from modules.common import contract
 from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
 
 TEXT_KEY = "text"
@@ -34,3 +35,15 @@ CLASS_ID = "class_id"        # 1 = positive, at probability >= 0.5
 def char_id_count(vocabulary_size: int) -> int:
   """Distinct token ids: padding, the vocabulary, and the OOV buckets."""
   return vocabulary_size + NUM_OOV_BUCKETS + 1
+
+# The compressions the LSTM's run_fn takes (contract.COMPRESSIONS), and why
+# it refuses the others (README "Compression": the weights TFMO could wrap).
+COMPRESSIONS = (contract.NO_COMPRESSION,)
+REFUSED_COMPRESSIONS = (
+    (contract.PRUNING, "59% of its weights are the naive-Bayes ratio table, a custom layer "
+                       "of counted log-ratios TFMO cannot wrap; pruning its embedding tables "
+                       "alone is not built"),
+    (contract.QAT, "its TFLite model cannot be full-integer (int8 calibration of the "
+                   "recurrent loop crashes the converter, as --tflite-quantization int8 "
+                   "is refused)"),
+)

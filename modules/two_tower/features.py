@@ -1,6 +1,7 @@
 """Feature, output and signature names of the two-tower family, shared by
 ExampleGen, Transform, Trainer, the TFMA metric and the pipeline config so
 they cannot drift apart (TF-free)."""
+from modules.common import contract
 from modules.common.contract import transformed_name  # noqa: F401  (the family's naming rule)
 from modules.two_tower.movielens import GENRES
 
@@ -44,3 +45,15 @@ HISTORY_SIGNATURE = "recommend_with_history"
 # The serialized-tf.Example signature TFMA scores (serving_default takes raw
 # user ids).
 SCORING_SIGNATURE = "score_examples"
+
+# The compressions the two-tower's run_fn takes (contract.COMPRESSIONS), and
+# why it refuses the others (README "Compression").
+COMPRESSIONS = (contract.NO_COMPRESSION,)
+REFUSED_COMPRESSIONS = (
+    (contract.PRUNING, "it is a subclassed Keras model, which TFMO's pruning cannot wrap "
+                       "(it takes Sequential or functional models), and most of its "
+                       "weights are embedding rows of user and item ids"),
+    (contract.QAT, "its TFLite model cannot be full-integer: returning item ids needs "
+                   "string gathers, which have no int8 kernel (as --tflite-quantization "
+                   "int8 is refused)"),
+)
