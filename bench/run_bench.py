@@ -387,6 +387,7 @@ def write_markdown(results: Dict) -> None:
               "does the same for a local run. The Trainer stays a single process "
               "(tf.distribute on a GPU node is the next step there)."]
   lines += _engine_scale_lines()
+  lines += _compression_lines()
   # What the tables cannot say (measurements under load, why a target is
   # out of reach) is written by hand in bench/notes.md and kept across runs.
   if os.path.exists(NOTES):
@@ -431,6 +432,43 @@ def _engine_scale_lines() -> List[str]:
     lines.append(f"| {run['interactions']:,} | {run['preset']} | {settings.strip() or '-'} | "
                  f"{outcome(run)} | {run['wall_s']} | {run['peak_rss_gib']:.2f} | "
                  f"{programs(run)} | " + " | ".join(seconds) + " |")
+  return lines
+
+
+def _compression_lines() -> List[str]:
+  """The table of bench/compression.py's CNN runs, with the targets, and
+  the compressions the other families refuse."""
+  path = os.path.join(RESULTS, "compression", "cnn.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as stream:
+    figures = json.load(stream)
+  rows = figures["rows"]
+  float_gzip = next(row["gzip_size_bytes"] for row in rows
+                    if row["compression"] == "none" and row["tflite"] == "float32")
+  lines = ["", f"Compression (bench/compression.py, {figures['date']}): the CNN run at its "
+           f"default {figures['train_steps']} steps with each `--compression`, measured on "
+           f"all {rows[0]['eval_examples']} eval digits of each run; latency is one TFLite "
+           "invocation on one digit.", "",
+           "| compression | TFLite | size (KB) | gzip (KB) | gzip / float | SavedModel accuracy "
+           "| TFLite accuracy | change from float (points, 95% CI) | TFLite p50 (ms) "
+           "| parity gate |", "|" + "---|" * 10]
+  for row in rows:
+    change = row["accuracy_change_from_float"]
+    low, high = (100 * bound for bound in change["ci95"])
+    lines.append(
+        f"| {row['compression']} | {row['tflite']} | {row['size_bytes'] / 1024:.0f} | "
+        f"{row['gzip_size_bytes'] / 1024:.0f} | {row['gzip_size_bytes'] / float_gzip:.2f} | "
+        f"{row['savedmodel_accuracy']:.4f} | {row['tflite_accuracy']:.4f} | "
+        f"{100 * change['value']:+.1f} [{low:+.1f}, {high:+.1f}] | "
+        f"{row['p50_ms']:.3f} | {'passes' if row['parity_gate']['passed'] else 'fails'} |")
+  lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+  for name, target in figures["targets"].items():
+    lines.append(f"| {name.replace('_', ' ')} | {target['value'] + 0.0:.4f} | {target['goal']} | "
+                 f"{'yes' if target['met'] else 'no'} |")
+  for family in configs.FAMILIES.values():
+    for compression, why in family.refused_compressions:
+      lines += ["", f"{family.name} refuses `--compression {compression}`: {why}."]
   return lines
 
 

@@ -36,7 +36,7 @@ def _trainer_custom_config(spec):
 @pytest.mark.parametrize("family,compression_name,reason", [
     ("lstm", contract.PRUNING, "naive-Bayes ratio table"),
     ("lstm", contract.QAT, "cannot be full-integer"),
-    ("two_tower", contract.PRUNING, "subclassed Keras model"),
+    ("two_tower", contract.PRUNING, "subclassed model's layers would need wrapping"),
     ("two_tower", contract.QAT, "string gathers, which have no int8 kernel"),
 ])
 def test_a_family_refuses_a_compression_it_cannot_take_in_one_line_with_why(

@@ -43,7 +43,7 @@ REFUSED_COMPRESSIONS = (
     (contract.PRUNING, "59% of its weights are the naive-Bayes ratio table, a custom layer "
                        "of counted log-ratios TFMO cannot wrap; pruning its embedding tables "
                        "alone is not built"),
-    (contract.QAT, "its TFLite model cannot be full-integer (int8 calibration of the "
-                   "recurrent loop crashes the converter, as --tflite-quantization int8 "
-                   "is refused)"),
+    (contract.QAT, "its TFLite model cannot be full-integer: int8 calibration of the "
+                   "recurrent loop crashes the converter (its TFLite adapter refuses int8 "
+                   "for the same reason)"),
 )

@@ -50,10 +50,10 @@ SCORING_SIGNATURE = "score_examples"
 # why it refuses the others (README "Compression").
 COMPRESSIONS = (contract.NO_COMPRESSION,)
 REFUSED_COMPRESSIONS = (
-    (contract.PRUNING, "it is a subclassed Keras model, which TFMO's pruning cannot wrap "
-                       "(it takes Sequential or functional models), and most of its "
-                       "weights are embedding rows of user and item ids"),
+    (contract.PRUNING, "not built: TFMO wraps whole models only when Sequential or "
+                       "functional, so this subclassed model's layers would need wrapping one "
+                       "by one, and most of its weights are user and item id embedding rows"),
     (contract.QAT, "its TFLite model cannot be full-integer: returning item ids needs "
-                   "string gathers, which have no int8 kernel (as --tflite-quantization "
-                   "int8 is refused)"),
+                   "string gathers, which have no int8 kernel (its TFLite adapter refuses "
+                   "int8 for the same reason)"),
 )
