@@ -47,7 +47,7 @@ SHARED_RUN_MODULES = {
                     "tests/test_compression.py"),
     "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py",
-                          "tests/test_distributed_training.py"),
+                          "tests/test_distributed_training.py", "tests/test_compression.py"),
     "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_flink_e2e.py"),
 }
 

@@ -2,7 +2,8 @@
 chosen per run with --compression on both runners: what each family takes
 and refuses, the Trainer of a compiled spec asked for it, the CNN's pruned
 export with its kernels' zeros, and its quantization-aware export converted
-to a full-integer TFLite model through the parity gate."""
+to a full-integer TFLite model through the parity gate, and the two-tower's
+pruned export, whose layers are pruned one by one."""
 import json
 import os
 import shutil
@@ -10,11 +11,13 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 
 import kubeflow_runner
 from components.tflite_exporter import executor, layout
 from modules.cnn import model as cnn_model
 from modules.common import compression, contract
+from modules.two_tower import features as two_tower_features, model as two_tower_model
 from modules.common.training import with_weights_of
 from pipeline import configs, pipeline
 from tests import tflite_testing, tft_testing, trained_models
@@ -36,7 +39,6 @@ def _trainer_custom_config(spec):
 @pytest.mark.parametrize("family,compression_name,reason", [
     ("lstm", contract.PRUNING, "naive-Bayes ratio table"),
     ("lstm", contract.QAT, "cannot be full-integer"),
-    ("two_tower", contract.PRUNING, "subclassed model's layers would need wrapping"),
     ("two_tower", contract.QAT, "string gathers, which have no int8 kernel"),
 ])
 def test_a_family_refuses_a_compression_it_cannot_take_in_one_line_with_why(
@@ -46,7 +48,8 @@ def test_a_family_refuses_a_compression_it_cannot_take_in_one_line_with_why(
                                 compression_name, "--output", "unused.yaml"])
   assert exit_info.value.code == 2
   (line,) = [l for l in capsys.readouterr().err.splitlines() if "error:" in l]
-  assert f"the {family} family takes --compression none, not '{compression_name}'" in line
+  takes = " or ".join(configs.FAMILIES[family].compressions)
+  assert f"the {family} family takes --compression {takes}, not '{compression_name}'" in line
   assert reason in line
   assert configs.CNN.checked_compression(compression_name) == compression_name
 
@@ -160,3 +163,40 @@ def test_a_quantization_aware_base_model_goes_on_training_quantization_aware(
                .numpy().ravel() for model in (resumed, base)]
     assert not np.array_equal(*kernels), f"{name} did not train"
     assert np.corrcoef(*kernels)[0, 1] > 0.99, f"{name} did not start from the base model"
+
+
+def _checkpoint_sparsity(export_dir: str):
+  """{checkpoint key: share of zeros} of every weight the export holds."""
+  reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
+  return {key: float(np.mean(reader.get_tensor(key) == 0.0))
+          for key, dtype in reader.get_variable_to_dtype_map().items()
+          if key.endswith("VARIABLE_VALUE") and dtype.is_floating}
+
+
+def test_the_pruned_two_tower_exports_its_plain_layers_with_the_zeros(two_tower_trained,
+                                                                        tmp_path):
+  """The subclassed model's pruned layers (two_tower_model.PRUNED_LAYERS)
+  hold the target share of zeros; the rest none; the export names its
+  weights as an unpruned one does (a later span warm-starts from it) and
+  still recommends."""
+  work_dir, _ = two_tower_trained
+  fn_args = tft_testing.fn_args_over(work_dir, str(tmp_path / "trainer"), PRUNING_STEPS,
+                                     {contract.COMPRESSION_KEY: contract.PRUNING})
+  two_tower_model.run_fn(fn_args)
+  sparsity = _checkpoint_sparsity(fn_args.serving_model_dir)
+  assert not [key for key in sparsity if "/layer/" in key or "mask" in key or "threshold" in key]
+  pruned = {key: share for key, share in sparsity.items()
+            if key.split("/")[0] in two_tower_model.PRUNED_LAYERS
+            and ("kernel" in key or "embeddings" in key)}
+  assert {key.split("/")[0] for key in pruned} == set(two_tower_model.PRUNED_LAYERS)
+  for key, share in pruned.items():
+    assert share == pytest.approx(two_tower_model.PRUNED_SPARSITY, abs=0.02), key
+  for layer in ("item_bias", "position_embedding"):
+    (share,) = [share for key, share in sparsity.items() if key.startswith(f"{layer}/")]
+    assert share < 0.5, layer
+  served = tf.saved_model.load(fn_args.serving_model_dir).signatures[contract.SERVING_DEFAULT]
+  user = tft.TFTransformOutput(tft_testing.transform_graph_dir(work_dir)).vocabulary_by_name(
+      two_tower_features.USER_VOCAB)[0]
+  items = served(**{two_tower_features.USER_ID: tf.constant([user])})[
+      two_tower_features.TOP_ITEM_IDS]
+  assert items.shape == (1, two_tower_model.TOP_K)

@@ -39,21 +39,39 @@ _MAX_MASK_UPDATE_INTERVAL = 100
 PRUNING_SHARE_OF_STEPS = 0.75
 
 
-def prunable(model: tf_keras.Model, final_sparsity: float, train_steps: int,
-             unpruned: Sequence[str] = ()) -> tf_keras.Model:
-  """`model` (uncompiled) with its convolution and dense layers, but those
-  named in `unpruned`, wrapped for pruning to `final_sparsity`, reached
-  after PRUNING_SHARE_OF_STEPS of `train_steps`: the rest of the steps train
-  the surviving weights with the masks fixed. The weights are kept."""
+def pruning_schedule(final_sparsity: float,
+                     train_steps: int) -> tfmot.sparsity.keras.PruningSchedule:
+  """Sparsity rising from none to `final_sparsity`, reached after
+  PRUNING_SHARE_OF_STEPS of `train_steps`: the rest of the steps train the
+  surviving weights with the masks fixed."""
   if not 0.0 < final_sparsity < 1.0:
     raise ValueError(f"final_sparsity must be within (0, 1), got {final_sparsity}")
   end_step = max(1, int(train_steps * PRUNING_SHARE_OF_STEPS))
   # The masks are recomputed every `frequency` steps (TFMO's default, 100,
   # would never prune a short run) and the last time at the end step.
   frequency = max(1, min(_MAX_MASK_UPDATE_INTERVAL, end_step // _MASK_UPDATES))
-  schedule = tfmot.sparsity.keras.PolynomialDecay(
+  return tfmot.sparsity.keras.PolynomialDecay(
       initial_sparsity=0.0, final_sparsity=final_sparsity, begin_step=0,
       end_step=max(frequency, end_step // frequency * frequency), frequency=frequency)
+
+
+def pruned_layer(layer: tf_keras.layers.Layer, final_sparsity: float,
+                 train_steps: int) -> tf_keras.layers.Layer:
+  """`layer` (its weights kept) wrapped for pruning on `pruning_schedule`:
+  for the layers of a subclassed model, which TFMO cannot wrap whole. The
+  wrapper zeroes the layer's own weights, so the layer is what is exported
+  once training ends (pruning_callbacks apply the masks at every epoch's end);
+  a Sequential model comes back as a Sequential of wrapped layers."""
+  return tfmot.sparsity.keras.prune_low_magnitude(
+      layer, pruning_schedule=pruning_schedule(final_sparsity, train_steps))
+
+
+def prunable(model: tf_keras.Model, final_sparsity: float, train_steps: int,
+             unpruned: Sequence[str] = ()) -> tf_keras.Model:
+  """`model` (functional, uncompiled) with its convolution and dense layers,
+  but those named in `unpruned`, wrapped for pruning (`pruned_layer`). The
+  weights are kept."""
+  schedule = pruning_schedule(final_sparsity, train_steps)
 
   def wrap(layer):
     if isinstance(layer, PRUNED_LAYERS) and layer.name not in unpruned:

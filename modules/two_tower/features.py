@@ -48,11 +48,8 @@ SCORING_SIGNATURE = "score_examples"
 
 # The compressions the two-tower's run_fn takes (contract.COMPRESSIONS), and
 # why it refuses the others (README "Compression").
-COMPRESSIONS = (contract.NO_COMPRESSION,)
+COMPRESSIONS = (contract.NO_COMPRESSION, contract.PRUNING)
 REFUSED_COMPRESSIONS = (
-    (contract.PRUNING, "not built: TFMO wraps whole models only when Sequential or "
-                       "functional, so this subclassed model's layers would need wrapping one "
-                       "by one, and most of its weights are user and item id embedding rows"),
     (contract.QAT, "its TFLite model cannot be full-integer: returning item ids needs "
                    "string gathers, which have no int8 kernel (its TFLite adapter refuses "
                    "int8 for the same reason)"),

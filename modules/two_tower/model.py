@@ -22,8 +22,9 @@ Hyper-parameters were chosen on a validation split carved from train by time
 (each user's last 2 train interactions), never on the eval split; see
 README "Two-tower on real MovieLens-100k".
 """
+import contextlib
 import dataclasses
-from typing import Dict
+from typing import Dict, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -32,7 +33,7 @@ import tf_keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
-from modules.common import contract, training, vocabulary_remap
+from modules.common import compression as compression_lib, contract, training, vocabulary_remap
 from modules.two_tower import catalog as catalog_lib
 from modules.two_tower import features, preprocessing, retrieval
 from modules.two_tower.movielens import HISTORY_LENGTH
@@ -359,17 +360,50 @@ VOCABULARY_ROWS = (
 )
 
 
+def _built(model: TwoTowerModel, fn_args: FnArgs,
+           tf_transform_output: tft.TFTransformOutput) -> None:
+  """Creates the model's variables (and its pruning wrappers') on one batch."""
+  model(next(iter(training.make_dataset(fn_args, fn_args.train_files, tf_transform_output,
+                                        None, batch_size=2, shuffle=False, num_epochs=1))))
+
+
 def _warm_started(model: TwoTowerModel, base_model: str, fn_args: FnArgs,
                   tf_transform_output: tft.TFTransformOutput) -> None:
   """Creates the model's variables on one batch and loads the served
   model's weights into them, rows remapped by key (VOCABULARY_ROWS)."""
-  batch = next(iter(training.make_dataset(fn_args, fn_args.train_files, tf_transform_output,
-                                          None, batch_size=2, shuffle=False, num_epochs=1)))
-  model(batch)
+  _built(model, fn_args, tf_transform_output)
   vocabulary_remap.restore_remapped(
       model, base_model,
       {rows.vocabulary: tf_transform_output.vocabulary_by_name(rows.vocabulary)
        for rows in VOCABULARY_ROWS}, VOCABULARY_ROWS)
+
+
+# With `pruning` compression: the share of zeros in the weights of
+# PRUNED_LAYERS at the end of training.
+PRUNED_SPARSITY = 0.8
+# The layers pruned (by attribute): the id and title-word embedding tables
+# and the dense layers of both towers. Left whole: the item bias (one number
+# an item), the position, side-feature and year embeddings and the
+# attention vector, each a small table whose every row is used.
+PRUNED_LAYERS = ("history_embedding", "user_embedding", "item_embedding", "title_embedding",
+                 "query_mlp", "item_features_projection")
+
+
+@contextlib.contextmanager
+def pruning(model: TwoTowerModel, train_steps: int) -> Iterator[None]:
+  """Within: PRUNED_LAYERS of `model` wrapped for pruning to PRUNED_SPARSITY
+  over `train_steps` (build them, then fit with
+  compression.pruning_callbacks()). After: the
+  plain layers again, holding the zeros, as the model is exported and a
+  later span's warm start restores it."""
+  plain = {name: getattr(model, name) for name in PRUNED_LAYERS}
+  for name, layer in plain.items():
+    setattr(model, name, compression_lib.pruned_layer(layer, PRUNED_SPARSITY, train_steps))
+  try:
+    yield
+  finally:
+    for name, layer in plain.items():
+      setattr(model, name, layer)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -384,12 +418,20 @@ def run_fn(fn_args: FnArgs) -> None:
                                 vocabularies.unknown_user_features())
   strategy = training.distribution_strategy(fn_args)
   settings, learning_rate = training.for_replicas(SETTINGS, HPARAMS.learning_rate, strategy)
+  compression = training.compression_of(fn_args, features.COMPRESSIONS)
   with strategy.scope():
     model = TwoTowerModel(vocabularies, catalog)
     model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate))
     if base_model:
       _warm_started(model, base_model, fn_args, tf_transform_output)
-  training.fit(fn_args, model, tf_transform_output, None, settings)
+  if compression == contract.PRUNING:
+    with strategy.scope(), pruning(model, fn_args.train_steps):
+      # UpdatePruningStep reads the wrappers' step counters as training begins.
+      _built(model, fn_args, tf_transform_output)
+      training.fit(fn_args, model, tf_transform_output, None, settings,
+                   extra_callbacks=compression_lib.pruning_callbacks())
+  else:
+    training.fit(fn_args, model, tf_transform_output, None, settings)
   k = min(TOP_K, len(item_vocabulary))
   attach_index(model, catalog, item_vocabulary, k)
   user_vocabulary = tf_transform_output.vocabulary_by_name(features.USER_VOCAB)
