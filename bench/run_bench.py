@@ -436,36 +436,37 @@ def _engine_scale_lines() -> List[str]:
 
 
 def _compression_lines() -> List[str]:
-  """The table of bench/compression.py's CNN runs, with the targets, and
-  the compressions the other families refuse."""
-  path = os.path.join(RESULTS, "compression", "cnn.json")
-  if not os.path.exists(path):
-    return []
-  with open(path) as stream:
-    figures = json.load(stream)
-  rows = figures["rows"]
-  float_gzip = next(row["gzip_size_bytes"] for row in rows
-                    if row["compression"] == "none" and row["tflite"] == "float32")
-  lines = ["", f"Compression (bench/compression.py, {figures['date']}): the CNN run at its "
-           f"default {figures['train_steps']} steps with each `--compression`, measured on "
-           f"all {rows[0]['eval_examples']} eval digits of each run; latency is one TFLite "
-           "invocation on one digit.", "",
-           "| compression | TFLite | size (KB) | gzip (KB) | gzip / float | SavedModel accuracy "
-           "| TFLite accuracy | change from float (points, 95% CI) | TFLite p50 (ms) "
-           "| parity gate |", "|" + "---|" * 10]
-  for row in rows:
-    change = row["accuracy_change_from_float"]
-    low, high = (100 * bound for bound in change["ci95"])
-    lines.append(
-        f"| {row['compression']} | {row['tflite']} | {row['size_bytes'] / 1024:.0f} | "
-        f"{row['gzip_size_bytes'] / 1024:.0f} | {row['gzip_size_bytes'] / float_gzip:.2f} | "
-        f"{row['savedmodel_accuracy']:.4f} | {row['tflite_accuracy']:.4f} | "
-        f"{100 * change['value']:+.1f} [{low:+.1f}, {high:+.1f}] | "
-        f"{row['p50_ms']:.3f} | {'passes' if row['parity_gate']['passed'] else 'fails'} |")
-  lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
-  for name, target in figures["targets"].items():
-    lines.append(f"| {name.replace('_', ' ')} | {target['value'] + 0.0:.4f} | {target['goal']} | "
-                 f"{'yes' if target['met'] else 'no'} |")
+  """The tables of bench/compression.py's runs, one per family, with the
+  CNN's targets, and the compressions each family refuses."""
+  lines = []
+  for path in sorted(glob.glob(os.path.join(RESULTS, "compression", "*.json"))):
+    with open(path) as stream:
+      figures = json.load(stream)
+    rows, metric = figures["rows"], figures["metric"]
+    float_gzip = next(row["gzip_size_bytes"] for row in rows
+                      if row["compression"] == "none" and row["tflite"] == "float32")
+    lines += ["", f"Compression of the {figures['family']} (bench/compression.py, "
+              f"{figures['date']}): a run at its default {figures['train_steps']} steps with "
+              f"each `--compression`, {metric} (the TFLite parity gate's metric) on all "
+              f"{figures['eval_examples']:,} eval examples of each run; latency is one TFLite "
+              "invocation on one example.", "",
+              f"| compression | TFLite | size (KB) | gzip (KB) | gzip / float | SavedModel {metric} "
+              f"| TFLite {metric} | change from float (points, 95% CI) | TFLite p50 (ms) "
+              "| parity gate |", "|" + "---|" * 10]
+    for row in rows:
+      change = row["change_from_float"]
+      low, high = (100 * bound for bound in change["ci95"])
+      lines.append(
+          f"| {row['compression']} | {row['tflite']} | {row['size_bytes'] / 1024:.0f} | "
+          f"{row['gzip_size_bytes'] / 1024:.0f} | {row['gzip_size_bytes'] / float_gzip:.2f} | "
+          f"{row['savedmodel_quality']:.4f} | {row['tflite_quality']:.4f} | "
+          f"{100 * change['value'] + 0.0:+.1f} [{low + 0.0:+.1f}, {high + 0.0:+.1f}] | "
+          f"{row['p50_ms']:.3f} | {'passes' if row['parity_gate']['passed'] else 'fails'} |")
+    if "targets" in figures:
+      lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
+      for name, target in figures["targets"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {target['value'] + 0.0:.4f} | "
+                     f"{target['goal']} | {'yes' if target['met'] else 'no'} |")
   for family in configs.FAMILIES.values():
     for compression, why in family.refused_compressions:
       lines += ["", f"{family.name} refuses `--compression {compression}`: {why}."]
