@@ -200,3 +200,21 @@ def test_the_pruned_two_tower_exports_its_plain_layers_with_the_zeros(two_tower_
   items = served(**{two_tower_features.USER_ID: tf.constant([user])})[
       two_tower_features.TOP_ITEM_IDS]
   assert items.shape == (1, two_tower_model.TOP_K)
+
+
+def test_a_float_run_warm_starts_from_the_float_weights_of_a_quantization_aware_base(
+    quantization_aware, tmp_path):
+  """A span after a `qat` one run without compression starts from the
+  weights the QAT export fine-tuned, inside its quantization wrappers."""
+  work_dir, base_model = quantization_aware
+  fn_args = tft_testing.fn_args_over(work_dir, str(tmp_path / "trainer"), 8,
+                                     {contract.WARM_START_FRACTION_KEY: 1.0})
+  fn_args.base_model = base_model
+  cnn_model.run_fn(fn_args)
+  assert not compression.is_quantization_aware(fn_args.serving_model_dir)
+  warm = cnn_model.exported_architecture(fn_args.serving_model_dir)
+  base = cnn_model.exported_architecture(base_model)
+  for name in ("block1_conv0", "dense"):
+    base_kernel = [w for w in base.get_layer(f"quant_{name}").weights
+                   if w.name.endswith("/kernel:0")][0].numpy().ravel()
+    assert np.corrcoef(warm.get_layer(name).kernel.numpy().ravel(), base_kernel)[0, 1] > 0.99

@@ -125,7 +125,7 @@ def run_fn(fn_args: FnArgs) -> None:
     model = architecture()
     if base_model and not resume_quantized:
       # No vocabulary: every weight keeps its meaning from span to span.
-      training.with_weights_of(model, base_model)
+      compression_lib.copy_float_weights(exported_architecture(base_model), model)
     if compression == contract.PRUNING:
       # The 10-way classifier holds 0.3% of the weights: pruning it saves
       # nothing worth its accuracy.

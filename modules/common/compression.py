@@ -8,10 +8,11 @@ wrappers before export, leaving plain layers whose kernels hold the zeros.
 The SavedModel and the TFLite model carry the sparse weights as dense
 tensors; their zeros are what compresses (the gzip size of model.tflite).
 
-Only convolution and dense kernels are pruned: they hold nearly all of a
-CNN's weights, and pruning what normalises or embeds (batch normalisation,
-embeddings indexed by id) would change what the model computes, not how
-compactly.
+`prunable` prunes a functional model's convolution and dense kernels
+(nearly all of a CNN's weights; batch normalisation is left whole, its few
+weights rescale what it normalises); `pruned_layer` wraps any one layer TFMO
+can prune (dense kernels, embedding tables), for a subclassed model whose
+layers are wrapped one by one.
 
 Quantization-aware training (QAT): after the float training, `quantization_aware`
 wraps every layer with TFMO's default 8-bit scheme (fake quantization of
@@ -180,3 +181,23 @@ def is_quantization_aware(saved_model_dir: str) -> bool:
   quantization-aware model (its checkpoint holds TFMO's input quantizer)."""
   checkpoint = tf.io.gfile.join(saved_model_dir, "variables", "variables")
   return any(_QUANTIZE_INPUT_LAYER in name for name, _ in tf.train.list_variables(checkpoint))
+
+
+def copy_float_weights(source: tf_keras.Model, target: tf_keras.Model) -> None:
+  """Sets every weighted layer of the float model `target` to the weights
+  of its namesake in `source`, a model of the same architecture, plain or
+  quantization-aware (where TFMO wraps layer NAME as quant_NAME): a float
+  run warm-starts from a QAT export with the float weights it fine-tuned."""
+  def short_name(variable):  # "block1_conv0/kernel:0" -> "kernel"
+    return variable.name.split("/")[-1].split(":")[0]
+
+  by_name = {candidate.name: candidate for candidate in source.layers}
+  for layer in target.layers:
+    if not layer.weights:
+      continue
+    found = by_name.get(layer.name) or by_name.get(f"quant_{layer.name}")
+    if found is None:
+      raise ValueError(f"{source.name} has no layer {layer.name!r} to start from")
+    # A wrapper holds its layer's variables (beside its quantizers' ranges).
+    variables = {short_name(variable): variable for variable in found.weights}
+    layer.set_weights([variables[short_name(weight)].numpy() for weight in layer.weights])
