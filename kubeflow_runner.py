@@ -3,8 +3,8 @@
     python kubeflow_runner.py --model cnn [--target kfp|vertex] --image IMAGE \\
         --pipeline-root URI --data-root URI --serving-root URI --tflite-root URI \\
         [--beam-preset direct|dataflow|flink|spark ...] [--beam-arg=--flag=value ...] \\
-        [--trainer-cpu N] [--trainer-memory GB] [--trainer-gpu N [--gpu-type T]] \\
-        [--beam-cpu N] [--beam-memory GB] --output build/kubeflow/cnn.yaml
+        [--trainer-cpu CPU] [--trainer-memory MEMORY] [--trainer-gpu N [--gpu-type T]] \\
+        [--beam-cpu CPU] [--beam-memory MEMORY] --output build/kubeflow/cnn.yaml
 
 `--target kfp` (the default) is for open-source Kubeflow Pipelines 2.x, which
 runs no TFX resolvers: the Evaluator's baseline is the newest version under
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # After the Keras switch above.
 from components.quiet_startup import quiet_startup  # noqa: E402
 from pipeline import configs  # noqa: E402
-from runners import beam_presets, kubeflow_spec, preflight, roots  # noqa: E402
+from runners import beam_presets, kubeflow_spec, preflight, quantities, roots  # noqa: E402
 
 # Where the Dockerfile copies the project inside the image.
 IMAGE_PROJECT_ROOT = "/pipeline"
@@ -59,13 +59,17 @@ def parse_args(argv):
   beam_presets.add_arguments(parser)
   preflight.add_compression_argument(parser)
   group = parser.add_argument_group("resources", "what tasks ask the cluster for")
-  group.add_argument("--trainer-cpu", type=float, help="Trainer CPU cores (request = limit)")
-  group.add_argument("--trainer-memory", type=float, help="Trainer memory in GB (request = limit)")
+  group.add_argument("--trainer-cpu", type=quantities.cpu_cores,
+                     help=f"Trainer CPU (request = limit): {quantities.CPU_EXAMPLES}")
+  group.add_argument("--trainer-memory", type=quantities.memory_gb,
+                     help=f"Trainer memory (request = limit): {quantities.MEMORY_EXAMPLES}")
   group.add_argument("--trainer-gpu", type=int, help="Trainer accelerators")
   group.add_argument("--gpu-type", default=kubeflow_spec.DEFAULT_GPU_TYPE,
                      help="accelerator type (default: %(default)s; Vertex: e.g. NVIDIA_TESLA_T4)")
-  group.add_argument("--beam-cpu", type=float, help="CPU cores requested by each Beam task")
-  group.add_argument("--beam-memory", type=float, help="memory in GB requested by each Beam task")
+  group.add_argument("--beam-cpu", type=quantities.cpu_cores,
+                     help=f"CPU requested by each Beam task: {quantities.CPU_EXAMPLES}")
+  group.add_argument("--beam-memory", type=quantities.memory_gb,
+                     help=f"memory requested by each Beam task: {quantities.MEMORY_EXAMPLES}")
   args = parser.parse_args(argv)
   for option in ("image", *ROOTS):
     value = getattr(args, option.replace("-", "_"))

@@ -59,8 +59,8 @@ class Resources:
   `NVIDIA_TESLA_T4` on Vertex); the Beam tasks get requests only, so a
   DirectRunner pod may burst when the node has room.
   """
-  trainer_cpu: Optional[float] = None      # cores
-  trainer_memory: Optional[float] = None   # GB
+  trainer_cpu: Optional[float] = None      # cores (runners/quantities.py)
+  trainer_memory: Optional[float] = None   # GB (runners/quantities.py)
   trainer_gpu: Optional[int] = None
   gpu_type: str = DEFAULT_GPU_TYPE
   beam_cpu: Optional[float] = None         # cores

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from apache_beam.options import pipeline_options
 from google.protobuf import json_format
+from kfp.dsl import pipeline_task
 from kfp.pipeline_spec import pipeline_spec_pb2
 import tfx
 from tfx.dsl.components.common import resolver as tfx_resolver
@@ -36,7 +37,7 @@ from tfx.utils import import_utils
 import kubeflow_runner
 from components import kfp_entrypoint
 from pipeline import configs, pipeline
-from runners import kubeflow_run_parameters, kubeflow_spec, roots
+from runners import kubeflow_run_parameters, kubeflow_spec, quantities, roots
 from runners.layout import OutputLayout
 
 REPO_ROOT = configs.REPO_ROOT
@@ -356,7 +357,12 @@ def test_extra_beam_arg_overrides_a_preset_value():
     (["--serving-root", "serving"], "--serving-root must be a URI the cluster can reach"),
     (["--tflite-root", "/tmp/tflite"], "--tflite-root must be a URI the cluster can reach"),
     (["--target", "argo"], "invalid choice: 'argo'"),
-    (["--trainer-memory", "0"], "--trainer-memory must be positive"),
+    (["--trainer-memory", "0"], "argument --trainer-memory: must be positive, got '0'"),
+    (["--trainer-memory", "8GB"],
+     "argument --trainer-memory: '8GB' is not a Kubernetes memory quantity (e.g. 16Gi, 8G"),
+    (["--beam-cpu", "2 cores"],
+     "argument --beam-cpu: '2 cores' is not a Kubernetes CPU quantity (e.g. 2, 0.5 or 500m)"),
+    (["--trainer-gpu", "0"], "--trainer-gpu must be positive"),
     # `make kubeflow` without IMAGE= / KFP_ROOT= passes the Makefile's placeholders.
     (["--image", "gcr.io/YOUR_PROJECT/tfx-model-factory:latest"],
      "--image 'gcr.io/YOUR_PROJECT/tfx-model-factory:latest' still holds a placeholder"),
@@ -370,8 +376,29 @@ def test_bad_arguments_exit_2_naming_the_problem(capsys, flags, message):
   assert message in capsys.readouterr().err
 
 
-RESOURCE_ARGS = ["--trainer-cpu", "4", "--trainer-memory", "16", "--trainer-gpu", "1",
-                 "--beam-cpu", "2", "--beam-memory", "8"]
+@pytest.mark.parametrize("quantity", ["16Gi", "8G", "512Mi", "1T", "3Ki", "2M"])
+def test_memory_quantities_convert_as_kfp_converts_them(quantity):
+  """The GB KFP's own SDK stores for a task's memory (PipelineTask.set_memory_limit)."""
+  kfp_gb = pipeline_task.PipelineTask._validate_memory_request_limit(  # pylint: disable=protected-access
+      None, quantity)
+  assert quantities.memory_gb(quantity) == pytest.approx(kfp_gb, rel=1e-12)
+
+
+@pytest.mark.parametrize("quantity, gb", [("16", 16.0), ("1.5", 1.5), ("0.5Gi", 2**29 / 1e9),
+                                          ("250k", 2.5e-4)])
+def test_plain_numbers_stay_gb_and_fractions_and_lowercase_kilo_are_taken(quantity, gb):
+  assert quantities.memory_gb(quantity) == pytest.approx(gb, rel=1e-12)
+
+
+@pytest.mark.parametrize("quantity, cores", [("2", 2.0), ("0.5", 0.5), ("500m", 0.5),
+                                             ("1500m", 1.5)])
+def test_cpu_quantities_are_cores_or_millicores(quantity, cores):
+  assert quantities.cpu_cores(quantity) == cores
+
+
+# Kubernetes quantities, as a Kubeflow user writes them (runners/quantities.py).
+RESOURCE_ARGS = ["--trainer-cpu", "4", "--trainer-memory", "16Gi", "--trainer-gpu", "1",
+                 "--beam-cpu", "500m", "--beam-memory", "8G"]
 
 
 def test_resources_become_requests_and_limits_of_the_trainer_and_beam_tasks():
@@ -381,11 +408,12 @@ def test_resources_become_requests_and_limits_of_the_trainer_and_beam_tasks():
               for task, t in spec["root"]["dag"]["tasks"].items()}
   asked = {task: executors[label]["container"].get("resources")
            for task, label in label_of.items()}
+  # KFP's spec holds cores and GB (10^9 bytes), as KFP's SDK converts them.
   assert asked.pop("Trainer") == {
-      "cpuLimit": 4.0, "cpuRequest": 4.0, "memoryLimit": 16.0, "memoryRequest": 16.0,
-      "accelerator": {"type": "nvidia.com/gpu", "count": 1}}
+      "cpuLimit": 4.0, "cpuRequest": 4.0, "memoryLimit": 16 * 2**30 / 1e9,
+      "memoryRequest": 16 * 2**30 / 1e9, "accelerator": {"type": "nvidia.com/gpu", "count": 1}}
   for task in ("TFRecordExampleGen", "StatisticsGen", "Transform", "Evaluator"):
-    assert asked.pop(task) == {"cpuRequest": 2.0, "memoryRequest": 8.0}, task
+    assert asked.pop(task) == {"cpuRequest": 0.5, "memoryRequest": 8.0}, task
   assert set(asked.values()) == {None}
   # The spec with resources parses strictly, as KFP reads it.
   json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
