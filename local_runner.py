@@ -19,10 +19,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above.
-from components.quiet_startup import quiet_startup  # noqa: E402
+from components.quiet_startup import quiet_startup, send_hidden_lines_to  # noqa: E402
 from components import job_servers  # noqa: E402
 from runners import beam_presets, preflight, run_lock  # noqa: E402
 from runners.layout import OutputLayout, new_run_id  # noqa: E402
@@ -103,6 +102,7 @@ def _run(args, family, run_id: str, beam_args) -> int:
   resolver_ids = frozenset(c.id for c in tfx_pipeline.components
                            if isinstance(c, resolver.Resolver))
   _route_logs(log_path, run_summary.ProgressPrinter(sys.stdout, resolver_ids))
+  send_hidden_lines_to(log_path)
   print(f"Running {family.pipeline_name} on "
         f"{preflight.describe_input(args.data_dir, args.span_window)} "
         f"(run {run_id}, logs: {log_path})", flush=True)

@@ -68,6 +68,16 @@ def test_in_process_beam_stages_build_no_worker_package(cnn_history):
   assert "Running pipeline with PrismRunner" not in log
 
 
+def test_a_fresh_run_logs_the_start_up_lines_kept_off_its_terminal(cnn_history):
+  """The history's first run started in a fresh interpreter (a user's run):
+  TensorFlow's C++ start-up lines and the Google libraries' warnings, which
+  quiet_startup keeps off the terminal, are in the run's log file."""
+  log = e2e_helpers.run_log(cnn_history.killed_stdout)
+  assert "Unable to register cuDNN factory" in log
+  assert re.search(r"^quiet_startup: hidden warning: \S+google\S+: FutureWarning: ", log, re.M)
+  assert "Unable to register cuDNN factory" not in cnn_history.killed_stdout
+
+
 def test_rerun_without_changes_executes_nothing_and_pushes_nothing(cnn_history):
   # The good run pushed one version; its re-run (and the worse run after it) none.
   e2e_helpers.assert_rerun_executed_nothing_and_pushed_nothing(

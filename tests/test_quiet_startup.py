@@ -57,6 +57,31 @@ def test_quiet_startup_drops_the_import_noise_and_keeps_real_errors():
     assert "RuntimeError: a real Python error" in result.stderr
 
 
+def test_what_is_kept_off_the_terminal_goes_to_the_named_log_file(tmp_path):
+  """Held until the log file is named, then written there, and every later
+  hidden line with it; C++ INFO lines (TF_CPP_MIN_LOG_LEVEL unset, as an
+  entry point with a log file leaves it) included; real errors stay on the
+  terminal only."""
+  log_path = tmp_path / "run.log"
+  logging_start = ("import os, sys\n"
+                   "from components.quiet_startup import quiet_startup, send_hidden_lines_to\n"
+                   "quiet_startup()\n"
+                   "import tensorflow, apache_beam\n"
+                   "send_hidden_lines_to(sys.argv[1])\n"
+                   "os.write(2, b'W0000 00:00:1796680969.153276    2859 later.cc:1] "
+                   "a later hidden line\\n')\n"
+                   "os.write(2, b'E0000 something.cc:1] a real C++ error\\n')\n")
+  result = _run(["-c", logging_start, str(log_path)])
+  assert result.returncode == 0, result.stderr
+  assert _noise(result) == [], result.stderr
+  assert result.stderr.strip() == "E0000 something.cc:1] a real C++ error"
+  log = log_path.read_text(encoding="utf-8")
+  assert {n for n in NOISE if n in log} == set(NOISE), log
+  assert "This TensorFlow binary is optimized" in log  # A C++ INFO line.
+  assert log.rstrip().endswith("a later hidden line")
+  assert "a real C++ error" not in log
+
+
 def test_lines_written_just_before_an_abort_still_arrive():
   """The filter outlives the process it filters (a C++ CHECK failure aborts)."""
   aborting = ("import os\n"
