@@ -21,11 +21,15 @@ ENV PYTHONPATH=/pipeline \
 WORKDIR /pipeline
 COPY . /pipeline
 
-# matplotlib draws the evaluation report's plots (components/eval_report);
-# tensorflow-io (the release built for TensorFlow 2.16) gives tf.io.gfile the
-# s3:// filesystem for MinIO/S3 roots, and boto3 gives Beam's S3 filesystem
-# its client. The base image ships none of them.
+# The project's dependencies (pyproject.toml) the base image lacks, at the
+# versions constraints.txt locks (tests/test_kubeflow_runner.py keeps the two
+# in step): matplotlib draws the evaluation report's plots
+# (components/eval_report); tensorflow-io (the release built for TensorFlow
+# 2.16) gives tf.io.gfile the s3:// filesystem for MinIO/S3 roots, and boto3
+# gives Beam's S3 filesystem its client; TensorFlow Model Optimization (and
+# its dm-tree) prunes and quantizes (modules/common/compression.py).
 RUN python -m pip install --no-cache-dir matplotlib==3.10.9 tensorflow-io==0.37.1 boto3==1.44.8 \
+    tensorflow-model-optimization==0.8.0 dm-tree==0.1.10 \
  && python -m pip install --no-cache-dir --no-deps -e /pipeline \
  && python -c "import importlib, os; from pipeline import configs, pipeline; import tfx_model_factory; \
 fams = configs.FAMILIES.values(); \

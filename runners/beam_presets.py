@@ -29,6 +29,7 @@ from typing import Iterator, List, Optional, Tuple
 
 from components.in_process_beam import IN_PROCESS_RUNNER
 from components import job_servers
+from pipeline.configs import REPO_ROOT
 
 DIRECT = "direct"
 DATAFLOW = "dataflow"
@@ -37,6 +38,9 @@ SPARK = "spark"
 PRESETS = (DIRECT, DATAFLOW, FLINK, SPARK)
 # The engines a Beam job server hands the stages to, by preset.
 JOB_SERVER_PRESETS = {FLINK: job_servers.FLINK, SPARK: job_servers.SPARK}
+# What Beam builds the package of this project from for workers that do not
+# run the pipeline image (Dataflow from a local run).
+SETUP_FILE = os.path.join(REPO_ROOT, "setup.py")
 
 # In-process and single-threaded: on small machines and pods faster than
 # multi-processing, whose start-up cost outweighs the work on small data.
@@ -104,11 +108,14 @@ def _dataflow(args: argparse.Namespace, worker_image: Optional[str]) -> List[str
   if not args.temp_location.startswith("gs://"):
     raise BeamPresetError(
         f"--temp-location must be a gs:// folder for Dataflow, got {args.temp_location!r}")
+  # Dataflow's workers run the pipeline image on Kubeflow; from a local run
+  # they get the project as the package its setup.py builds.
   return ["--runner=DataflowRunner",
           f"--project={args.gcp_project}",
           f"--region={args.gcp_region}",
           f"--temp_location={args.temp_location}"] + (
-              [f"--sdk_container_image={worker_image}"] if worker_image else [])
+              [f"--sdk_container_image={worker_image}"] if worker_image
+              else [f"--setup_file={SETUP_FILE}"])
 
 
 def managed_job_server(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with a Python 3.10 interpreter (TFX 1.16 requires <3.11) and
-# installs the project under the committed constraints. Idempotent: a venv
-# whose install stamp matches setup.py + constraints.txt is left as it is.
+# installs the project (pyproject.toml, editable through PEP 660) under the
+# committed constraints. Idempotent: a venv whose install stamp matches
+# pyproject.toml, setup.py and constraints.txt is left as it is.
 #
 # The install goes through uv (pinned in constraints.txt): it downloads in
 # parallel and keeps every wheel it fetched or built in its cache outside the
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP="$VENV/.install-stamp"
-WANT="$(cat setup.py constraints.txt | sha256sum | cut -d' ' -f1)"
+WANT="$(cat pyproject.toml setup.py constraints.txt | sha256sum | cut -d' ' -f1)"
 
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   exit 0

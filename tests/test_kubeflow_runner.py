@@ -15,13 +15,16 @@ the diff:
 
     UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/test_kubeflow_runner.py
 """
+import argparse
 import difflib
 import importlib
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 
 import kfp.components
 import pytest
@@ -37,7 +40,7 @@ from tfx.utils import import_utils
 import kubeflow_runner
 from components import kfp_entrypoint
 from pipeline import configs, pipeline
-from runners import kubeflow_run_parameters, kubeflow_spec, quantities, roots
+from runners import beam_presets, kubeflow_run_parameters, kubeflow_spec, quantities, roots
 from runners.layout import OutputLayout
 
 REPO_ROOT = configs.REPO_ROOT
@@ -310,6 +313,31 @@ PRESETS = {
 }
 
 
+def test_a_local_run_ships_the_project_to_dataflow_workers_as_its_setup_file_builds_it(
+    tmp_path):
+  """Without the pipeline image, Dataflow's workers get the project as Beam
+  builds it (`python setup.py sdist`): the setup.py shim over pyproject.toml's
+  metadata, with the modules, components and curated schemas."""
+  parser = argparse.ArgumentParser()
+  beam_presets.add_arguments(parser)
+  args = parser.parse_args(PRESETS["dataflow"][0])
+  beam_args = beam_presets.beam_pipeline_args(args)
+  assert f"--setup_file={os.path.join(REPO_ROOT, 'setup.py')}" in beam_args
+  assert not [arg for arg in beam_args if arg.startswith("--sdk_container_image")]
+  result = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          check=False)
+  assert result.returncode == 0, result.stderr
+  (sdist,) = tmp_path.glob("tfx-model-factory-*.tar.gz")
+  with tarfile.open(sdist) as archive:
+    names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    requires = archive.extractfile(f"{sdist.name[:-len('.tar.gz')]}/"
+                                   "tfx_model_factory.egg-info/requires.txt").read().decode()
+  assert {"modules/cnn/model.py", "components/job_servers.py", "runners/beam_presets.py",
+          "pipeline/schemas/cnn/schema.pbtxt", "components/flink_conf/flink-conf.yaml"} <= names
+  assert "tfx[kfp]==1.16.0" in requires.splitlines()
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("family", FAMILIES)
 def test_beam_args_of_each_preset_reach_every_executor(family, preset):
@@ -492,6 +520,32 @@ def test_image_layout_is_the_one_the_spec_assumes(compiled, family, target):
   assert packages >= {"components", "modules", "pipeline"}
   # Custom artifact types are imported by their spec title (tfx_model_factory.*).
   assert "!tfx_model_factory/" in ignore
+
+
+# What the pipeline image's base (tensorflow/tfx) already holds of the
+# project's dependencies; the Dockerfile installs the rest.
+BASE_IMAGE_PROVIDES = {"tfx", "tensorflow", "tf-keras", "dill"}
+
+
+def test_the_image_installs_every_dependency_its_base_lacks_at_the_locked_version():
+  """The Dockerfile installs with --no-deps (the base image's stack stays):
+  each dependency of the project's metadata (pyproject.toml, as installed)
+  the base lacks, and what those need that TFX does not, is pip-installed
+  there at the version constraints.txt locks; the metadata goes in too."""
+  def name_of(requirement):
+    return re.split(r"[\[=<>~!; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+  declared = {name_of(r) for r in importlib.metadata.requires("tfx-model-factory")
+              if "extra ==" not in r}
+  with open(os.path.join(REPO_ROOT, "constraints.txt"), encoding="utf-8") as f:
+    locked = dict(line.strip().split("==") for line in f if "==" in line)
+  with open(os.path.join(REPO_ROOT, "Dockerfile"), encoding="utf-8") as f:
+    installed = dict(re.findall(r"([A-Za-z][\w.-]*)==([\w.]+)", f.read()))
+  needed = (declared - BASE_IMAGE_PROVIDES) | {"dm-tree"}  # dm-tree: TFMO's, not TFX's.
+  assert {name: installed.get(name) for name in needed} == {
+      name: locked[name] for name in needed}
+  with open(os.path.join(REPO_ROOT, ".dockerignore"), encoding="utf-8") as f:
+    assert {"!pyproject.toml", "!setup.py"} <= {line.strip() for line in f}
 
 
 @pytest.mark.parametrize("target", TARGETS)
