@@ -393,9 +393,9 @@ PRUNED_LAYERS = ("history_embedding", "user_embedding", "item_embedding", "title
 def pruning(model: TwoTowerModel, train_steps: int) -> Iterator[None]:
   """Within: PRUNED_LAYERS of `model` wrapped for pruning to PRUNED_SPARSITY
   over `train_steps` (build them, then fit with
-  compression.pruning_callbacks()). After: the
-  plain layers again, holding the zeros, as the model is exported and a
-  later span's warm start restores it."""
+  compression.pruning_callbacks()). After: the plain layers again, holding
+  the zeros, as the model is exported and a later span's warm start
+  restores it."""
   plain = {name: getattr(model, name) for name in PRUNED_LAYERS}
   for name, layer in plain.items():
     setattr(model, name, compression_lib.pruned_layer(layer, PRUNED_SPARSITY, train_steps))
