@@ -110,6 +110,7 @@ def _run(args, family, run_id: str, beam_args) -> int:
   try:
     RunIdDagRunner(run_id).run(tfx_pipeline)
   except Exception as error:  # pylint: disable=broad-except
+    logging.exception("The run failed")  # The whole traceback, in the run's log.
     failure = error
     status = preflight.EXIT_DATA_ANOMALIES if isinstance(error, DataAnomaliesError) else 1
   node_ids = [c.id for c in tfx_pipeline.components]

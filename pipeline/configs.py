@@ -227,8 +227,12 @@ TWO_TOWER = FamilyConfig(
     prediction_key="",
     reported_metrics=tuple(ReportedMetric("RecallAtK", "modules.two_tower.metrics",
                                           _recall_at(k)) for k in (1, 5, 10, 20, 50))
-    + (ReportedMetric("PopularRecallAtK", "modules.two_tower.metrics", _recall_at(10)),
-       ReportedMetric("ExampleCount")),
+    + tuple(ReportedMetric("PopularRecallAtK", "modules.two_tower.metrics", _recall_at(k))
+            for k in (1, 5, 10, 20, 50))
+    + (ReportedMetric("ExampleCount"),),
+    # Who it fails: users by history length, held-out items by popularity.
+    slice_features=(two_tower_features.HISTORY_BUCKET_KEY,
+                    two_tower_features.POPULARITY_BUCKET_KEY),
     example_source=MOVIELENS,
     data_build_command="make movielens",
     eval_signature=two_tower_features.SCORING_SIGNATURE,

@@ -4,6 +4,7 @@ trained 300 steps and gated by the family's own threshold: it measured a
 recall@10 lift of 2.88 over most-popular on this slice, against the gate's
 1.5 (250 users and 400 steps gave 2.93, 25 s more)."""
 import collections
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
+from components.eval_report import plots as report_plots, results as report_results
 from data.interactions import reference_recall
 from modules.common import contract
 from modules.two_tower import features, model, movielens
@@ -59,6 +61,39 @@ def test_model_beating_most_popular_is_blessed_and_pushed(run):
   assert printed("recall_lift_at_10") == pytest.approx(
       printed("recall_at_10") / printed("popular_recall_at_10"), rel=1e-3)
   assert printed("recall_lift_at_10") >= configs.TWO_TOWER.gate.min_value
+
+
+def test_review_slices_users_by_history_and_items_by_popularity_beside_most_popular(run):
+  """Who the recommender fails, from TFMA's same pass: every slice of both
+  transformed slice features with its 95% interval, the gate on the
+  overall slice alone, and the recall@K figure with the most-popular
+  ranking drawn beside the model."""
+  _, _, result, _ = run
+  (html_path,) = re.findall(r"^Report: (\S+)", result.stdout, re.M)
+  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
+    saved = json.load(f)
+  by_feature = collections.defaultdict(dict)
+  for row in saved["slices"]:
+    (feature, value), = row["features"].items()
+    by_feature[feature][value] = row
+  assert set(by_feature) == set(configs.TWO_TOWER.slice_features)
+  assert set(by_feature[features.POPULARITY_BUCKET_KEY]) == set(
+      features.POPULARITY_BUCKET_NAMES)
+  assert set(by_feature[features.HISTORY_BUCKET_KEY]) <= set(features.HISTORY_BUCKET_NAMES)
+  overall = {m["name"]: m for m in saved["overall"]}
+  for rows in by_feature.values():
+    assert sum(row["example_count"] for row in rows.values()) == (
+        overall["example_count"]["candidate"])
+    for row in rows.values():
+      (recall,) = [m for m in row["metrics"] if m["name"] == "recall_at_10"]
+      low, high = recall["ci95"]["candidate"]
+      assert low <= recall["candidate"] <= high
+  assert {check["slice"] for check in saved["thresholds"]} == {report_results.OVERALL}
+  assert "recall@K" in saved["plots"] and "popular_recall@K" not in saved["plots"]
+  curves = report_plots.at_k_curves(report_results.load_evaluation(saved["evaluation_uri"]))
+  assert curves["recall"][report_plots.MOST_POPULAR] == [
+      (k, pytest.approx(overall[f"popular_recall_at_{k}"]["candidate"]))
+      for k in (1, 5, 10, 20, 50)]
 
 
 def test_pushed_model_recommends_for_known_and_unknown_users(run):

@@ -184,6 +184,36 @@ def test_preprocessing_builds_frequency_vocabularies_and_multi_hot_genres(
   assert b"synthetic" in words and b"1998" not in words  # the year is its own feature
 
 
+def test_slice_features_bucket_history_lengths_and_item_popularity_ranks(
+    small_split, two_tower_trained):
+  """The transformed features TFMA slices on (never fed to the model), as
+  the trained model's tft_beam run made them of its train split."""
+  schema = tft_testing.load_schema(SCHEMA)
+  instances = tft_testing.decode(small_split["train"], schema)
+  work_dir, _ = two_tower_trained
+  tft_output = tft.TFTransformOutput(tft_testing.transform_graph_dir(work_dir))
+  transformed = tft_testing.read_transformed(
+      tft_testing.transformed_examples_path(work_dir, "train"), tft_output)
+  lengths = [row[features.HISTORY_LENGTH][0] for row in instances]
+  expected = [features.HISTORY_BUCKET_NAMES[sum(n >= b for b in features.HISTORY_BUCKET_BOUNDARIES)]
+              for n in lengths]
+  assert [name.decode() for name in transformed[features.HISTORY_BUCKET_KEY]] == expected
+  assert min(lengths) <= 5 < 50 <= max(lengths), "the slice should span every bucket"
+  popularity = np.array([name.decode() for name in transformed[features.POPULARITY_BUCKET_KEY]])
+  ranks = transformed[features.transformed_name(features.ITEM_ID)]
+  items_seen = len(tft_output.vocabulary_by_name(features.ITEM_VOCAB))
+  head, torso, tail = features.POPULARITY_BUCKET_NAMES
+  expected = np.select([ranks < 0.2 * items_seen, ranks < 0.5 * items_seen], [head, torso], tail)
+  np.testing.assert_array_equal(popularity, expected)
+  assert {head, torso, tail} <= set(popularity)
+  # The head's fifth of the items holds more than a fifth of the interactions.
+  assert np.mean(popularity == head) > 0.2
+  unseen = tft_output.transform_features_layer()({
+      features.ITEM_ID: tf.constant([[b"no-such-item"]]),
+      features.HISTORY_LENGTH: tf.constant([[0]], tf.int64)})
+  assert unseen[features.POPULARITY_BUCKET_KEY].numpy().tolist() == [tail.encode()]
+
+
 def test_preprocessing_buckets_years_and_ages():
   years = preprocessing.year_bucket(tf.constant([0, 1900, 1924, 1925, 1995, 2030], tf.int64))
   assert years.numpy().tolist() == [0, 1, 1, 2, 16, preprocessing.YEAR_BUCKETS - 1]

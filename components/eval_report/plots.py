@@ -9,6 +9,8 @@ its EvalConfig produced:
     curve (e.g. LSTM), candidate and baseline overlaid,
   - metrics named `<name>@<K>` or `<name>_at_<K>` (or TFMA top-k sub keys)
     for several K -> a metric@K curve (e.g. the two-tower's recall_at_<K>),
+    with `popular_<name>` at the same K (the most-popular ranking's, e.g.
+    the two-tower's popular_recall_at_<K>) drawn beside it as the anchor,
   - sliced metrics -> the primary metric by slice, one chart per feature:
     candidate (and baseline) with TFMA's 95% intervals as whiskers, the
     axis zoomed to the data so 0.981 and 1.000 look different, and the
@@ -30,7 +32,11 @@ BINARY_CONFUSION = "confusionMatrixAtThresholds"
 CALIBRATION = "calibrationHistogramBuckets"
 CALIBRATION_BINS = 20
 _AT_K = re.compile(r"(?P<name>.+?)(?:@|_at_)(?P<k>\d+)")
-_COLORS = {CANDIDATE: "#1f77b4", BASELINE: "#ff7f0e"}
+# A metric@K of the most-popular ranking is named this prefix + the model's
+# metric name; its curve is drawn in the model's metric@K figure, as this role.
+POPULAR_PREFIX = "popular_"
+MOST_POPULAR = "most popular"
+_COLORS = {CANDIDATE: "#1f77b4", BASELINE: "#ff7f0e", MOST_POPULAR: "#7f7f7f"}
 
 
 def data_uri(figure: Figure) -> str:
@@ -144,7 +150,9 @@ def calibration_curve(candidate: Plot, baseline: Optional[Plot]) -> str:
 
 
 def at_k_curves(evaluation: Evaluation) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
-  """{metric name: {role: [(K, value), ...]}} for names measured at 2+ K."""
+  """{metric name: {role: [(K, value), ...]}} for names measured at 2+ K
+  (roles: the candidate, the baseline, and the most-popular ranking where
+  it was measured)."""
   curves: Dict[str, Dict[str, List[Tuple[int, float]]]] = {}
   for metric in evaluation.overall.metrics:
     match = _AT_K.fullmatch(metric.name)
@@ -154,6 +162,11 @@ def at_k_curves(evaluation: Evaluation) -> Dict[str, Dict[str, List[Tuple[int, f
       if value is not None:
         curves.setdefault(match["name"], {}).setdefault(role, []).append(
             (int(match["k"]), value))
+  for name in [name for name in curves if name.startswith(POPULAR_PREFIX)]:
+    anchored = curves.get(name[len(POPULAR_PREFIX):])
+    if anchored is not None and CANDIDATE in curves[name]:
+      # The ranking does not depend on the model: the candidate run's values.
+      anchored[MOST_POPULAR] = curves.pop(name)[CANDIDATE]
   return {name: {role: sorted(points) for role, points in by_role.items()}
           for name, by_role in curves.items()
           if len(by_role.get(CANDIDATE, [])) >= 2}
@@ -164,7 +177,8 @@ def at_k_curve(name: str, by_role: Dict[str, List[Tuple[int, float]]]) -> str:
   axes = figure.subplots()
   for role, points in by_role.items():
     axes.plot([k for k, _ in points], [v for _, v in points], marker="o",
-              color=_COLORS[role], label=role)
+              color=_COLORS[role], label=role,
+              linestyle="--" if role == MOST_POPULAR else "-")
   axes.set_xlabel("K")
   axes.set_ylabel(f"{name}@K")
   axes.set_ylim(0, 1.02 if all(v <= 1 for p in by_role.values() for _, v in p) else None)

@@ -46,6 +46,20 @@ HISTORY_SIGNATURE = "recommend_with_history"
 # user ids).
 SCORING_SIGNATURE = "score_examples"
 
+# Transformed features TFMA slices the evaluation on (through
+# `transform_features`), never fed to the model: the user's history length
+# at the interaction, and the held-out item's popularity in training.
+HISTORY_BUCKET_KEY = "user_history_bucket"
+# Prior interactions: at most 5 is cold, fewer than 50 light, else heavy.
+HISTORY_BUCKET_BOUNDARIES = (6, 50)
+HISTORY_BUCKET_NAMES = ("cold (0-5)", "light (6-49)", "heavy (50+)")
+POPULARITY_BUCKET_KEY = "item_popularity_bucket"
+# Items by their rank in training popularity, as a share of the items
+# training saw: the most popular 20% are the head, the next 30% the torso,
+# the least popular half the long tail (with every item training never saw).
+POPULARITY_BUCKET_BOUNDARIES = (0.2, 0.5)
+POPULARITY_BUCKET_NAMES = ("head", "torso", "long tail")
+
 # The compressions the two-tower's run_fn takes (contract.COMPRESSIONS), and
 # why it refuses the others (README "Compression").
 COMPRESSIONS = (contract.NO_COMPRESSION, contract.PRUNING)

@@ -63,6 +63,23 @@ def title_words(titles: tf.Tensor) -> tf.SparseTensor:
   return tf.strings.split(tf.strings.strip(text)).to_sparse()
 
 
+def history_bucket(history_lengths: tf.Tensor) -> tf.Tensor:
+  """The name of each history length's bucket (features.HISTORY_BUCKET_NAMES)."""
+  index = tf.searchsorted(tf.constant(features.HISTORY_BUCKET_BOUNDARIES, tf.int64),
+                          history_lengths, side="right")
+  return tf.gather(tf.constant(features.HISTORY_BUCKET_NAMES), index)
+
+
+def popularity_bucket(item_ranks: tf.Tensor, items_seen: tf.Tensor) -> tf.Tensor:
+  """The name of each item's popularity bucket from its index in the item
+  vocabulary, which TFT orders by training count (0: the most frequent; an
+  item training never saw: `items_seen`, the out-of-vocabulary index)."""
+  share = tf.cast(item_ranks, tf.float32) / tf.cast(items_seen, tf.float32)
+  index = tf.searchsorted(tf.constant(features.POPULARITY_BUCKET_BOUNDARIES, tf.float32),
+                          share, side="right")
+  return tf.gather(tf.constant(features.POPULARITY_BUCKET_NAMES), index)
+
+
 def _vocabulary_index(values: tf.Tensor, name: str) -> tf.Tensor:
   return tft.compute_and_apply_vocabulary(values, num_oov_buckets=1, vocab_filename=name)
 
@@ -80,10 +97,10 @@ def preprocessing_fn(inputs):
       title_words(flat(features.TITLE)), frequency_threshold=MIN_WORD_EXAMPLES,
       num_oov_buckets=1, vocab_filename=features.TITLE_VOCAB)
   xf = features.transformed_name
+  items = tft.apply_vocabulary(flat(features.ITEM_ID), item_vocabulary, num_oov_buckets=1)
   return {
       xf(features.USER_ID): _vocabulary_index(flat(features.USER_ID), features.USER_VOCAB),
-      xf(features.ITEM_ID): tft.apply_vocabulary(flat(features.ITEM_ID), item_vocabulary,
-                                                 num_oov_buckets=1),
+      xf(features.ITEM_ID): items,
       xf(features.GENRES_KEY): genres_multi_hot(inputs[features.GENRES_KEY]),
       xf(features.RELEASE_YEAR): year_bucket(flat(features.RELEASE_YEAR)),
       xf(features.TITLE): dense_indices(words, TITLE_WORDS),
@@ -97,4 +114,10 @@ def preprocessing_fn(inputs):
                                                features.ZIP_VOCAB),
       xf(features.HISTORY): dense_indices(history, HISTORY_LENGTH),
       xf(features.HISTORY_LENGTH): flat(features.HISTORY_LENGTH),
+      features.HISTORY_BUCKET_KEY: history_bucket(flat(features.HISTORY_LENGTH)),
+      # From the vocabulary's order alone: an analyzer over its output (the
+      # ranks' quantiles) would need a second analysis phase, which TFT 1.16
+      # cannot run under this Beam (its deep copy of the input fails).
+      features.POPULARITY_BUCKET_KEY: popularity_bucket(
+          items, tft.experimental.get_vocabulary_size_by_name(features.ITEM_VOCAB)),
   }
