@@ -208,7 +208,7 @@ TWO_TOWER = FamilyConfig(
     preprocessing_fn="modules.two_tower.preprocessing.preprocessing_fn",
     run_fn="modules.two_tower.model.run_fn",
     # ~10 epochs of ~376 steps: the best of 1,900 / 2,660 / 3,800 on the
-    # validation split (README "Two-tower on real MovieLens-100k").
+    # validation split (docs/model-families.md, "Two-tower on real MovieLens-100k").
     train_steps=3800,
     eval_steps=8,  # 8 x 256 >= ml-100k's 1,886 validation examples
     # Blessed on recall@10 over the most-popular ranking's recall@10 on the

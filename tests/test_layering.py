@@ -90,8 +90,8 @@ def test_split_names_beam_args_and_feature_naming_are_defined_once():
                         and n.name == "transformed_name") == ["modules.common.contract"]
 
 
-def test_readme_layout_shows_the_floors():
-  with open(os.path.join(import_graph.REPO_ROOT, "README.md"), encoding="utf-8") as f:
-    layout = f.read().split("## Layout", 1)[1].split("\n## ", 1)[0]
+def test_the_layout_page_shows_the_floors():
+  with open(os.path.join(import_graph.REPO_ROOT, "docs", "layout.md"), encoding="utf-8") as f:
+    layout = f.read()
   for floor in ("modules/", "components/", "pipeline/", "runners/", "local_runner.py"):
     assert floor in layout, floor

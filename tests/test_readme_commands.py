@@ -1,18 +1,24 @@
-"""The README's commands run as written on a machine `make run` set up.
+"""The README and the docs pages it links: their commands run as written on
+a machine `make run` set up, their links lead somewhere, and the README
+stays short enough to read.
 
 Users copy these lines. A bare `python` is the machine's 3.11, which cannot
 import TFX 1.16; a module or script that was moved or renamed fails only when
 someone pastes the line. Both are checked here, for every shell block and
-every inline command of README.md.
+every inline command of README.md and docs/*.md.
 """
+import glob
 import os
 import re
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 from tests import import_graph
 
 README = os.path.join(import_graph.REPO_ROOT, "README.md")
+DOCS = os.path.join(import_graph.REPO_ROOT, "docs")
 MAKEFILE = os.path.join(import_graph.REPO_ROOT, "Makefile")
+# What a newcomer reads before the docs: one screen or two.
+README_MAX_LINES = 200
 VENV_BIN = ".venv/bin/"
 # Programs the project's environment provides; a README line must run them
 # from the venv.
@@ -21,14 +27,24 @@ VENV_PROGRAMS = ("python", "python3", "python3.10", "pytest", "pip", "tensorboar
 # to names of modules or flags.
 INLINE_COMMAND = re.compile(r"`((?:\.venv/bin/)?(?:python3?(?:\.10)?|pytest|pip|tensorboard) [^`]+)`")
 # Entry points that run inside the Kubeflow image, where the image's own
-# interpreter is the right one (README "Deploying on Kubeflow Pipelines").
+# interpreter is the right one (docs/kubeflow.md).
 IMAGE_ENTRY_POINTS = ("components.kfp_entrypoint",
                       "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
+# A Markdown link's target: ](target) or ](target#anchor).
+LINK = re.compile(r"\]\(([^)\s#]*)(?:#[^)]*)?\)")
+
+
+def _pages() -> Dict[str, str]:
+  """{path: text} of the README and every docs page."""
+  pages = {}
+  for path in [README, *sorted(glob.glob(os.path.join(DOCS, "*.md")))]:
+    with open(path, encoding="utf-8") as f:
+      pages[path] = f.read()
+  return pages
 
 
 def _readme() -> str:
-  with open(README, encoding="utf-8") as f:
-    return f.read()
+  return "".join(_pages().values())
 
 
 def _shell_commands(text: str) -> Iterator[str]:
@@ -96,3 +112,24 @@ def test_every_script_module_and_make_target_exists():
       elif not os.path.isfile(os.path.join(import_graph.REPO_ROOT, words[1])):
         missing.append(command)
   assert not missing, f"README commands naming a script, module or target that is gone: {missing}"
+
+
+def test_the_readme_fits_on_two_screens_and_links_every_docs_page():
+  pages = _pages()
+  readme = pages.pop(README)
+  assert readme.count("\n") <= README_MAX_LINES
+  assert pages, "no docs pages"
+  linked = {os.path.normpath(os.path.join(import_graph.REPO_ROOT, target))
+            for target in LINK.findall(readme)}
+  assert set(pages) <= linked, sorted(set(pages) - linked)
+
+
+def test_every_relative_link_of_the_readme_and_docs_leads_to_a_file():
+  broken = []
+  for path, text in _pages().items():
+    for target in LINK.findall(text):
+      if not target or re.match(r"^[a-z]+://", target):
+        continue
+      if not os.path.exists(os.path.normpath(os.path.join(os.path.dirname(path), target))):
+        broken.append(f"{os.path.relpath(path, import_graph.REPO_ROOT)}: {target}")
+  assert not broken, broken

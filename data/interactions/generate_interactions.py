@@ -20,7 +20,7 @@ Generative model, all randomness from one seed:
    genres (drawn like item genres; weight ``user_genre_weight``) with
    isotropic noise. Taste built from genres, as people's is, is also what
    makes a user identifiable from a few dozen interactions; with isotropic
-   users a learned model stalls at 0.81-0.87x the oracle (see README).
+   users a learned model stalls at 0.81-0.87x the oracle (data/interactions/README.md).
 4. Popularity: items get a random popularity rank r and a Zipf
    log-popularity -popularity_exponent * log(r).
 5. Affinity logits: affinity_scale * user.item + log-popularity

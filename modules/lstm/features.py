@@ -37,7 +37,7 @@ def char_id_count(vocabulary_size: int) -> int:
   return vocabulary_size + NUM_OOV_BUCKETS + 1
 
 # The compressions the LSTM's run_fn takes (contract.COMPRESSIONS), and why
-# it refuses the others (README "Compression"). Its weights, as built for a
+# it refuses the others (docs/tflite-export.md, "Compression"). Its weights, as built for a
 # 4,000-character vocabulary (14.2M): the naive-Bayes table 59.0%, the
 # masking character and n-gram embeddings 33.1%, the sequence bigram
 # embedding 7.4%, the GRUs 0.4%, the rest under 0.2%.

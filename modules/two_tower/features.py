@@ -61,7 +61,7 @@ POPULARITY_BUCKET_BOUNDARIES = (0.2, 0.5)
 POPULARITY_BUCKET_NAMES = ("head", "torso", "long tail")
 
 # The compressions the two-tower's run_fn takes (contract.COMPRESSIONS), and
-# why it refuses the others (README "Compression").
+# why it refuses the others (docs/tflite-export.md, "Compression").
 COMPRESSIONS = (contract.NO_COMPRESSION, contract.PRUNING)
 REFUSED_COMPRESSIONS = (
     (contract.QAT, "its TFLite model cannot be full-integer: returning item ids needs "

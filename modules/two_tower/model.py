@@ -20,7 +20,7 @@ already in the example's history are masked (serving never recommends them).
 
 Hyper-parameters were chosen on a validation split carved from train by time
 (each user's last 2 train interactions), never on the eval split; see
-README "Two-tower on real MovieLens-100k".
+docs/model-families.md "Two-tower on real MovieLens-100k".
 """
 import contextlib
 import dataclasses
