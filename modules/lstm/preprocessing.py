@@ -9,6 +9,7 @@ ids for any string: empty, very long, unseen characters, invalid UTF-8.
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from modules.common import slice_features
 from modules.lstm import features
 
 
@@ -31,9 +32,9 @@ def char_ids(chars: tf.RaggedTensor) -> tf.Tensor:
 
 def length_bucket(lengths: tf.Tensor) -> tf.Tensor:
   """[batch] lengths in characters -> [batch] names of their length bucket."""
-  index = tf.searchsorted(
-      tf.constant(features.LENGTH_BUCKET_BOUNDARIES, tf.int64), lengths, side="right")
-  return tf.gather(tf.constant(features.LENGTH_BUCKET_NAMES), index)
+  return slice_features.named_buckets(lengths,
+                                      features.LENGTH_BUCKET_BOUNDARIES,
+                                      features.LENGTH_BUCKET_NAMES)
 
 
 def preprocessing_fn(inputs):

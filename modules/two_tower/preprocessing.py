@@ -16,6 +16,7 @@ codes) and title words get vocabularies with one out-of-vocabulary bucket.
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from modules.common import slice_features
 from modules.two_tower import features
 from modules.two_tower.movielens import HISTORY_LENGTH
 
@@ -65,9 +66,9 @@ def title_words(titles: tf.Tensor) -> tf.SparseTensor:
 
 def history_bucket(history_lengths: tf.Tensor) -> tf.Tensor:
   """The name of each history length's bucket (features.HISTORY_BUCKET_NAMES)."""
-  index = tf.searchsorted(tf.constant(features.HISTORY_BUCKET_BOUNDARIES, tf.int64),
-                          history_lengths, side="right")
-  return tf.gather(tf.constant(features.HISTORY_BUCKET_NAMES), index)
+  return slice_features.named_buckets(history_lengths,
+                                      features.HISTORY_BUCKET_BOUNDARIES,
+                                      features.HISTORY_BUCKET_NAMES)
 
 
 def popularity_bucket(item_ranks: tf.Tensor, items_seen: tf.Tensor) -> tf.Tensor:
@@ -75,9 +76,8 @@ def popularity_bucket(item_ranks: tf.Tensor, items_seen: tf.Tensor) -> tf.Tensor
   vocabulary, which TFT orders by training count (0: the most frequent; an
   item training never saw: `items_seen`, the out-of-vocabulary index)."""
   share = tf.cast(item_ranks, tf.float32) / tf.cast(items_seen, tf.float32)
-  index = tf.searchsorted(tf.constant(features.POPULARITY_BUCKET_BOUNDARIES, tf.float32),
-                          share, side="right")
-  return tf.gather(tf.constant(features.POPULARITY_BUCKET_NAMES), index)
+  return slice_features.named_buckets(share, features.POPULARITY_BUCKET_BOUNDARIES,
+                                      features.POPULARITY_BUCKET_NAMES)
 
 
 def _vocabulary_index(values: tf.Tensor, name: str) -> tf.Tensor:
