@@ -6,6 +6,7 @@ status, output and files, and one test's TensorFlow state cannot leak into
 another's run.
 """
 import glob
+import json
 import os
 import re
 import signal
@@ -175,6 +176,13 @@ def run_log(stdout: str) -> str:
   (log_path,) = re.findall(r"logs: (\S+)\)", stdout)
   with open(log_path, encoding="utf-8") as f:
     return f.read()
+
+
+def report_json(stdout: str) -> dict:
+  """The report.json of the run that printed `stdout` (its summary names the page)."""
+  (html_path,) = re.findall(r"^Report: (\S+)", stdout, re.M)
+  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
+    return json.load(f)
 
 
 def component_states(stdout: str) -> dict:

@@ -47,13 +47,6 @@ def test_pushed_model_serves_examples_and_raw_pixels_alike(cnn_history):
       cnn_history.output_dir, "cnn", cnn_history.first_span_dir, features.IMAGE_KEY)
 
 
-def _report_json(stdout: str) -> dict:
-  """The report.json of the run that printed `stdout` (its summary names the page)."""
-  (html_path,) = re.findall(r"^Report: (\S+)", stdout, re.M)
-  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
-    return json.load(f)
-
-
 def test_in_process_beam_stages_build_no_worker_package(cnn_history):
   """components/in_process_beam.py: TFX would build an sdist of itself for
   each Beam stage (2.5 s each) for workers an in-process run does not have."""
@@ -260,7 +253,7 @@ def test_a_span_drifting_from_what_the_served_model_learnt_stops_until_a_person_
   assert f"Drift: ACCEPTED (--accept-drift) from {against}:" in accepted.stdout
   assert "  drift of span 3 (its eval examples)" in accepted.stdout
   assert f"Trained: warm, from served version {served}" in accepted.stdout
-  report = _report_json(accepted.stdout)
+  report = e2e_helpers.report_json(accepted.stdout)
   assert report["data_check"]["drift_against"] == against
   assert report["data_check"]["drift_accepted"] is True
   assert report["data_check"]["drift_findings"][0].startswith("drift of span 3")

@@ -134,12 +134,22 @@ def test_the_quantization_aware_export_converts_to_int8_within_the_parity_gate(
   # The SavedModel's accuracy is that of its fake-quantized arithmetic.
   assert figures["savedmodel_accuracy"] > 0.5, "model too weak for a meaningful parity check"
   assert figures["passed"] and figures["max_abs_diff"] > 0
-  interpreter = tf.lite.Interpreter(os.path.join(version_dir, layout.MODEL_FILE))
-  float_tensors = {t["name"] for t in interpreter.get_tensor_details()
-                   if t["dtype"] == np.float32}
-  edges = ({d["name"] for d in interpreter.get_input_details()}
-           | {d["name"] for d in interpreter.get_output_details()})
+  float_tensors, edges = tflite_testing.float_tensors_and_edges(
+      os.path.join(version_dir, layout.MODEL_FILE))
   assert float_tensors == edges
+
+
+def _trained_kernel(model, name: str) -> np.ndarray:
+  """Layer `name`'s kernel as trained, flat, in a plain CNN or a
+  quantization-aware one (TFMO's wrapper quant_NAME holds the variable:
+  while wrapped, `.layer.kernel` is the fake-quantized tensor of the last
+  call)."""
+  names = {layer.name for layer in model.layers}
+  if name in names:
+    return model.get_layer(name).kernel.numpy().ravel()
+  (kernel,) = [w for w in model.get_layer(f"quant_{name}").weights
+               if w.name.endswith("/kernel:0")]
+  return kernel.numpy().ravel()
 
 
 def test_a_quantization_aware_base_model_goes_on_training_quantization_aware(
@@ -156,11 +166,8 @@ def test_a_quantization_aware_base_model_goes_on_training_quantization_aware(
   assert compression.is_quantization_aware(fn_args.serving_model_dir)
   resumed, base = (cnn_model.exported_architecture(path)
                    for path in (fn_args.serving_model_dir, base_model))
-  for name in ("quant_block1_conv0", "quant_dense"):
-    # The wrapper's own variable: while wrapped, `.layer.kernel` is the
-    # fake-quantized tensor of the last call.
-    kernels = [[w for w in model.get_layer(name).weights if w.name.endswith("/kernel:0")][0]
-               .numpy().ravel() for model in (resumed, base)]
+  for name in ("block1_conv0", "dense"):
+    kernels = [_trained_kernel(model, name) for model in (resumed, base)]
     assert not np.array_equal(*kernels), f"{name} did not train"
     assert np.corrcoef(*kernels)[0, 1] > 0.99, f"{name} did not start from the base model"
 
@@ -215,6 +222,5 @@ def test_a_float_run_warm_starts_from_the_float_weights_of_a_quantization_aware_
   warm = cnn_model.exported_architecture(fn_args.serving_model_dir)
   base = cnn_model.exported_architecture(base_model)
   for name in ("block1_conv0", "dense"):
-    base_kernel = [w for w in base.get_layer(f"quant_{name}").weights
-                   if w.name.endswith("/kernel:0")][0].numpy().ravel()
-    assert np.corrcoef(warm.get_layer(name).kernel.numpy().ravel(), base_kernel)[0, 1] > 0.99
+    kernels = [_trained_kernel(model, name) for model in (warm, base)]
+    assert np.corrcoef(*kernels)[0, 1] > 0.99, f"{name} did not start from the base model"

@@ -67,7 +67,7 @@ def test_each_lock_pins_beams_runner_with_its_engine_and_what_it_was_resolved_fr
   assert all(len(sha256) == 64 for sha256 in pinned.values())
 
 
-def _preset_args(preset: str, *flags: str) -> argparse.Namespace:
+def preset_args(preset: str, *flags: str) -> argparse.Namespace:
   parser = argparse.ArgumentParser()
   beam_presets.add_arguments(parser)
   return parser.parse_args(["--beam-preset", preset, *flags])
@@ -82,7 +82,7 @@ def _preset_args(preset: str, *flags: str) -> argparse.Namespace:
     ("spark", ("--job-endpoint", "localhost:8099"), None),
 ])
 def test_a_local_engine_run_starts_its_job_server_unless_given_one(preset, flags, master):
-  args = _preset_args(preset, *flags)
+  args = preset_args(preset, *flags)
   managed = beam_presets.managed_job_server(args)
   assert (managed and managed[1]) == master
   if managed:
@@ -98,7 +98,7 @@ def test_a_local_engine_run_starts_its_job_server_unless_given_one(preset, flags
                                           ("spark", "--flink-master")])
 def test_another_engines_master_is_refused(preset, flag):
   with pytest.raises(beam_presets.BeamPresetError, match=f"{flag} only applies to"):
-    beam_presets.beam_pipeline_args(_preset_args(preset, flag, "host:1"))
+    beam_presets.beam_pipeline_args(preset_args(preset, flag, "host:1"))
 
 
 @pytest.mark.parametrize("preset", ["flink", "spark"])

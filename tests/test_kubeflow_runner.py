@@ -15,7 +15,6 @@ the diff:
 
     UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/test_kubeflow_runner.py
 """
-import argparse
 import difflib
 import importlib
 import importlib.metadata
@@ -42,6 +41,7 @@ from components import kfp_entrypoint
 from pipeline import configs, pipeline
 from runners import beam_presets, kubeflow_run_parameters, kubeflow_spec, quantities, roots
 from runners.layout import OutputLayout
+from tests.test_job_servers import preset_args
 
 REPO_ROOT = configs.REPO_ROOT
 GOLDEN_DIR = os.path.join(REPO_ROOT, "tests", "golden", "kubeflow")
@@ -318,10 +318,7 @@ def test_a_local_run_ships_the_project_to_dataflow_workers_as_its_setup_file_bui
   """Without the pipeline image, Dataflow's workers get the project as Beam
   builds it (`python setup.py sdist`): the setup.py shim over pyproject.toml's
   metadata, with the modules, components and curated schemas."""
-  parser = argparse.ArgumentParser()
-  beam_presets.add_arguments(parser)
-  args = parser.parse_args(PRESETS["dataflow"][0])
-  beam_args = beam_presets.beam_pipeline_args(args)
+  beam_args = beam_presets.beam_pipeline_args(preset_args(*PRESETS["dataflow"][0][1:]))
   assert f"--setup_file={os.path.join(REPO_ROOT, 'setup.py')}" in beam_args
   assert not [arg for arg in beam_args if arg.startswith("--sdk_container_image")]
   result = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)],

@@ -246,11 +246,8 @@ def test_quantized_model_keeps_accuracy_within_a_point_and_is_smaller(exports, m
 
 def test_int8_model_computes_in_int8_between_float_edges(exports):
   tflite_dir, _ = exports[contract.INT8]
-  interpreter = tf.lite.Interpreter(os.path.join(tflite_dir, VERSION, layout.MODEL_FILE))
-  float_tensors = {t["name"] for t in interpreter.get_tensor_details()
-                   if t["dtype"] == np.float32}
-  edges = ({d["name"] for d in interpreter.get_input_details()}
-           | {d["name"] for d in interpreter.get_output_details()})
+  float_tensors, edges = tflite_testing.float_tensors_and_edges(
+      os.path.join(tflite_dir, VERSION, layout.MODEL_FILE))
   assert float_tensors == edges
 
 

@@ -4,7 +4,6 @@ trained 300 steps and gated by the family's own threshold: it measured a
 recall@10 lift of 2.88 over most-popular on this slice, against the gate's
 1.5 (250 users and 400 steps gave 2.93, 25 s more)."""
 import collections
-import json
 import os
 import re
 import shutil
@@ -69,9 +68,7 @@ def test_review_slices_users_by_history_and_items_by_popularity_beside_most_popu
   overall slice alone, and the recall@K figure with the most-popular
   ranking drawn beside the model."""
   _, _, result, _ = run
-  (html_path,) = re.findall(r"^Report: (\S+)", result.stdout, re.M)
-  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
-    saved = json.load(f)
+  saved = e2e_helpers.report_json(result.stdout)
   by_feature = collections.defaultdict(dict)
   for row in saved["slices"]:
     (feature, value), = row["features"].items()

@@ -9,7 +9,7 @@ import filecmp
 import json
 import os
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
 import numpy as np
@@ -210,3 +210,14 @@ def run_litert(version_dir: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.
                      for name in details})
            for start in range(0, count, step)]
   return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def float_tensors_and_edges(model_path: str) -> Tuple[Set[str], Set[str]]:
+  """(names of the model's float32 tensors, names of its inputs and outputs):
+  equal for a full-integer model that takes and returns float tensors."""
+  interpreter = tf.lite.Interpreter(model_path)
+  float_tensors = {t["name"] for t in interpreter.get_tensor_details()
+                   if t["dtype"] == np.float32}
+  edges = ({d["name"] for d in interpreter.get_input_details()}
+           | {d["name"] for d in interpreter.get_output_details()})
+  return float_tensors, edges
