@@ -46,7 +46,7 @@ import tensorflow as tf  # noqa: E402
 from tfx.orchestration import metadata as tfx_metadata  # noqa: E402
 
 from components import anomalies_gate, spans, warm_start  # noqa: E402
-from components.atomic_pusher import NOT_PUSHED_REASON  # noqa: E402
+from components.push_records import NOT_PUSHED_REASON  # noqa: E402
 from components.eval_report import page  # noqa: E402
 from components.eval_report.report import REPORT_JSON  # noqa: E402
 from data.movielens import anchors, span_cut  # noqa: E402

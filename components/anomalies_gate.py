@@ -40,7 +40,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import atomic_pusher, spans
+from components import atomic_pusher, push_records, spans
 from modules.common.contract import EVAL_SPLIT, TRAIN_SPLIT, VALIDATION_SPLIT
 
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -137,7 +137,7 @@ def served_training_statistics(serving_dir: str, span: int) -> Optional[
   """(description, statistics) of the train split the model served from a
   span older than `span` learnt from; None when no version under
   `serving_dir` was trained on an older span with its statistics recorded."""
-  version, record = atomic_pusher.version_before_span(serving_dir, span)
+  version, record = push_records.version_before_span(serving_dir, span)
   if version is None:
     return None
   path = atomic_pusher.training_statistics_path(serving_dir, version)

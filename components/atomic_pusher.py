@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -42,8 +42,6 @@ from modules.common.contract import TRAIN_SPLIT
 # from. Its presence marks the version as complete (components/publishing.py).
 PUSH_RECORD = push_records.PUSH_RECORD
 SAVED_MODEL_FILE = "saved_model.pb"
-# Custom property of a PushedModel that was not pushed: why not.
-NOT_PUSHED_REASON = "not_pushed_reason"
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 STATISTICS_KEY = standard_component_specs.STATISTICS_KEY
 
@@ -69,31 +67,9 @@ def push_record(model: types.Artifact, blessing: Optional[types.Artifact],
   return record
 
 
-def published_records(base_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
-  """(version, push record) of each complete version under `base_dir`,
-  newest first, each record read only when it is asked for."""
-  for version in reversed(publishing.published_versions(base_dir, PUSH_RECORD)):
-    yield version, json.loads(publishing.read_marker(base_dir, version, PUSH_RECORD))
-
-
-def version_before_span(base_dir: str, span: int
-                        ) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
-  """(version, record) of the newest complete version under `base_dir`
-  trained on a span older than `span`, or (None, None): the model a run on
-  `span` starts from and checks its data against, the same for every re-run
-  of that span."""
-  return next(((version, record) for version, record in published_records(base_dir)
-               if record.get(SPAN_KEY) is not None and record[SPAN_KEY] < span), (None, None))
-
-
 def training_statistics_path(base_dir: str, version: int) -> str:
   """Where pushed `version` under `base_dir` keeps its train split's statistics."""
   return uris.join(base_dir, str(version), *TRAINING_STATISTICS.split("/"))
-
-
-def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
-  """(version, record) of the newest complete version under `base_dir`, or (None, None)."""
-  return next(published_records(base_dir), (None, None))
 
 
 def push_atomically(model_path: str, base_dir: str,
@@ -139,12 +115,12 @@ class AtomicPusherExecutor(tfx_pusher_executor.Executor):
     proto_utils.json_to_proto(
         exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
     base_dir = destination.filesystem.base_directory
-    served_version, record = served_record(base_dir)
+    served_version, record = push_records.served_record(base_dir)
     if record and record.get("model_uri") == model.uri:
       reason = f"already served as version {served_version}"
       logging.info("Model %s not pushed: %s", model.uri, reason)
       self._MarkNotPushed(model_push)
-      model_push.set_string_custom_property(NOT_PUSHED_REASON, reason)
+      model_push.set_string_custom_property(push_records.NOT_PUSHED_REASON, reason)
       return
     model_path = self.GetModelPath(input_dict)
     examples = input_dict.get(EXAMPLES_KEY) or [None]

@@ -33,8 +33,8 @@ import uuid
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from absl import logging
-import tensorflow as tf
 
+from components import storage
 from components.uris import is_uri, join
 
 STAGING_PREFIX = ".staging-"
@@ -44,21 +44,20 @@ STALE_STAGING_SECONDS = 3600
 
 def numeric_versions(base: str) -> List[int]:
   """Every numeric directory under `base`, published or not, ascending."""
-  if not tf.io.gfile.isdir(base):
+  if not storage.isdir(base):
     return []
-  return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(base)
+  return sorted(int(name.rstrip("/")) for name in storage.listdir(base)
                 if name.rstrip("/").isdigit())
 
 
 def published_versions(base: str, marker: str) -> List[int]:
   """The versions under `base` whose completion marker exists, ascending."""
   return [v for v in numeric_versions(base)
-          if tf.io.gfile.exists(join(base, str(v), *marker.split("/")))]
+          if storage.exists(join(base, str(v), *marker.split("/")))]
 
 
 def read_marker(base: str, version: int, marker: str) -> bytes:
-  with tf.io.gfile.GFile(join(base, str(version), *marker.split("/")), "rb") as f:
-    return f.read()
+  return storage.read_bytes(join(base, str(version), *marker.split("/")))
 
 
 def remove_stale_staging(base_dir: str, now: float) -> None:
@@ -125,8 +124,8 @@ def _copy_in_order(staging: str, final: str, marker: str, last_files: Sequence[s
              + [f for f in last_files if f in files] + [marker])
   for relative in ordered:
     target = join(final, *relative.split("/"))
-    tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
-    tf.io.gfile.copy(os.path.join(staging, *relative.split("/")), target, overwrite=False)
+    storage.makedirs(target.rsplit("/", 1)[0])
+    storage.copy_with_object_store(os.path.join(staging, *relative.split("/")), target)
 
 
 def publish(assemble: Callable[[str], None], base: str, marker: str,
@@ -150,7 +149,7 @@ def publish(assemble: Callable[[str], None], base: str, marker: str,
   Nothing is left visible (and no marker written) when any step fails.
   """
   if is_uri(base):
-    tf.io.gfile.makedirs(base)
+    storage.makedirs(base)
     staging = tempfile.mkdtemp(prefix=STAGING_PREFIX)
   else:
     os.makedirs(base, exist_ok=True)
@@ -168,7 +167,7 @@ def publish(assemble: Callable[[str], None], base: str, marker: str,
       number = version if version is not None else _next_version(base, clock)
       final = join(base, str(number))
       if is_uri(base):
-        if tf.io.gfile.exists(final):
+        if storage.exists(final):
           published = False
         else:
           _copy_in_order(staging, final, marker, last_files)

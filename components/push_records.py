@@ -7,13 +7,14 @@ blessing, and, for a model trained on spans, the newest span and the window
 (`SPAN_KEY`, `WINDOW_SPANS_KEY`), with the statistics of the examples it
 was trained on beside it (`TRAINING_STATISTICS`: what later spans are
 checked for drift against). The runners' checks read it before a run
-starts, so this module imports neither TFX nor TensorFlow and reads local
-serving directories only.
+starts, and `runners.review` whenever it names a served version, so this
+module imports neither TFX nor TensorFlow (components/storage.py loads
+TensorFlow only to read an object store).
 """
 import json
-import os
 from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
+from components import publishing
 from components.input_errors import InputDataError
 
 PUSH_RECORD = "assets.extra/push_record.json"
@@ -22,6 +23,8 @@ WINDOW_SPANS_KEY = "window_spans"
 # TFDV statistics (a binary DatasetFeatureStatisticsList) of the train split
 # a version trained on spans learnt from, inside the version.
 TRAINING_STATISTICS = "assets.extra/training_statistics.pb"
+# Custom property of a PushedModel that was not pushed: why not.
+NOT_PUSHED_REASON = "not_pushed_reason"
 
 
 class TrainedSpan(NamedTuple):
@@ -49,16 +52,27 @@ def newest_trained(records: Iterable[Tuple[int, Dict[str, Any]]]) -> Optional[Tr
 
 
 def newest_trained_span(serving_dir: str) -> Optional[TrainedSpan]:
-  """newest_trained of the complete versions under a local `serving_dir`
-  (components/atomic_pusher.published_records reads any filesystem)."""
-  return newest_trained(_local_records(serving_dir))
+  """newest_trained of the complete versions under `serving_dir`."""
+  return newest_trained(published_records(serving_dir))
 
 
-def _local_records(serving_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
-  if not os.path.isdir(serving_dir):
-    return
-  for name in os.listdir(serving_dir):
-    path = os.path.join(serving_dir, name, *PUSH_RECORD.split("/"))
-    if name.isdigit() and os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
-        yield int(name), json.load(f)
+def published_records(base_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
+  """(version, push record) of each complete version under `base_dir`,
+  newest first, each record read only when it is asked for."""
+  for version in reversed(publishing.published_versions(base_dir, PUSH_RECORD)):
+    yield version, json.loads(publishing.read_marker(base_dir, version, PUSH_RECORD))
+
+
+def served_record(base_dir: str) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
+  """(version, record) of the newest complete version under `base_dir`, or (None, None)."""
+  return next(published_records(base_dir), (None, None))
+
+
+def version_before_span(base_dir: str, span: int
+                        ) -> Tuple[Optional[int], Optional[Dict[str, Any]]]:
+  """(version, record) of the newest complete version under `base_dir`
+  trained on a span older than `span`, or (None, None): the model a run on
+  `span` starts from and checks its data against, the same for every re-run
+  of that span."""
+  return next(((version, record) for version, record in published_records(base_dir)
+               if record.get(SPAN_KEY) is not None and record[SPAN_KEY] < span), (None, None))

@@ -30,7 +30,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, path_utils
 
-from components import atomic_pusher, uris
+from components import push_records, uris
 
 FOUND_KEY = "found"
 SERVED_VERSION_KEY = "served_version"
@@ -52,7 +52,7 @@ def ServedBaseline(  # pylint: disable=invalid-name
     serving_dir: Parameter[str],
     baseline: OutputArtifact[standard_artifacts.Model]) -> None:
   """Emits the newest completely pushed version under `serving_dir` as a Model."""
-  version, record = atomic_pusher.served_record(serving_dir)
+  version, record = push_records.served_record(serving_dir)
   if version is None:
     logging.info("No complete version under %s: no baseline", serving_dir)
     baseline.set_int_custom_property(FOUND_KEY, 0)

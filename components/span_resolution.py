@@ -26,7 +26,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from components import atomic_pusher, push_records, spans
+from components import push_records, spans
 from components.input_errors import BAD_INPUT_PREFIX, InputDataError
 from components.span_example_gen import input_fingerprint, listdir
 
@@ -43,9 +43,8 @@ def resolve(input_base: str, serving_dir: str, span: int, window: int,
                               full_window=window > 0)
   resolved = spans.resolve(input_base, request, listdir)
   if resolved is not None and not span:
-    push_records.check_not_behind(
-        input_base, resolved.newest, serving_dir,
-        push_records.newest_trained(atomic_pusher.published_records(serving_dir)))
+    push_records.check_not_behind(input_base, resolved.newest, serving_dir,
+                                  push_records.newest_trained_span(serving_dir))
   return resolved
 
 

@@ -19,7 +19,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from components import atomic_pusher
+from components import atomic_pusher, push_records
 from components.served_baseline import FOUND_KEY, SERVED_VERSION_KEY, emit_served_version
 from components.span_example_gen import WINDOW_SPANS_PROPERTY
 
@@ -39,7 +39,7 @@ def WarmStartModel(  # pylint: disable=invalid-name
     logging.info("The data comes without spans: training from scratch")
     base_model.set_int_custom_property(FOUND_KEY, 0)
     return
-  version, record = atomic_pusher.version_before_span(serving_dir, examples.span)
+  version, record = push_records.version_before_span(serving_dir, examples.span)
   if version is None:
     logging.info("Nothing under %s was trained on a span older than %d: training from "
                  "scratch", serving_dir, examples.span)

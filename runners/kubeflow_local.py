@@ -79,7 +79,7 @@ def _summary(runs) -> str:
   # pylint: disable=import-outside-toplevel
   from components.anomalies_gate import (DRIFT_ACCEPTED_KEY, DRIFT_AGAINST_KEY,
                                          DRIFT_FINDINGS_KEY)
-  from components.atomic_pusher import NOT_PUSHED_REASON
+  from components.push_records import NOT_PUSHED_REASON
   from components.warm_start import (BASE_SPAN_KEY, FOUND_KEY, NODE_ID as WARM_START_TASK,
                                      SERVED_VERSION_KEY)
   from runners import run_summary

@@ -65,7 +65,7 @@ def describe_input(data_dir: str, window: Optional[spans.SpanWindow]) -> str:
 
 def check_not_behind_served(data_dir: str, window: Optional[spans.SpanWindow],
                             serving_dir: str) -> None:
-  """push_records.check_not_behind, for a local serving directory."""
+  """push_records.check_not_behind, against what is served now."""
   if window is not None:
     push_records.check_not_behind(data_dir, window.newest, serving_dir,
                                   push_records.newest_trained_span(serving_dir))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import atomic_pusher, publishing
+from components import atomic_pusher, publishing, push_records
 from modules.common import warmup
 
 
@@ -95,10 +95,10 @@ def test_push_record_marks_the_version_and_names_its_source(model_dir, tmp_path)
   record = {"model_uri": "/runs/1/Trainer/model", "model_id": 7}
   version, _ = atomic_pusher.push_atomically(model_dir, str(tmp_path), record=record,
                                              clock=lambda: 1700000000.0)
-  assert atomic_pusher.served_record(str(tmp_path)) == (int(version), record)
+  assert push_records.served_record(str(tmp_path)) == (int(version), record)
   # A numeric directory without a record (a copy killed part-way) is no version.
   (tmp_path / "1800000000" / "variables").mkdir(parents=True)
-  assert atomic_pusher.served_record(str(tmp_path)) == (int(version), record)
+  assert push_records.served_record(str(tmp_path)) == (int(version), record)
   assert publishing.numeric_versions(str(tmp_path)) == [1700000000, 1800000000]
 
 
@@ -113,13 +113,13 @@ def test_push_to_an_object_store_copies_saved_model_pb_then_the_record_last(
     copied.append(target)
     real_copy(source, target, overwrite)
 
-  monkeypatch.setattr(publishing.tf.io.gfile, "copy", recording_copy)
+  monkeypatch.setattr(tf.io.gfile, "copy", recording_copy)
   base = "ram://bucket/serving/cnn"
   version, path = atomic_pusher.push_atomically(model_dir, base, record={"model_uri": "m"},
                                                 clock=lambda: 1700000000.0)
   assert path == f"{base}/{version}"
   assert copied[-2:] == [f"{path}/saved_model.pb", f"{path}/{atomic_pusher.PUSH_RECORD}"]
-  assert atomic_pusher.served_record(base) == (1700000000, {"model_uri": "m"})
+  assert push_records.served_record(base) == (1700000000, {"model_uri": "m"})
   served = tf.saved_model.load(path).signatures["serving_default"](x=tf.constant([3.0]))
   np.testing.assert_allclose(served["y"].numpy(), [6.0])
   second, _ = atomic_pusher.push_atomically(model_dir, base, clock=lambda: 1700000000.0)
@@ -138,10 +138,10 @@ def test_the_version_before_a_span_is_the_newest_trained_on_an_older_span(model_
       record.update({atomic_pusher.SPAN_KEY: span, atomic_pusher.WINDOW_SPANS_KEY: [span]})
     atomic_pusher.push_atomically(model_dir, base, record=record, clock=lambda c=clock: c,
                                   training_statistics=f"statistics {clock}".encode())
-  assert atomic_pusher.version_before_span(base, 1) == (None, None)
-  assert atomic_pusher.version_before_span(base, 2)[0] == 1700000001
+  assert push_records.version_before_span(base, 1) == (None, None)
+  assert push_records.version_before_span(base, 2)[0] == 1700000001
   # Not the record without a span.
-  assert atomic_pusher.version_before_span(base, 3)[0] == 1700000002
-  assert atomic_pusher.version_before_span(base, 9)[1]["model_uri"] == "m1700000004.0"
+  assert push_records.version_before_span(base, 3)[0] == 1700000002
+  assert push_records.version_before_span(base, 9)[1]["model_uri"] == "m1700000004.0"
   with open(atomic_pusher.training_statistics_path(base, 1700000002), "rb") as f:
     assert f.read() == b"statistics 1700000002.0"

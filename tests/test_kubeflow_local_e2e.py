@@ -33,7 +33,7 @@ from typing import Dict, List
 
 import pytest
 
-from components import atomic_pusher
+from components import atomic_pusher, push_records
 from components.eval_report import results
 from components.tflite_exporter import layout as tflite_layout
 from pipeline import configs
@@ -119,7 +119,7 @@ def test_spec_run_pushes_a_blessed_savedmodel_and_its_tflite_version(first_run):
   served = os.path.join(layout.serving_dir("cnn"), versions[0])
   assert f"Pushed: {served}" in result.stdout
   assert os.path.isfile(os.path.join(served, "saved_model.pb"))
-  _, record = atomic_pusher.served_record(layout.serving_dir("cnn"))
+  _, record = push_records.served_record(layout.serving_dir("cnn"))
   assert record["model_uri"].startswith(layout.pipeline_root) and record["blessing_uri"]
   assert tflite_layout.published_versions(layout.tflite_dir("cnn")) == [int(versions[0])]
   assert os.path.isfile(os.path.join(layout.tflite_dir("cnn"), versions[0], "model.tflite"))
@@ -228,7 +228,7 @@ def test_next_span_is_read_drift_checked_warm_started_and_judged_against_the_ser
   pushed = e2e_helpers.pushed_versions(serving_dir)
   assert pushed[0] == served and len(pushed) == 1 + ("Blessed: yes" in result.stdout)
   if len(pushed) == 2:
-    _, record = atomic_pusher.served_record(serving_dir)
+    _, record = push_records.served_record(serving_dir)
     assert record[atomic_pusher.SPAN_KEY] == 2 and record[atomic_pusher.WINDOW_SPANS_KEY] == [1, 2]
 
 

@@ -14,7 +14,7 @@ def test_tflite_version_on_an_object_store_is_published_with_its_metadata_last(
   vocabulary.write_text("a\nb\n")
   copied = []
   real_copy = tf.io.gfile.copy
-  monkeypatch.setattr(publishing.tf.io.gfile, "copy",
+  monkeypatch.setattr(tf.io.gfile, "copy",
                       lambda source, target, overwrite=False: (
                           copied.append(target), real_copy(source, target, overwrite)))
   base = "ram://bucket/tflite/lstm"
