@@ -9,7 +9,8 @@ nobody running this project can act on, before any progress:
   C++ code writes straight to file descriptor 2 at ERROR level, so
   TF_CPP_MIN_LOG_LEVEL cannot drop them without also dropping real C++ errors;
   likewise the TFLite converter's "Ignored output_format." warnings about
-  options TensorFlow itself passes it.
+  options TensorFlow itself passes it, and LiteRT's INFO line that it
+  created its default CPU delegate, which no level setting turns off.
 
 `quiet_startup()` keeps exactly those off the terminal: the C++ lines
 through a small filter process that stands between descriptor 2 and the
@@ -46,6 +47,8 @@ HIDDEN_LINES = (
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] ",
     r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ",
     r"^To enable the following instructions: .*rebuild TensorFlow",
+    # LiteRT's notice that it runs float ops on its default CPU delegate.
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$",
 )
 # Modules whose FutureWarnings are kept off the terminal (a regular
 # expression on the file that warns), and the prefix of the one line each

@@ -12,9 +12,11 @@ directory (`<output-dir>/serving/<family>/`).
 each printing where its report is and a summary (overall metrics of
 candidate and baseline with TFMA's 95% intervals, each threshold passed,
 failed or not applied, the blessing) and whether the model shown is the one
-served. When no report was recorded for that evaluation (runs from before
-EvalReport existed, or its files are gone), the report is regenerated from
-the Evaluator output into `<output-dir>/reports/<family>/evaluation-<id>/`.
+served. Everything is read from the report.json each run records, so no
+option loads TensorFlow or TFMA, with one exception: when no report was
+recorded for an evaluation (runs from before EvalReport existed, or its
+files are gone), it is regenerated once from the Evaluator output into
+`<output-dir>/reports/<family>/evaluation-<id>/` and read from there after.
   --list [N]       the N (default 10) newest evaluations, one line each;
   --history        every evaluation of the family, oldest first, as
                    `reports/<family>/history/history.html` (trend plot and
@@ -33,7 +35,10 @@ import sys
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# After the Keras switch above.
+# After the Keras switch above (TFMA loads Keras to regenerate a missing report).
+# None of these imports TensorFlow, TFMA or matplotlib (tests/test_read_only_commands.py).
+from components.eval_report import (  # noqa: E402
+    compare, history, locate, names, report_files, terminal, versions)
 from components.quiet_startup import quiet_startup  # noqa: E402
 from pipeline import configs  # noqa: E402
 from runners.layout import OutputLayout  # noqa: E402
@@ -75,31 +80,21 @@ def _served_line(recorded, served_version, served_model) -> str:
           "(--served shows its evaluation).")
 
 
-def _show(recorded, family, layout) -> int:
-  # pylint: disable=import-outside-toplevel
-  from components.eval_report import history, report, results, terminal, versions
+def _report(recorded, family, layout):
+  """report_files.find for one evaluation of `family`."""
+  return report_files.find(
+      recorded, os.path.join(layout.reports_dir(family.name), f"evaluation-{recorded.id}"),
+      layout.serving_dir(family.name))
 
-  serving_dir = layout.serving_dir(family.name)
-  html_path = history.report_path(recorded)
-  if html_path:
-    source = f"recorded by the pipeline (EvaluationReport artifact {recorded.report.id})"
-  else:
-    html_path, _ = report.write(
-        os.path.join(layout.reports_dir(family.name), f"evaluation-{recorded.id}"),
-        recorded.evaluation.uri, recorded.blessed,
-        recorded.model.uri if recorded.model else "",
-        recorded.model.id if recorded.model else None,
-        push=recorded.push, serving_dir=serving_dir,
-        baseline_uri=recorded.baseline.uri if recorded.baseline else None,
-        configured_eval_config=recorded.eval_config)
-    source = f"regenerated from evaluation artifact {recorded.id} (no report recorded for it)"
-  print(f"Report: {html_path}")
-  print(f"JSON:   {os.path.join(os.path.dirname(html_path), report.REPORT_JSON)}")
-  print(f"Source: {source}")
+
+def _show(recorded, family, layout) -> int:
+  found = _report(recorded, family, layout)
+  print(f"Report: {found.html_path}")
+  print(f"JSON:   {os.path.join(os.path.dirname(found.html_path), names.REPORT_JSON)}")
+  print(f"Source: {found.source}")
   print(f"Evaluation: {recorded.id} ({recorded.evaluation.uri})")
-  print(_served_line(recorded, *versions.served(serving_dir)))
-  evaluation = results.load_evaluation(recorded.evaluation.uri, recorded.eval_config)
-  print("\n".join(terminal.format_evaluation(evaluation, recorded.blessed)))
+  print(_served_line(recorded, *versions.served(layout.serving_dir(family.name))))
+  print("\n".join(terminal.format_report(found.content)))
   return 0
 
 
@@ -108,8 +103,9 @@ def _interval(bounds) -> str:
 
 
 def _list(recorded, family, layout, length: int) -> int:
-  from components.eval_report import history  # pylint: disable=import-outside-toplevel
-  shown = history.build(family.name, recorded[-length:], layout.serving_dir(family.name))
+  newest = recorded[-length:]
+  shown = history.build(family.name, newest, [_report(r, family, layout) for r in newest],
+                        layout.serving_dir(family.name))
   print(f"Evaluations of {family.name}, newest first ({len(shown['evaluations'])} of "
         f"{len(recorded)}; served now: version {shown['served_version'] or '-'}):")
   metric = shown["metric"] or "metric"
@@ -125,8 +121,8 @@ def _list(recorded, family, layout, length: int) -> int:
 
 
 def _history(recorded, family, layout) -> int:
-  from components.eval_report import history  # pylint: disable=import-outside-toplevel
-  built = history.build(family.name, recorded, layout.serving_dir(family.name))
+  built = history.build(family.name, recorded, [_report(r, family, layout) for r in recorded],
+                        layout.serving_dir(family.name))
   html_path, json_path = history.write(
       os.path.join(layout.reports_dir(family.name), "history"), built)
   print(f"History: {html_path}")
@@ -138,7 +134,6 @@ def _history(recorded, family, layout) -> int:
 
 def _resolve(token: str, recorded, serving_dir: str):
   """The evaluation a pushed version's model had (its newest), or the one with id `token`."""
-  from components.eval_report import versions  # pylint: disable=import-outside-toplevel
   models = {version: uri for uri, version in versions.versions_by_model(serving_dir).items()}
   if token in models:
     matching = [r for r in recorded if r.model is not None and r.model.uri == models[token]]
@@ -147,7 +142,6 @@ def _resolve(token: str, recorded, serving_dir: str):
 
 
 def _compare(recorded, family, layout, tokens) -> int:
-  from components.eval_report import compare  # pylint: disable=import-outside-toplevel
   serving_dir = layout.serving_dir(family.name)
   chosen = []
   for token in tokens:
@@ -157,7 +151,8 @@ def _compare(recorded, family, layout, tokens) -> int:
             "version of it has this number (see --list).", file=sys.stderr)
       return NOTHING_TO_SHOW
     chosen.append(found)
-  comparison = compare.build(chosen[0], chosen[1], serving_dir)
+  comparison = compare.build(chosen[0], chosen[1], _report(chosen[0], family, layout),
+                             _report(chosen[1], family, layout), serving_dir)
   html_path, json_path = compare.write(
       os.path.join(layout.reports_dir(family.name), f"compare-{tokens[0]}-{tokens[1]}"),
       comparison)
@@ -168,18 +163,11 @@ def _compare(recorded, family, layout, tokens) -> int:
 
 
 def review(family: configs.FamilyConfig, layout: OutputLayout, args=None) -> int:
-  # Heavy imports, after the arguments are checked.
-  # pylint: disable=import-outside-toplevel
-  from tfx.orchestration import metadata as tfx_metadata
-  from components.eval_report import locate, versions
-
   sqlite_path = layout.metadata_path
   if not os.path.isfile(sqlite_path):
     print(f"No runs recorded: {sqlite_path} does not exist.", file=sys.stderr)
     return NOTHING_TO_SHOW
-  recorded = locate.evaluations(
-      tfx_metadata.sqlite_metadata_connection_config(sqlite_path),
-      family.pipeline_name)
+  recorded = locate.evaluations(locate.read_only_sqlite(sqlite_path), family.pipeline_name)
   if not recorded:
     print(f"No evaluation of {family.pipeline_name} recorded in {sqlite_path}.",
           file=sys.stderr)

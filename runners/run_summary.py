@@ -187,13 +187,13 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
   if evaluator and evaluator.outputs.get("evaluation"):
     # Heavy (TFMA) imports, needed only here.
     # pylint: disable=import-outside-toplevel
-    from components.eval_report import results, terminal
+    from components.eval_report import report, results, terminal
     from components.eval_report.locate import EVAL_CONFIG_PROPERTY
     # The configured EvalConfig lists a change threshold as not applied when
     # there was no baseline yet.
     evaluation = results.load_evaluation(evaluator.outputs["evaluation"][0].uri,
                                          evaluator.properties.get(EVAL_CONFIG_PROPERTY))
-    lines.extend(terminal.format_evaluation(evaluation, blessed(runs)))
+    lines.extend(terminal.format_report(report.terminal_view(evaluation, blessed(runs))))
   eval_report = runs.get("EvalReport")
   if eval_report and eval_report.outputs.get("report"):
     lines.append(f"Report: {custom_property(eval_report.outputs['report'][0], 'report_html')}"
@@ -205,7 +205,7 @@ def format_summary(runs: Dict[str, NodeRun]) -> str:
       lines.append(f"Pushed: {custom_property(pushed, 'pushed_destination')}"
                    + (" (cached: pushed by an earlier run)" if pusher.state == "cached" else ""))
     else:
-      from components.atomic_pusher import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
+      from components.push_records import NOT_PUSHED_REASON  # pylint: disable=import-outside-toplevel
       reason = custom_property(pushed, NOT_PUSHED_REASON) or "model not blessed"
       lines.append(f"Pushed: nothing ({reason})")
   elif pusher:

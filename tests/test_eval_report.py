@@ -30,13 +30,14 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from PIL import Image
 from tfx.orchestration import metadata as tfx_metadata
+from tfx.types import standard_artifacts
 
-from components.eval_report import plots, report
+from components.eval_report import names, plots, report
 from components.eval_report.component import EvaluationReport
 from pipeline import configs, evaluation
 from runners import review
 from runners.layout import OutputLayout
-from tests import e2e_helpers
+from tests import e2e_helpers, light_commands
 from tests.cnn_history import GOOD_FLOOR
 
 CHROMIUM = "/usr/bin/chromium"
@@ -321,6 +322,29 @@ def test_review_regenerates_the_report_when_none_is_recorded(cnn_runs, tmp_path,
   assert regenerated_report.pop("data_check") is None
   assert recorded_report.pop("data_check")["drift_against"] == "the reference statistics"
   assert regenerated_report == recorded_report
+  # Written once: the next look reads it back, without loading TFMA.
+  written = os.path.getmtime(regenerated / report.REPORT_JSON)
+  again, heavy = light_commands.run(
+      "runners.review", ["--model", "cnn", "--output-dir", str(tmp_path)])
+  assert again.returncode == 0, again.stderr
+  assert "Source: regenerated from evaluation artifact" in again.stdout
+  assert heavy == [] and os.path.getmtime(regenerated / report.REPORT_JSON) == written
+
+
+@pytest.mark.e2e
+def test_review_reads_what_runs_recorded_without_tensorflow_or_tfma(cnn_runs):
+  """Showing, listing and comparing load nothing heavy; drawing the history
+  page loads matplotlib alone. Each runs as a user runs it."""
+  output_dir, _, _ = cnn_runs
+  (_, first_inputs), (_, second_inputs) = _recorded_reports(output_dir)
+  ids = [str(first_inputs["evaluation"].id), str(second_inputs["evaluation"].id)]
+  for options, loaded in (([], []), (["--list"], []), (["--served"], []),
+                          (["--evaluation", ids[0]], []), (["--compare", *ids], []),
+                          (["--history"], ["matplotlib"])):
+    result, heavy = light_commands.run(
+        "runners.review", ["--model", "cnn", "--output-dir", output_dir, *options])
+    assert result.returncode == 0, (options, result.stderr)
+    assert heavy == loaded, options
 
 
 def _served_version(output_dir):
@@ -671,3 +695,8 @@ def test_metric_by_slice_chart_zooms_to_the_data_and_draws_the_gate():
   assert gate.any(axis=1).sum() >= 1 and gate.sum() > 100
   gate_row = float(np.nonzero(gate[:, :image.shape[1] // 2])[0].mean())
   assert gate_row > low  # the gate (0.975) is drawn below both points
+
+
+def test_the_names_readers_look_for_are_those_tfx_records():
+  assert names.MODEL_EVALUATION_TYPE_NAME == standard_artifacts.ModelEvaluation.TYPE_NAME
+  assert EvaluationReport.TYPE_NAME == names.REPORT_TYPE_NAME

@@ -4,88 +4,95 @@ Every metric of A and B with TFMA's 95% intervals, overall and per slice,
 and B - A. Two separate evaluations have no TFMA interval for their
 difference, except when one was the other's baseline: then TFMA computed
 that very difference (with its interval) and it is shown as such.
+Both sides are read from their report.json (report_files.py): comparing
+loads neither TFMA nor TensorFlow. Slices come overall first, then by name.
 """
 import html
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from components.eval_report import history, page, report, results, versions
+from components.eval_report import history, page, versions
 from components.eval_report.locate import RecordedEvaluation
+from components.eval_report.names import EXAMPLE_COUNT, OVERALL
+from components.eval_report.report_files import FoundReport
 
 COMPARE_HTML = "compare.html"
 COMPARE_JSON = "compare.json"
 
 
-def _side(recorded: RecordedEvaluation, pushed_versions: dict) -> dict:
+def _side(recorded: RecordedEvaluation, found: FoundReport, pushed_versions: dict) -> dict:
   return {"evaluation_id": recorded.id,
           "model_id": recorded.model.id if recorded.model else None,
           "model_uri": recorded.model.uri if recorded.model else None,
           "version": history.version_of(recorded, pushed_versions),
           "blessed": recorded.blessed,
-          "report": history.report_path(recorded)}
+          "report": found.html_path}
 
 
-def _baseline_of(recorded: RecordedEvaluation, evaluation: results.Evaluation) -> Optional[str]:
-  """The model artifact URI `evaluation` compared its candidate with."""
-  if not evaluation.has_baseline:
-    return None
-  return versions.evaluated_model_uri(evaluation.baseline_location,
-                                      recorded.baseline.uri if recorded.baseline else None)
+def _baseline_model_uri(report: dict) -> Optional[str]:
+  """The model artifact URI the report's evaluation compared its candidate with."""
+  return report["baseline_model"]["model_uri"] if report["baseline_model"] else None
 
 
-def _tfma_diff(metric_b: Optional[results.MetricComparison],
-               metric_a: Optional[results.MetricComparison],
-               b_against_a: bool, a_against_b: bool) -> Tuple[Optional[float], Optional[list]]:
+def _metrics_by_slice(report: dict) -> Dict[str, Dict[str, dict]]:
+  """{slice name: {metric name: the report's metric entry}}, overall included."""
+  by_slice = {OVERALL: {m["name"]: m for m in report["overall"]}}
+  for row in report["slices"]:
+    by_slice[row["slice"]] = {m["name"]: m for m in row["metrics"]}
+  return by_slice
+
+
+def _tfma_diff(metric_b: Optional[dict], metric_a: Optional[dict], b_against_a: bool,
+               a_against_b: bool) -> Tuple[Optional[float], Optional[list]]:
   """TFMA's B - A and its interval where one evaluation compared against the other."""
-  if b_against_a and metric_b is not None and metric_b.diff is not None:
-    return metric_b.diff, list(metric_b.diff_ci95) if metric_b.diff_ci95 else None
-  if a_against_b and metric_a is not None and metric_a.diff is not None:
-    bounds = metric_a.diff_ci95
-    return -metric_a.diff, [-bounds[1], -bounds[0]] if bounds else None
+  if b_against_a and metric_b is not None and metric_b["diff"] is not None:
+    return metric_b["diff"], metric_b["ci95"]["diff"]
+  if a_against_b and metric_a is not None and metric_a["diff"] is not None:
+    bounds = metric_a["ci95"]["diff"]
+    return -metric_a["diff"], [-bounds[1], -bounds[0]] if bounds else None
   return None, None
 
 
-def _metric_rows(slice_a: Optional[results.SliceResult], slice_b: Optional[results.SliceResult],
-                 b_against_a: bool, a_against_b: bool) -> List[dict]:
-  names = sorted({m.name for s in (slice_a, slice_b) if s for m in s.metrics})
+def _metric_rows(slice_a: Dict[str, dict], slice_b: Dict[str, dict], b_against_a: bool,
+                 a_against_b: bool) -> List[dict]:
   rows = []
-  for name in names:
-    metric_a = slice_a.metric(name) if slice_a else None
-    metric_b = slice_b.metric(name) if slice_b else None
-    a = metric_a.candidate if metric_a else None
-    b = metric_b.candidate if metric_b else None
+  for name in sorted(set(slice_a) | set(slice_b)):
+    metric_a, metric_b = slice_a.get(name), slice_b.get(name)
+    a = metric_a["candidate"] if metric_a else None
+    b = metric_b["candidate"] if metric_b else None
     diff, bounds = _tfma_diff(metric_b, metric_a, b_against_a, a_against_b)
     rows.append({
         "name": name,
-        "a": a, "a_ci95": list(metric_a.candidate_ci95) if metric_a and metric_a.candidate_ci95
-        else None,
-        "b": b, "b_ci95": list(metric_b.candidate_ci95) if metric_b and metric_b.candidate_ci95
-        else None,
+        "a": a, "a_ci95": metric_a["ci95"]["candidate"] if metric_a else None,
+        "b": b, "b_ci95": metric_b["ci95"]["candidate"] if metric_b else None,
         "b_minus_a": b - a if a is not None and b is not None else None,
         "tfma_diff": diff, "tfma_diff_ci95": bounds,
     })
   return rows
 
 
-def build(a: RecordedEvaluation, b: RecordedEvaluation, serving_dir: str) -> dict:
-  """The comparison of evaluations `a` and `b` as a JSON-ready dict."""
-  evaluation_a = results.load_evaluation(a.evaluation.uri, a.eval_config)
-  evaluation_b = results.load_evaluation(b.evaluation.uri, b.eval_config)
+def _example_count(metrics: Dict[str, dict]) -> Optional[float]:
+  count = metrics.get(EXAMPLE_COUNT)
+  return count["candidate"] if count else None
+
+
+def build(a: RecordedEvaluation, b: RecordedEvaluation, report_a: FoundReport,
+          report_b: FoundReport, serving_dir: str) -> dict:
+  """The comparison of evaluations `a` and `b`, each with its report
+  (report_files.find), as a JSON-ready dict."""
   pushed_versions = versions.versions_by_model(serving_dir)
-  b_against_a = bool(a.model) and _baseline_of(b, evaluation_b) == a.model.uri
-  a_against_b = bool(b.model) and _baseline_of(a, evaluation_a) == b.model.uri
-  slices_b = {s.name: s for s in evaluation_b.slices}
-  slices_a = {s.name: s for s in evaluation_a.slices}
-  names = [s.name for s in evaluation_a.slices] + [
-      s.name for s in evaluation_b.slices if s.name not in slices_a]
-  metric, higher_is_better = report.primary_metric(evaluation_b)
+  b_against_a = bool(a.model) and _baseline_model_uri(report_b.content) == a.model.uri
+  a_against_b = bool(b.model) and _baseline_model_uri(report_a.content) == b.model.uri
+  slices_a = _metrics_by_slice(report_a.content)
+  slices_b = _metrics_by_slice(report_b.content)
+  names = [OVERALL] + sorted((set(slices_a) | set(slices_b)) - {OVERALL})
   return {
-      "a": _side(a, pushed_versions), "b": _side(b, pushed_versions),
-      "primary_metric": {"name": metric, "higher_is_better": higher_is_better},
+      "a": _side(a, report_a, pushed_versions), "b": _side(b, report_b, pushed_versions),
+      "primary_metric": report_b.content["primary_metric"],
       "tfma_diff_source": ("b evaluated against a as its baseline" if b_against_a else
                            "a evaluated against b as its baseline" if a_against_b else None),
       "slices": [{"slice": name,
-                  "example_count": (slices_a.get(name) or slices_b.get(name)).example_count,
-                  "metrics": _metric_rows(slices_a.get(name), slices_b.get(name),
+                  "example_count": _example_count(slices_a.get(name) or slices_b[name]),
+                  "metrics": _metric_rows(slices_a.get(name, {}), slices_b.get(name, {}),
                                           b_against_a, a_against_b)}
                  for name in names],
   }

@@ -17,12 +17,11 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from components import anomalies_gate
-from components.atomic_pusher import NOT_PUSHED_REASON
+from components.push_records import NOT_PUSHED_REASON
 from components.eval_report import report as report_lib
 from components.eval_report import versions
+from components.eval_report.names import BLESSED_KEY, REPORT_HTML_KEY, REPORT_TYPE_NAME
 
-BLESSED_KEY = "blessed"
-REPORT_HTML_KEY = "report_html"
 # The Evaluator's blessing names the baseline model it compared with (TFX).
 BASELINE_MODEL_KEY = "baseline_model"
 
@@ -30,9 +29,7 @@ BASELINE_MODEL_KEY = "baseline_model"
 class EvaluationReport(types.Artifact):
   """A directory with report.html and report.json of one Evaluator output;
   custom properties: blessed (0/1) and report_html (the page's path)."""
-  # Kubeflow names a custom type `<namespace>.<Title>` and imports that name
-  # (tfx_model_factory/__init__.py).
-  TYPE_NAME = "tfx_model_factory.EvaluationReport"
+  TYPE_NAME = REPORT_TYPE_NAME
 
 
 @component

@@ -6,17 +6,17 @@ TFMA's 95% interval, the change against its baseline and whether that change
 is within noise, the blessing, the version it was pushed as (or why not), and
 which of them is served now. The page opens offline like the report: inline
 CSS, the trend plot as a PNG data: URI, no script.
+Everything is read from each evaluation's report.json (report_files.py), so
+`runners.review --list` answers without TFMA or TensorFlow; matplotlib is
+loaded only to draw the page.
 """
 import datetime
 import html
-import os
 from typing import List, Optional, Tuple
 
-from matplotlib.figure import Figure
-import tensorflow as tf
-
-from components.eval_report import page, plots, report, results, versions
+from components.eval_report import page, verdicts, versions
 from components.eval_report.locate import RecordedEvaluation
+from components.eval_report.report_files import FoundReport
 
 HISTORY_HTML = "history.html"
 HISTORY_JSON = "history.json"
@@ -25,14 +25,6 @@ HISTORY_JSON = "history.json"
 def _utc(milliseconds: int) -> str:
   return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.timezone.utc).strftime(
       "%Y-%m-%d %H:%M:%S UTC")
-
-
-def report_path(recorded: RecordedEvaluation) -> Optional[str]:
-  """report.html the pipeline recorded for the evaluation, None when it is gone."""
-  if recorded.report is None:
-    return None
-  path = os.path.join(recorded.report.uri, report.REPORT_HTML)
-  return path if tf.io.gfile.exists(path) else None
 
 
 def version_of(recorded: RecordedEvaluation, pushed_versions: dict) -> Optional[str]:
@@ -44,15 +36,19 @@ def version_of(recorded: RecordedEvaluation, pushed_versions: dict) -> Optional[
   return pushed_versions.get(recorded.model.uri) if recorded.model else None
 
 
-def build(family_name: str, recorded: List[RecordedEvaluation], serving_dir: str) -> dict:
-  """The history of `recorded` (oldest first) as a JSON-ready dict."""
-  loaded = [results.load_evaluation(r.evaluation.uri, r.eval_config) for r in recorded]
-  metric, higher_is_better = report.primary_metric(loaded[-1]) if loaded else (None, True)
+def build(family_name: str, recorded: List[RecordedEvaluation], reports: List[FoundReport],
+          serving_dir: str) -> dict:
+  """The history of `recorded` (oldest first), each with its report
+  (report_files.find), as a JSON-ready dict; the metric is the newest
+  report's primary metric."""
+  newest = reports[-1].content if reports else None
+  metric = newest["primary_metric"]["name"] if newest else None
+  higher_is_better = newest["primary_metric"]["higher_is_better"] if newest else True
   served_version, served_model = versions.served(serving_dir)
   pushed_versions = versions.versions_by_model(serving_dir)
   entries = []
-  for one, evaluation in zip(recorded, loaded):
-    value = evaluation.overall.metric(metric) if metric else None
+  for one, found in zip(recorded, reports):
+    value = verdicts.overall_metric(found.content, metric)
     push = one.push
     model_uri = one.model.uri if one.model else None
     entries.append({
@@ -60,20 +56,20 @@ def build(family_name: str, recorded: List[RecordedEvaluation], serving_dir: str
         "evaluated_at": _utc(one.created_ms),
         "model_id": one.model.id if one.model else None,
         "model_uri": model_uri,
-        "value": value.candidate if value else None,
-        "ci95": list(value.candidate_ci95) if value and value.candidate_ci95 else None,
-        "baseline_value": value.baseline if value else None,
-        "diff": value.diff if value else None,
-        "diff_ci95": list(value.diff_ci95) if value and value.diff_ci95 else None,
-        "change": (report.change_verdict(value.diff, value.diff_ci95, higher_is_better)
-                   if value else None),
+        "value": value["candidate"] if value else None,
+        "ci95": value["ci95"]["candidate"] if value else None,
+        "baseline_value": value["baseline"] if value else None,
+        "diff": value["diff"] if value else None,
+        "diff_ci95": value["ci95"]["diff"] if value else None,
+        "change": (verdicts.change_verdict(value["diff"], value["ci95"]["diff"],
+                                           higher_is_better) if value else None),
         "blessed": one.blessed,
         "pushed_version": version_of(one, pushed_versions),
         "push_reason": push["reason"] if push and not push["pushed"] else None,
         "served": model_uri is not None and model_uri == served_model,
-        "report": report_path(one),
+        "report": found.html_path,
     })
-  gate = report.gate_of(loaded[-1], metric) if loaded else None
+  gate = verdicts.gate_of(newest["thresholds"], metric) if newest else None
   return {"family": family_name, "metric": metric, "higher_is_better": higher_is_better,
           "gate": gate, "served_version": served_version, "evaluations": entries}
 
@@ -81,6 +77,10 @@ def build(family_name: str, recorded: List[RecordedEvaluation], serving_dir: str
 def trend_plot(history: dict) -> str:
   """The gated metric per evaluation with its 95% interval; blessed filled,
   not blessed hollow, the served one starred, the gate dashed."""
+  # Drawing only: matplotlib is loaded for the page, not for --list.
+  # pylint: disable=import-outside-toplevel
+  from matplotlib.figure import Figure
+  from components.eval_report import plots
   entries = [e for e in history["evaluations"] if e["value"] is not None]
   figure = Figure(figsize=(max(6.0, 0.7 * len(entries) + 3), 4))
   axes = figure.subplots()

@@ -10,17 +10,19 @@ last run evaluated. Around it, from the lineage MLMD recorded:
     (pushed version, or why nothing was pushed);
   - the EvaluationReport an EvalReport execution wrote from it (runs from
     before the component existed have none).
+Only ml-metadata is imported: the review CLI lists evaluations this way and
+must not wait for TFX or TensorFlow to load.
 """
 import dataclasses
 from typing import Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.types import standard_artifacts
 
-from components.atomic_pusher import NOT_PUSHED_REASON
 from components.eval_report import versions
-from components.eval_report.component import BLESSED_KEY, EvaluationReport
+from components.eval_report.names import (BLESSED_KEY, MODEL_EVALUATION_TYPE_NAME,
+                                          REPORT_TYPE_NAME)
+from components.push_records import NOT_PUSHED_REASON
 
 Artifact = metadata_store_pb2.Artifact
 Event = metadata_store_pb2.Event
@@ -104,7 +106,7 @@ def _recorded(store, evaluation: Artifact, type_names: Dict[int, str]) -> Record
             or execution.properties.get(EVAL_CONFIG_PROPERTY))
   reports = [a for outputs in _consumers_outputs(store, evaluation)
              for artifacts in outputs.values() for a in artifacts
-             if type_names.get(a.type_id) == EvaluationReport.TYPE_NAME
+             if type_names.get(a.type_id) == REPORT_TYPE_NAME
              and a.state == Artifact.LIVE]
   blessing = _first(produced.get("blessing", []))
   pushed = [a for outputs in _consumers_outputs(store, blessing)
@@ -119,6 +121,14 @@ def _recorded(store, evaluation: Artifact, type_names: Dict[int, str]) -> Record
       eval_config=config.string_value if config is not None and config.string_value else None)
 
 
+def read_only_sqlite(path: str) -> metadata_store_pb2.ConnectionConfig:
+  """A connection to the local runner's MLMD at `path` that cannot change it."""
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return config
+
+
 def evaluations(connection_config, pipeline_name: str) -> List[RecordedEvaluation]:
   """Every live evaluation of `pipeline_name`, oldest first ([] when none)."""
   store = metadata_store.MetadataStore(connection_config)
@@ -127,7 +137,7 @@ def evaluations(connection_config, pipeline_name: str) -> List[RecordedEvaluatio
     return []
   type_names = {t.id: t.name for t in store.get_artifact_types()}
   found = sorted((a for a in store.get_artifacts_by_context(context.id)
-                  if type_names.get(a.type_id) == standard_artifacts.ModelEvaluation.TYPE_NAME
+                  if type_names.get(a.type_id) == MODEL_EVALUATION_TYPE_NAME
                   and a.state == Artifact.LIVE), key=lambda a: a.id)
   return [_recorded(store, evaluation, type_names) for evaluation in found]
 

@@ -6,12 +6,10 @@ reference to anything outside the file. Every value is escaped.
 """
 import html
 import json
-import os
 from typing import List, Optional, Sequence, Tuple
 
-import tensorflow as tf
-
-from components.eval_report.results import EXAMPLE_COUNT
+from components import storage, uris
+from components.eval_report.names import EXAMPLE_COUNT
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; background: #fff; }
@@ -257,13 +255,11 @@ def render(report: dict, figures: List[Tuple[str, str]]) -> str:
 def write_with_json(output_dir: str, html_name: str, html_text: str, json_name: str,
                     data: dict) -> Tuple[str, str]:
   """Writes a page and the JSON it was rendered from into `output_dir` (any
-  filesystem tf.io.gfile reads); returns (html path, json path). Strict JSON:
+  directory or object store); returns (html path, json path). Strict JSON:
   a NaN would make the file unreadable for most JSON parsers."""
-  tf.io.gfile.makedirs(output_dir)
-  html_path = os.path.join(output_dir, html_name)
-  json_path = os.path.join(output_dir, json_name)
-  with tf.io.gfile.GFile(json_path, "w") as f:
-    f.write(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
-  with tf.io.gfile.GFile(html_path, "w") as f:
-    f.write(html_text)
+  storage.makedirs(output_dir)
+  html_path = uris.join(output_dir, html_name)
+  json_path = uris.join(output_dir, json_name)
+  storage.write_text(json_path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
+  storage.write_text(html_path, html_text)
   return html_path, json_path

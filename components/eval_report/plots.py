@@ -16,16 +16,23 @@ its EvalConfig produced:
     axis zoomed to the data so 0.981 and 1.000 look different, and the
     gate's bound drawn as a line.
 Every value drawn is TFMA's; calibration buckets are only merged (summed) into
-fewer, wider ones so they stay readable.
+fewer, wider ones so they stay readable. The evaluation's types are only
+annotations here: the review CLI draws a history page with this module's
+helpers and must not load TFMA for it.
 """
+from __future__ import annotations
+
 import base64
 import io
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 
-from components.eval_report.results import BASELINE, CANDIDATE, Evaluation, Plot
+from components.eval_report.names import BASELINE, CANDIDATE
+
+if TYPE_CHECKING:
+  from components.eval_report.results import Evaluation, Plot
 
 CONFUSION_MATRIX = "multiClassConfusionMatrixAtThresholds"
 BINARY_CONFUSION = "confusionMatrixAtThresholds"

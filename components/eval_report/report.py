@@ -21,40 +21,23 @@ from typing import Dict, List, Optional, Tuple
 
 from components.eval_report import page, plots, versions
 from components.eval_report import results as eval_results
-from components.eval_report.results import EXAMPLE_COUNT, Evaluation, Interval
+from components.eval_report.names import EXAMPLE_COUNT, OVERALL, REPORT_HTML, REPORT_JSON
+from components.eval_report.results import Evaluation, Interval
+from components.eval_report.verdicts import TOO_SMALL, WORSE, change_verdict, gate_of
 
-REPORT_HTML = "report.html"
-REPORT_JSON = "report.json"
 SMALL_SLICE_EXAMPLES = 30
-# How a change compares with the noise TFMA's interval of the difference shows.
-WORSE, BETTER, WITHIN_NOISE = "significantly worse", "significantly better", "within noise"
-NO_INTERVAL, TOO_SMALL = "no interval", "too small to say"
 
 
 def primary_metric(evaluation: Evaluation) -> Tuple[Optional[str], bool]:
   """(name, higher_is_better) of the metric slices are sorted and charted by:
   the first thresholded one (the family's gate), else the first scalar metric."""
   for check in evaluation.thresholds:
-    if check.kind == "value" and check.slice == eval_results.OVERALL:
+    if check.kind == "value" and check.slice == OVERALL:
       return check.metric, check.higher_is_better
   for metric in evaluation.overall.metrics:
     if metric.name != EXAMPLE_COUNT:
       return metric.name, True
   return None, True
-
-
-def change_verdict(diff: Optional[float], interval: Optional[Interval],
-                   higher_is_better: bool) -> Optional[str]:
-  """WORSE/BETTER when the 95% interval of the difference excludes zero,
-  WITHIN_NOISE when it holds zero; None without a difference (no baseline)."""
-  if diff is None:
-    return None
-  if interval is None:
-    return NO_INTERVAL
-  lower, upper = interval
-  if lower <= 0.0 <= upper:
-    return WITHIN_NOISE
-  return BETTER if (lower > 0.0) == higher_is_better else WORSE
 
 
 def _interval(interval: Optional[Interval]) -> Optional[List[float]]:
@@ -134,20 +117,22 @@ def _slices_by_feature(rows: List[dict], metric: str) -> Dict[str, List[dict]]:
   return charts
 
 
-def gate_of(evaluation: Evaluation, metric: Optional[str]) -> Optional[dict]:
-  """The value threshold on the primary metric (the family's gate), for the charts."""
-  for check in evaluation.thresholds:
-    if check.kind == "value" and check.metric == metric and check.limit is not None:
-      return {"bound": check.bound, "limit": check.limit}
-  return None
-
-
 def data_check_outcome(against: str, findings: str, accepted: bool) -> dict:
   """What the data gate compared the run's data with for drift, what it
   found (one finding per line) and whether a person accepted it."""
   return {"drift_against": against,
           "drift_findings": [line for line in findings.split("\n") if line],
           "drift_accepted": accepted}
+
+
+def terminal_view(evaluation: Evaluation, blessed: bool) -> dict:
+  """The part of the report terminal.format_report prints: the runner's
+  summary prints it straight from the evaluation, as the review CLI prints
+  it from report.json."""
+  return {"baseline_model": {} if evaluation.has_baseline else None,
+          "overall": [_metric_json(m) for m in evaluation.overall.metrics],
+          "thresholds": [dataclasses.asdict(t) for t in evaluation.thresholds],
+          "blessing": {"blessed": blessed, "reason": evaluation.validation_reason}}
 
 
 def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optional[int],
@@ -163,9 +148,11 @@ def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optio
   """
   metric, higher_is_better = primary_metric(evaluation)
   rows = _slice_rows(evaluation, metric, higher_is_better)
+  shown = terminal_view(evaluation, blessed)
   figures = plots.render(evaluation, _slices_by_feature(rows, metric) if metric else {},
-                         metric, SMALL_SLICE_EXAMPLES, gate_of(evaluation, metric))
+                         metric, SMALL_SLICE_EXAMPLES, gate_of(shown["thresholds"], metric))
   report = {
+      **shown,
       "evaluation_uri": evaluation.uri,
       "model": {"uri": model_uri, "id": model_id,
                 "evaluated_location": evaluation.candidate_location},
@@ -174,11 +161,8 @@ def build(evaluation: Evaluation, blessed: bool, model_uri: str, model_id: Optio
                          if evaluation.has_baseline else None),
       "push": push,
       "data_check": data_check,
-      "blessing": {"blessed": blessed, "reason": evaluation.validation_reason},
-      "overall": [_metric_json(m) for m in evaluation.overall.metrics],
       "change": _change(evaluation.overall.metric(metric) if metric else None,
                         higher_is_better),
-      "thresholds": [dataclasses.asdict(t) for t in evaluation.thresholds],
       "primary_metric": {"name": metric, "higher_is_better": higher_is_better},
       "small_slice_examples": SMALL_SLICE_EXAMPLES,
       "slices": rows,

@@ -19,10 +19,8 @@ from google.protobuf import json_format
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.slicer import slicer_lib
 
-OVERALL = "Overall"
-EXAMPLE_COUNT = "example_count"
-CANDIDATE = "candidate"
-BASELINE = "baseline"
+from components.eval_report.names import BASELINE, CANDIDATE, EXAMPLE_COUNT, OVERALL
+
 _DIFF_SUFFIX = "_diff"
 _TOP_K = re.compile(r"topK:(\d+)")
 

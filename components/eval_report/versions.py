@@ -4,16 +4,14 @@ A reviewer thinks in served versions (`serving/<family>/<N>/`), MLMD in model
 artifacts: this module joins them through the push record every complete
 version carries (components/atomic_pusher.py) and the PushedModel's custom
 properties. The report, the review CLI and its history all name versions
-through it, so they cannot disagree about which version a model is.
+through it, so they cannot disagree about which version a model is. It
+imports no TensorFlow (components/storage.py), for the review CLI.
 """
 import json
-import os
 from typing import Dict, Optional, Tuple
 
-import tensorflow as tf
-
-from components import atomic_pusher, publishing
-from components.atomic_pusher import PUSH_RECORD
+from components import publishing, push_records, storage, uris
+from components.push_records import PUSH_RECORD
 
 # Custom properties TFX's Pusher sets on its PushedModel output.
 PUSHED_KEY = "pushed"
@@ -38,7 +36,7 @@ def versions_by_model(serving_dir: str) -> Dict[str, str]:
 def served(serving_dir: str) -> Tuple[Optional[str], Optional[str]]:
   """(version, model artifact URI) of the version served now: the newest
   complete one; (None, None) when nothing is served."""
-  version, record = atomic_pusher.served_record(serving_dir) if serving_dir else (None, None)
+  version, record = push_records.served_record(serving_dir) if serving_dir else (None, None)
   if version is None:
     return None, None
   return str(version), record.get("model_uri")
@@ -50,10 +48,9 @@ def evaluated_model_uri(evaluated_location: Optional[str],
   version's push record (naming the model); a resolved baseline is the model
   artifact itself."""
   if evaluated_location:
-    record = os.path.join(evaluated_location, *PUSH_RECORD.split("/"))
-    if tf.io.gfile.exists(record):
-      with tf.io.gfile.GFile(record) as f:
-        return json.load(f).get("model_uri") or artifact_uri
+    record = uris.join(evaluated_location, *PUSH_RECORD.split("/"))
+    if storage.exists(record):
+      return json.loads(storage.read_text(record)).get("model_uri") or artifact_uri
   return artifact_uri
 
 
