@@ -57,7 +57,7 @@ rm -rf "$VENV"
 "$VENV/bin/pip" install --quiet -c constraints.txt uv
 # The machine's CA bundle, as pip uses it (a registry behind a TLS proxy).
 UV_NATIVE_TLS=1 "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" \
-  -c constraints.txt -e '.[test]'
+  -c constraints.txt -e '.[test,app]'
 "$VENV/bin/pip" check
 echo "$WANT" > "$STAMP"
 echo "Environment ready: $VENV"

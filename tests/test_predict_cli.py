@@ -10,15 +10,16 @@ is not under test here, only how the CLI finds the model and treats input.
 import json
 import os
 import shutil
-import subprocess
-import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from components.tflite_exporter import layout, predict
+from components.tflite_exporter import layout, parity, predict
+from modules.cnn import features, tflite as cnn_tflite
+from modules.common import contract
 from pipeline import configs
-from tests import tflite_testing, trained_models
-from tests.e2e_helpers import REPO_ROOT
+from tests import light_commands, tflite_testing, tft_testing, trained_models
 
 VERSION = tflite_testing.VERSION
 OLDER, INCOMPLETE = str(int(VERSION) - 100), str(int(VERSION) + 100)
@@ -55,18 +56,49 @@ def _write(tmp_path, content, name="input.json"):
 
 
 def test_family_folder_uses_the_newest_complete_version(family_dir, tmp_path):
-  """Run as a user runs it: the version is named, nothing else reaches stderr."""
+  """Run as a user runs it: the version is named, nothing else reaches
+  stderr, and neither TensorFlow nor anything else heavy is loaded."""
   digits = _write(tmp_path, [DIGIT, {"image": [255] * 784}])
-  by_folder = subprocess.run(
-      [sys.executable, "-m", "components.tflite_exporter.predict",
-       "--model-dir", str(family_dir), "--input", str(digits)],
-      cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=300)
+  by_folder, heavy = light_commands.run(tflite_testing.PREDICT_CLI,
+                                        ["--model-dir", str(family_dir), "--input", str(digits)])
   assert by_folder.returncode == 0, by_folder.stderr
+  assert heavy == []
   assert by_folder.stderr == f"Using version {VERSION} ({family_dir / VERSION})\n"
   rows = json.loads(by_folder.stdout)
   assert len(rows) == 2 and all(len(row["probabilities"]) == 10 for row in rows)
   assert rows == tflite_testing.run_cli(str(family_dir / VERSION), [DIGIT, {"image": [255] * 784}],
                                         str(tmp_path / "again.json"))
+
+
+def test_litert_and_the_rule_metadata_names_give_the_savedmodels_probabilities(
+    family_dir, cnn_trained, digit_examples, tmp_path):
+  """The app's path (app_input's numpy rule, then LiteRT) scores real digits
+  as TF Serving's `serving_default` does, within float32 parity."""
+  metadata = layout.read_metadata(str(family_dir / VERSION))
+  assert metadata[layout.APP_INPUT_KEY] == cnn_tflite.CnnAdapter.app_input
+  examples = digit_examples["eval"][:8]
+  parsed = tft_testing.parse(examples, tft_testing.load_schema(configs.CNN.schema_path()))
+  pixels = parsed[features.IMAGE_KEY].numpy().reshape(len(examples), -1)
+  rows = tflite_testing.run_cli(str(family_dir), [{"image": p.tolist()} for p in pixels],
+                                str(tmp_path / "digits.json"))
+  served = tf.saved_model.load(cnn_trained[1]).signatures[contract.SERVING_DEFAULT](
+      examples=tf.constant(examples))[features.PROBABILITIES].numpy()
+  np.testing.assert_allclose([row[features.PROBABILITIES] for row in rows], served,
+                             atol=parity.FLOAT_MAX_ABS_DIFF)
+
+
+def test_a_version_exported_before_metadata_named_the_rule_is_prepared_by_its_adapter(
+    family_dir, tmp_path, capsys):
+  version = tmp_path / VERSION
+  shutil.copytree(family_dir / VERSION, version)
+  metadata = layout.read_metadata(str(version))
+  del metadata[layout.APP_INPUT_KEY]
+  (version / layout.METADATA_FILE).write_text(json.dumps(metadata))
+  digits = _write(tmp_path, [DIGIT, {"image": [255] * 784}])
+  status, out, err = _main(capsys, version, digits)
+  assert (status, err) == (0, "")
+  assert json.loads(out) == tflite_testing.run_cli(
+      str(family_dir / VERSION), [DIGIT, {"image": [255] * 784}], str(tmp_path / "again.json"))
 
 
 def test_missing_field_names_the_instance_and_field(family_dir, tmp_path, capsys):

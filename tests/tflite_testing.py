@@ -18,10 +18,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.tflite_exporter import executor, layout, model_metadata, parity
+from components.tflite_exporter import executor, layout, model_metadata, parity, runtime
 from components.tflite_exporter.component import TFLiteExport
 from modules.common import contract
-from tests import local_runs, tft_testing
+from tests import light_commands, tft_testing
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREDICT_CLI = "components.tflite_exporter.predict"
@@ -87,15 +87,15 @@ def run_exporter(artifacts: Dict[str, str], tflite_dir, family: str, adapter: st
 
 def run_cli(version_dir: str, instances: List[dict], input_path: str) -> List[dict]:
   """Runs the prediction CLI as a user would (`python -m
-  components.tflite_exporter.predict`, its own process, forked from the
-  tests' fork server: tests/local_runs.py); returns its per-instance outputs.
-  Its start in a fresh interpreter is tested by
-  tests/test_predict_cli.py::test_family_folder_uses_the_newest_complete_version."""
+  components.tflite_exporter.predict`, a fresh interpreter), checks it ran
+  as an app does, on LiteRT without loading TensorFlow, and returns its
+  per-instance outputs."""
   with open(input_path, "w") as f:
     json.dump(instances, f)
-  result = local_runs.run(["--model-dir", version_dir, "--input", input_path], timeout=300,
-                          entry_point=PREDICT_CLI)
+  result, heavy = light_commands.run(PREDICT_CLI,
+                                     ["--model-dir", version_dir, "--input", input_path])
   assert result.returncode == 0, result.stderr
+  assert heavy == [], f"the prediction CLI loaded {heavy}"
   return json.loads(result.stdout)
 
 
@@ -198,18 +198,9 @@ def assert_no_machine_paths(metadata: Dict, version_dir: str, source_model: str,
 
 def run_litert(version_dir: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   """Outputs of model.tflite under LiteRT (ai-edge-litert), the runtime apps
-  ship; a static batch is fed one chunk at a time."""
-  runner = LiteRTInterpreter(
-      model_path=os.path.join(version_dir, layout.MODEL_FILE)).get_signature_runner()
-  details = runner.get_input_details()
-  count = len(next(iter(inputs.values())))
-  step = max(int(d["shape_signature"][0]) for d in details.values()) if all(
-      d["shape_signature"][0] > 0 for d in details.values()) else count
-  assert count % step == 0, f"feed a multiple of the static batch {step}"
-  parts = [runner(**{name: inputs[name][start:start + step].astype(details[name]["dtype"])
-                     for name in details})
-           for start in range(0, count, step)]
-  return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+  ship, fed as the prediction CLI feeds it."""
+  return runtime.run(LiteRTInterpreter(
+      model_path=os.path.join(version_dir, layout.MODEL_FILE)).get_signature_runner(), inputs)
 
 
 def float_tensors_and_edges(model_path: str) -> Tuple[Set[str], Set[str]]:

@@ -13,11 +13,12 @@ its outputs whatever the adapter's `outputs()` returns. Three modes:
   are quantised and dequantised at the edges), so apps feed the same tensors
   in every mode.
 """
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from components.tflite_exporter import runtime
 from modules.common.contract import FLOAT32, INT8, Arrays, FamilyAdapter
 
 
@@ -31,24 +32,6 @@ def serving_function(adapter: FamilyAdapter, model: Any):
   def serve(*features):
     return adapter.outputs(model, dict(zip(names, features)))
   return serve.get_concrete_function()
-
-
-def _batches(inputs: Arrays, size: Optional[int]) -> Iterator[Tuple[Arrays, int]]:
-  """(batch, real rows) pairs: all rows at once for a dynamic batch, else
-  chunks of `size` with the last one padded by repeating its final row."""
-  count = len(next(iter(inputs.values())))
-  step = size or count
-  for start in range(0, count, step):
-    chunk = {name: value[start:start + step] for name, value in inputs.items()}
-    rows = min(step, count - start)
-    if rows < step:
-      chunk = {name: np.concatenate([value, np.repeat(value[-1:], step - rows, axis=0)])
-               for name, value in chunk.items()}
-    yield chunk, rows
-
-
-def _concatenate(parts: List[Arrays]) -> Arrays:
-  return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def _captured_variables(function) -> tf.Module:
@@ -75,7 +58,7 @@ def convert(function, mode: str, representative: Arrays, batch_size: Optional[in
     names = [spec.name for spec in function.structured_input_signature[0]]
 
     def representative_dataset():
-      for batch, _ in _batches(representative, batch_size or 1):
+      for batch, _ in runtime.batches(representative, batch_size or 1):
         yield [batch[name] for name in names]
     converter.representative_dataset = representative_dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -87,15 +70,8 @@ def _runner(model_bytes: bytes):
 
 
 def run_tflite(model_bytes: bytes, inputs: Arrays) -> Arrays:
-  """Outputs of the TFLite interpreter; a static batch is fed in chunks."""
-  runner = _runner(model_bytes)
-  details = runner.get_input_details()
-  static = {int(d["shape_signature"][0]) for d in details.values()} - {-1}
-  parts = []
-  for batch, rows in _batches(inputs, static.pop() if static else None):
-    outputs = runner(**{name: batch[name].astype(details[name]["dtype"]) for name in details})
-    parts.append({key: value[:rows] for key, value in outputs.items()})
-  return _concatenate(parts)
+  """Outputs of tf.lite's interpreter for every row (runtime.run)."""
+  return runtime.run(_runner(model_bytes), inputs)
 
 
 def _dtype_name(dtype: np.dtype) -> str:

@@ -213,6 +213,7 @@ class Executor(base_executor.BaseExecutor):
         "preprocessing": adapter.preprocessing,
         "extra_files": sorted(shipped),
         "adapter": exec_properties[ADAPTER_KEY],
+        layout.APP_INPUT_KEY: adapter.app_input,
         "parity": figures,
         "source_model_uri": portable_location(model_path, target),
         "serving_model": portable_location(

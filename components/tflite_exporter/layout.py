@@ -14,12 +14,13 @@ import os
 import shutil
 from typing import Any, Dict, List, Optional
 
-import tensorflow as tf
-
-from components import publishing, uris
+from components import publishing, storage, uris
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
+# metadata.json's dotted name of the TF-free function that prepares raw
+# input (FamilyAdapter.app_input), which the prediction CLI and apps call.
+APP_INPUT_KEY = "app_input"
 
 
 def write_version(tflite_dir: str, version: str, model_bytes: bytes,
@@ -39,7 +40,7 @@ def write_version(tflite_dir: str, version: str, model_bytes: bytes,
         f.write(content)
     for name, source in extra_files.items():
       if uris.is_uri(source):  # A Transform output on an object store.
-        tf.io.gfile.copy(source, os.path.join(staging, name), overwrite=True)
+        storage.copy_with_object_store(source, os.path.join(staging, name), overwrite=True)
       else:
         shutil.copyfile(source, os.path.join(staging, name))
 
@@ -56,5 +57,4 @@ def published_versions(tflite_dir: str) -> List[int]:
 
 def read_metadata(version_dir: str) -> Dict[str, Any]:
   """metadata.json of an exported version (a local path or a URI)."""
-  with tf.io.gfile.GFile(uris.join(version_dir, METADATA_FILE)) as f:
-    return json.load(f)
+  return json.loads(storage.read_text(uris.join(version_dir, METADATA_FILE)))

@@ -9,9 +9,12 @@ components/publishing.py) is used and named on stderr.
 FILE.json holds one raw instance or a list of them, in the form metadata.json
 documents under preprocessing.raw_input (CNN: {"image": [784 ints 0..255]},
 LSTM: {"text": "..."}, two-tower: {"user_id": "..."}).
-The family adapter named in metadata.json applies the documented rule (and
-any shipped file, such as a vocabulary) to build the model's inputs; the
-outputs are printed as JSON, one object per instance.
+The function metadata.json names as `app_input` applies the documented rule
+(and any shipped file, such as a vocabulary) to build the model's inputs,
+LiteRT runs model.tflite, and the outputs are printed as JSON, one object
+per instance.
+This is what an app does, and all it needs: numpy, LiteRT and the files of
+the version, no TensorFlow (tests/test_read_only_commands.py keeps it so).
 Exit status: 0 predicted, 2 bad arguments or input (a missing or unreadable
 file, JSON that is not instances, a missing field, a wrong shape or value),
 each named on stderr.
@@ -20,13 +23,13 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from ai_edge_litert.interpreter import Interpreter
 
-# After the Keras switch above.
-from components.quiet_startup import quiet_startup  # noqa: E402
+from components.quiet_startup import quiet_startup
+from components.tflite_exporter import layout, runtime
+from modules.common.contract import load_adapter, load_function
 
 EXIT_BAD_INPUT = 2
 
@@ -37,7 +40,6 @@ class PredictInputError(ValueError):
 
 def version_dir(model_dir: str) -> str:
   """`model_dir` when it is a version; else its newest complete version."""
-  from components.tflite_exporter import layout  # pylint: disable=import-outside-toplevel
   if os.path.isfile(os.path.join(model_dir, layout.METADATA_FILE)):
     return model_dir
   if not os.path.isdir(model_dir):
@@ -76,7 +78,6 @@ def read_instances(path: str) -> List[Dict[str, Any]]:
 
 
 def _read_metadata(model_dir: str) -> Dict[str, Any]:
-  from components.tflite_exporter import layout  # pylint: disable=import-outside-toplevel
   path = os.path.join(model_dir, layout.METADATA_FILE)
   try:
     metadata = layout.read_metadata(model_dir)
@@ -93,19 +94,13 @@ def predict(model_dir: str, instances, input_name: str = "instances"):
 
   Raises PredictInputError naming the field, or the file, at fault.
   """
-  # Heavy (TensorFlow) imports, after the arguments are checked.
-  from components.tflite_exporter import conversion  # pylint: disable=import-outside-toplevel
-  from modules.common.contract import load_adapter  # pylint: disable=import-outside-toplevel
   metadata = _read_metadata(model_dir)
   expected = metadata.get("preprocessing", {}).get("raw_input", "see metadata.json")
-  adapter = load_adapter(metadata["adapter"])
   model_path = os.path.join(model_dir, metadata["model_file"])
   if not os.path.isfile(model_path):
     raise PredictInputError(f"{model_path}: missing (named by metadata.json model_file)")
-  with open(model_path, "rb") as f:
-    model_bytes = f.read()
   try:
-    inputs = adapter.prepare(instances, model_dir)
+    inputs = _app_input(metadata)(instances, model_dir)
   except KeyError as error:
     field = error.args[0]
     index = next((i for i, instance in enumerate(instances) if field not in instance), 0)
@@ -117,10 +112,18 @@ def predict(model_dir: str, instances, input_name: str = "instances"):
   except (ValueError, TypeError) as error:
     raise PredictInputError(f"{input_name}: {error} (expected {expected})") from None
   try:
-    return conversion.run_tflite(model_bytes, inputs)
+    return runtime.run(Interpreter(model_path=model_path).get_signature_runner(), inputs)
   except ValueError as error:  # The interpreter refuses what the adapter built.
     raise PredictInputError(f"{input_name}: the model refused the prepared input: {error} "
                             f"(expected {expected})") from None
+
+
+def _app_input(metadata: Dict[str, Any]) -> Callable[[List[Dict[str, Any]], str], Any]:
+  """The raw-input rule's implementation metadata.json names; a version
+  exported before it named one is prepared by its adapter (TensorFlow)."""
+  if layout.APP_INPUT_KEY in metadata:
+    return load_function(metadata[layout.APP_INPUT_KEY])
+  return load_adapter(metadata["adapter"]).prepare
 
 
 def _jsonable(value):

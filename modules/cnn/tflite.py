@@ -3,18 +3,17 @@
 The TFLite model takes the transformed image (float [28, 28, 1] in [0, 1])
 and returns class probabilities; an app scales the 784 raw pixels itself,
 by the same constant as preprocessing.py (a constant, not a dataset
-statistic, so the rule is fixed for every model version).
+statistic, so the rule is fixed for every model version; modules/cnn/app_input.py).
 """
-from typing import Any, Dict, List
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from modules.cnn import features
+from modules.cnn.app_input import IMAGE_XF
 from modules.cnn.model import exported_architecture, serve_transformed
 from modules.common.contract import LABELS_FILE, Arrays, FamilyAdapter, TensorMeaning, Tensors
-
-IMAGE_XF = features.transformed_name(features.IMAGE_KEY)
 
 
 class CnnAdapter(FamilyAdapter):
@@ -29,6 +28,7 @@ class CnnAdapter(FamilyAdapter):
       "rule": (f"{IMAGE_XF} = float32(pixels) / {features.MAX_PIXEL_VALUE}, reshaped to "
                f"[batch, {features.IMAGE_HEIGHT}, {features.IMAGE_WIDTH}, 1]"),
   }
+  app_input = "modules.cnn.app_input.prepare"
 
   title = "MNIST digit classifier (CNN)"
   description = (
@@ -68,18 +68,6 @@ class CnnAdapter(FamilyAdapter):
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     labels = eval_batch[features.LABEL_KEY].reshape(-1)
     return float(np.mean(np.argmax(outputs[features.PROBABILITIES], axis=-1) == labels))
-
-  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
-    del model_dir  # The rule needs no shipped file.
-    pixels = np.asarray([instance[features.IMAGE_KEY] for instance in instances],
-                        dtype=np.float32)
-    if pixels.ndim != 2 or pixels.shape[1] != features.NUM_PIXELS:
-      raise ValueError(f"each instance needs {features.NUM_PIXELS} pixel values, "
-                       f"got shape {pixels.shape[1:]}")
-    if pixels.min() < 0 or pixels.max() > features.MAX_PIXEL_VALUE:
-      raise ValueError(f"pixel values must lie in 0..{int(features.MAX_PIXEL_VALUE)}")
-    image = pixels / features.MAX_PIXEL_VALUE
-    return {IMAGE_XF: image.reshape(-1, features.IMAGE_HEIGHT, features.IMAGE_WIDTH, 1)}
 
 
 ADAPTER = CnnAdapter()

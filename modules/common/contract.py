@@ -140,8 +140,10 @@ class FamilyAdapter(abc.ABC):
     the reference outputs (the serialized examples by default; raw user ids
     for a family whose default signature takes those) and any raw columns
     `quality` needs beside the transformed features;
-  - `preprocessing` and `prepare()`: the documented raw-input rule and its
-    implementation, used by the prediction CLI exactly as an app would;
+  - `preprocessing` and `app_input`: the documented raw-input rule and the
+    dotted name of its implementation, a TF-free function (instances,
+    model_dir) -> inputs that metadata.json names, so the prediction CLI and
+    Python apps run it beside LiteRT without TensorFlow (`prepare()` calls it);
   - `extra_files()`: files shipped next to model.tflite (vocabularies, an
     item embedding table), as {file name: source path};
   - `title`, `description`, `license` and `tensor_meanings`: what an app
@@ -161,6 +163,8 @@ class FamilyAdapter(abc.ABC):
   quality_metric: str
   # {"raw_input": ..., "rule": ...}: how an app turns raw input into `inputs`.
   preprocessing: Dict[str, str]
+  # Dotted name of the TF-free function implementing `preprocessing`'s rule.
+  app_input: str
   # The model's display name, what it does, and the terms its weights come
   # under (they derive from the training data, whose licence matters).
   title: str
@@ -186,13 +190,13 @@ class FamilyAdapter(abc.ABC):
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     """The quantised-parity metric of `outputs` on transformed eval examples."""
 
-  @abc.abstractmethod
   def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
-    """Raw instances (as the CLI's JSON gives them) -> batched `inputs`.
+    """Raw instances (as the CLI's JSON gives them) -> batched `inputs`, by `app_input`.
 
     `model_dir` is the exported TFLite version directory, holding any
     `extra_files` (a vocabulary, say) the rule needs.
     """
+    return load_function(self.app_input)(instances, model_dir)
 
   def parity_request(self, serialized: Any) -> Tuple[Tensors, Arrays]:
     """(`serving_default` inputs, raw columns for `quality`) of raw examples
@@ -232,12 +236,17 @@ def read_vocabulary(path: str) -> Dict[str, int]:
   return {line.decode("utf-8"): index for index, line in enumerate(lines)}
 
 
-def load_adapter(dotted_name: str) -> FamilyAdapter:
-  """Imports `package.module.NAME` and checks it is a FamilyAdapter."""
+def load_function(dotted_name: str) -> Any:
+  """Imports `package.module.NAME` and returns NAME."""
   module_name, _, attribute = dotted_name.rpartition(".")
   if not module_name:
-    raise ValueError(f"TFLite adapter {dotted_name!r} is not a dotted module.NAME")
-  adapter = getattr(importlib.import_module(module_name), attribute)
+    raise ValueError(f"{dotted_name!r} is not a dotted module.NAME")
+  return getattr(importlib.import_module(module_name), attribute)
+
+
+def load_adapter(dotted_name: str) -> FamilyAdapter:
+  """Imports `package.module.NAME` and checks it is a FamilyAdapter."""
+  adapter = load_function(dotted_name)
   if not isinstance(adapter, FamilyAdapter):
     raise TypeError(f"TFLite adapter {dotted_name!r} is a {type(adapter).__name__}, "
                     "not a FamilyAdapter")

@@ -3,25 +3,21 @@
 The TFLite model takes the character ids Transform makes ([SEQUENCE_LENGTH]
 int64, 0 = padding) and returns the positive-review probability; the
 character vocabulary ships next to it as vocab.txt so an app can make the
-ids itself (rule in PREPROCESSING, implemented by `prepare`). The n-gram
-hashing happens inside the model, so the ids are the only input.
+ids itself (rule in `preprocessing`, implemented by modules/lstm/app_input.py).
+The n-gram hashing happens inside the model, so the ids are the only input.
 """
-import os
-from typing import Any, Dict, List
+from typing import Any, Dict
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn import metrics
 
 from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
-                                     TensorMeaning, Tensors, read_vocabulary)
+                                     TensorMeaning, Tensors)
 from modules.common.training import with_weights_of
 from modules.lstm import features
+from modules.lstm.app_input import IDS_XF, VOCABULARY_FILE
 from modules.lstm.model import exported_architecture, serve_transformed
-
-IDS_XF = features.transformed_name(features.TEXT_KEY)
-VOCABULARY_FILE = "vocab.txt"
 # GRU steps per TFLite WHILE-loop iteration (ChunkedBidirectionalGRU). p50 at
 # batch 1 of the whole model, untrained, on a loaded machine: Keras' own loop
 # (1 step) 6.5 ms; 10 steps 3.5 ms; 20 steps 3.3 ms; 40 steps 3.9 ms; all 200
@@ -49,6 +45,7 @@ class LstmAdapter(FamilyAdapter):
                f"character id len(vocabulary) + 1; pad with "
                f"{features.PADDING_ID} to {features.SEQUENCE_LENGTH} ids ({IDS_XF}, int64)"),
   }
+  app_input = "modules.lstm.app_input.prepare"
 
   title = "Chinese review sentiment classifier (lstm family)"
   description = ("Scores one Chinese product review as positive or negative from its "
@@ -93,16 +90,6 @@ class LstmAdapter(FamilyAdapter):
   def quality(self, eval_batch: Arrays, outputs: Arrays) -> float:
     return float(metrics.roc_auc_score(eval_batch[features.LABEL_KEY].reshape(-1),
                                        outputs[features.PROBABILITY].reshape(-1)))
-
-  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
-    """Text (a JSON string, so already decoded) -> padded character ids."""
-    vocabulary = read_vocabulary(os.path.join(model_dir, VOCABULARY_FILE))
-    oov_id = len(vocabulary) + 1
-    ids = np.full([len(instances), features.SEQUENCE_LENGTH], features.PADDING_ID, np.int64)
-    for row, instance in enumerate(instances):
-      chars = instance[features.TEXT_KEY][:features.SEQUENCE_LENGTH]
-      ids[row, :len(chars)] = [vocabulary[c] + 1 if c in vocabulary else oov_id for c in chars]
-    return {IDS_XF: ids}
 
   def extra_files(self, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
     return {VOCABULARY_FILE: tft_output.vocabulary_file_by_name(features.CHAR_VOCABULARY)}

@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from modules.two_tower import features
+from modules.two_tower.app_input import USER_XF
 from modules.two_tower.preprocessing import PAD
 
 xf = features.transformed_name
-USER_XF = xf(features.USER_ID)
 ITEM_XF = xf(features.ITEM_ID)
 GENRES_XF = xf(features.GENRES_KEY)
 YEAR_XF = xf(features.RELEASE_YEAR)

@@ -7,22 +7,21 @@ model's `recommend_for_index` function. The candidate embeddings, popularity
 fallback and each user's features, history and seen items are constants
 inside the model, so an app needs no item table or nearest-neighbour code of
 its own; it only maps its user id to the index through user_vocab.txt, which
-ships next to the model (rule in PREPROCESSING, implemented by `prepare`).
-The catalogue is frozen at training time, as it is in the SavedModel.
+ships next to the model (rule in `preprocessing`, implemented by
+modules/two_tower/app_input.py). The catalogue is frozen at training time,
+as it is in the SavedModel.
 """
-import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from modules.common.contract import (DYNAMIC_RANGE, FLOAT32, Arrays, FamilyAdapter,
-                                     TensorMeaning, Tensors, read_vocabulary)
+                                     TensorMeaning, Tensors)
 from modules.two_tower import catalog, features
+from modules.two_tower.app_input import VOCABULARY_FILE
 from modules.two_tower.model import TOP_K
-
-VOCABULARY_FILE = "user_vocab.txt"
 
 
 class TwoTowerAdapter(FamilyAdapter):
@@ -38,6 +37,7 @@ class TwoTowerAdapter(FamilyAdapter):
                f"{VOCABULARY_FILE}, or the number of lines there for an unknown user "
                "(answered with the most popular items); int64, one per request row"),
   }
+  app_input = "modules.two_tower.app_input.prepare"
 
   title = "Top-K movie recommender (two_tower family)"
   description = (f"Recommends up to {TOP_K} items (movies) a user has not rated in "
@@ -81,13 +81,6 @@ class TwoTowerAdapter(FamilyAdapter):
     """Share of eval examples whose true item is among the K returned."""
     hits = outputs[features.TOP_ITEM_IDS] == eval_batch[features.ITEM_ID][:, np.newaxis]
     return float(np.mean(np.any(hits, axis=1)))
-
-  def prepare(self, instances: List[Dict[str, Any]], model_dir: str) -> Arrays:
-    vocabulary = read_vocabulary(os.path.join(model_dir, VOCABULARY_FILE))
-    unknown = len(vocabulary)
-    return {catalog.USER_XF: np.array(
-        [vocabulary.get(str(instance[features.USER_ID]), unknown) for instance in instances],
-        dtype=np.int64)}
 
   def extra_files(self, tft_output: tft.TFTransformOutput) -> Dict[str, str]:
     return {VOCABULARY_FILE: tft_output.vocabulary_file_by_name(features.USER_VOCAB)}
