@@ -388,6 +388,7 @@ def write_markdown(results: Dict) -> None:
               "(tf.distribute on a GPU node is the next step there)."]
   lines += _engine_scale_lines()
   lines += _compression_lines()
+  lines += _read_only_lines()
   # What the tables cannot say (measurements under load, why a target is
   # out of reach) is written by hand in bench/notes.md and kept across runs.
   if os.path.exists(NOTES):
@@ -470,6 +471,29 @@ def _compression_lines() -> List[str]:
   for family in configs.FAMILIES.values():
     for compression, why in family.refused_compressions:
       lines += ["", f"{family.name} refuses `--compression {compression}`: {why}."]
+  return lines
+
+
+def _read_only_lines() -> List[str]:
+  """bench/read_only_commands.py's table: each read-only command of each
+  family, median wall time and peak memory beside its goal."""
+  path = os.path.join(RESULTS, "read_only", "commands.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as stream:
+    figures = json.load(stream)
+  lines = ["", f"Read-only commands (bench/read_only_commands.py, {figures['date']}): each "
+           f"run {figures['repeats']} times as its own process, as a user runs it; medians of "
+           "the wall time (start to exit) and of the process's peak RSS. `review` shows the "
+           "latest evaluation, `predict` scores one real eval instance with the newest TFLite "
+           "export.", "",
+           "| family | command | wall (s) | peak (MiB) | goal | met |", "|---|---|---|---|---|---|"]
+  for row in figures["rows"]:
+    goal = row["goal"]
+    lines.append(
+        f"| {row['family']} | `{row['command']}` | {row['wall_s']:.2f} | {row['peak_mib']:.0f} | "
+        + (f"<= {goal['wall_s']:g} s, <= {goal['peak_mib']} MiB | "
+           f"{'yes' if row['met'] else '**no**'} |" if goal else "- | - |"))
   return lines
 
 

@@ -36,7 +36,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # After the Keras switch above (TFMA loads Keras to regenerate a missing report).
-# None of these imports TensorFlow, TFMA or matplotlib (tests/test_read_only_commands.py).
+# None of these imports TensorFlow, TFMA or matplotlib (tests/test_eval_report.py runs
+# every option as a process and checks).
 from components.eval_report import (  # noqa: E402
     compare, history, locate, names, report_files, terminal, versions)
 from components.quiet_startup import quiet_startup  # noqa: E402

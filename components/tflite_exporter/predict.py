@@ -14,7 +14,7 @@ The function metadata.json names as `app_input` applies the documented rule
 LiteRT runs model.tflite, and the outputs are printed as JSON, one object
 per instance.
 This is what an app does, and all it needs: numpy, LiteRT and the files of
-the version, no TensorFlow (tests/test_read_only_commands.py keeps it so).
+the version, no TensorFlow (tests/tflite_testing.run_cli checks every run).
 Exit status: 0 predicted, 2 bad arguments or input (a missing or unreadable
 file, JSON that is not instances, a missing field, a wrong shape or value),
 each named on stderr.
@@ -90,7 +90,7 @@ def _read_metadata(model_dir: str) -> Dict[str, Any]:
 
 
 def predict(model_dir: str, instances, input_name: str = "instances"):
-  """{output name: array} for raw `instances`, via the version's adapter.
+  """{output name: array} for raw `instances`, prepared by the rule metadata.json names.
 
   Raises PredictInputError naming the field, or the file, at fault.
   """
@@ -113,7 +113,7 @@ def predict(model_dir: str, instances, input_name: str = "instances"):
     raise PredictInputError(f"{input_name}: {error} (expected {expected})") from None
   try:
     return runtime.run(Interpreter(model_path=model_path).get_signature_runner(), inputs)
-  except ValueError as error:  # The interpreter refuses what the adapter built.
+  except ValueError as error:  # The interpreter refuses what the rule built.
     raise PredictInputError(f"{input_name}: the model refused the prepared input: {error} "
                             f"(expected {expected})") from None
 
