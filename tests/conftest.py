@@ -4,9 +4,10 @@ and the scheduling that lets `make test` run the suite on every core.
 Under pytest-xdist (the Makefile's `test` and `test-fast` targets) every test
 module goes whole to one worker, so its module-scoped pipeline runs and
 trained models are made once; the tests that assert on one session-scoped run
-(those of SHARED_RUN_MODULES that use it, directly or through a fixture of
-their module) go together to one worker, so that run is made once too, while
-the other tests of those modules stay free to run on another worker.
+(those of SHARED_RUN_MODULES that use it, directly or through fixtures of
+their module or of the session's plugins) go together to one worker, so that
+run is made once too, while the other tests of those modules stay free to run
+on another worker.
 Workers take the end-to-end tests first, then the integration tests (those
 that train a model, run Beam over shipped data or start a fresh interpreter),
 then the unit tests, each tier in collection order: the short unit tests fill
@@ -36,7 +37,8 @@ if _WORKERS > 1:
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _REPO_ROOT)
 
-pytest_plugins = ["tests.cnn_history", "tests.raced_runs", "tests.trained_models"]
+pytest_plugins = ["tests.cnn_history", "tests.lstm_run", "tests.raced_runs",
+                  "tests.trained_models"]
 # {session fixture: the modules with tests that use it}: one worker runs those tests.
 SHARED_RUN_MODULES = {
     "cnn_history": ("tests/test_cnn_e2e.py", "tests/test_eval_report.py",
@@ -45,22 +47,44 @@ SHARED_RUN_MODULES = {
     "cnn_trained": ("tests/test_cnn_module.py", "tests/test_tflite_exporter.py",
                     "tests/test_predict_cli.py", "tests/test_distributed_training.py",
                     "tests/test_compression.py"),
-    "lstm_trained": ("tests/test_lstm_module.py", "tests/test_lstm_tflite.py"),
+    # The module and TFLite tests use its Trainer's model (`lstm_trained`).
+    "lstm_run": ("tests/test_lstm_e2e.py", "tests/test_lstm_module.py",
+                 "tests/test_lstm_tflite.py"),
     "two_tower_trained": ("tests/test_two_tower_module.py", "tests/test_two_tower_tflite.py",
                           "tests/test_distributed_training.py", "tests/test_compression.py"),
     "raced_runs": ("tests/test_reliability_e2e.py", "tests/test_flink_e2e.py"),
 }
 
 
+def _parameters(path: str, fixtures_only: bool = False) -> dict:
+  """{function: its parameter names} of a file's top-level functions (its
+  fixtures alone if `fixtures_only`)."""
+  with open(os.path.join(_REPO_ROOT, path), encoding="utf-8") as f:
+    tree = ast.parse(f.read(), path)
+  functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+  if fixtures_only:
+    functions = [node for node in functions
+                 if any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)]
+  return {node.name: {arg.arg for arg in node.args.args} for node in functions}
+
+
+@functools.lru_cache(maxsize=None)
+def _plugin_fixtures() -> dict:
+  """{fixture: its parameter names} of the fixtures pytest_plugins define."""
+  fixtures = {}
+  for plugin in pytest_plugins:
+    fixtures.update(_parameters(plugin.replace(".", "/") + ".py", fixtures_only=True))
+  return fixtures
+
+
 @functools.lru_cache(maxsize=None)
 def tests_using(module_path: str, fixture: str) -> frozenset:
   """The test functions of a module that use `fixture`, directly or through
-  fixtures defined in the module (read from its source: the xdist controller
-  schedules by test id and collects nothing itself)."""
-  with open(os.path.join(_REPO_ROOT, module_path), encoding="utf-8") as f:
-    tree = ast.parse(f.read(), module_path)
-  parameters = {node.name: {arg.arg for arg in node.args.args}
-                for node in tree.body if isinstance(node, ast.FunctionDef)}
+  fixtures defined in the module or in pytest_plugins (read from their
+  source: the xdist controller schedules by test id and collects nothing
+  itself). A module's fixture overrides a plugin's of the same name, as in
+  pytest."""
+  parameters = {**_plugin_fixtures(), **_parameters(module_path)}
   users, grown = {fixture}, True
   while grown:
     grown = False
@@ -83,7 +107,10 @@ def worker_group(nodeid: str) -> str:
 
 # A test that uses one of these (directly or through another fixture) needs
 # a model trained through tft_beam and run_fn (tests/trained_models.py).
-TRAINED_MODEL_FIXTURES = frozenset({"cnn_trained", "lstm_trained", "two_tower_trained"})
+TRAINED_MODEL_FIXTURES = frozenset({"cnn_trained", "two_tower_trained"})
+# A test that uses one of these needs a session's pipeline run: `lstm_trained`
+# is the LSTM pipeline run's model (tests/lstm_run.py).
+PIPELINE_RUN_FIXTURES = frozenset({"cnn_history", "lstm_run", "raced_runs"})
 # The tiers, slowest first: workers take the long units of work first, so the
 # short unit tests fill the end of the run instead of one worker finishing a
 # trained model's tests while the other waits.
@@ -97,10 +124,14 @@ def tier(item) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # Before `-m` deselects by marker.
 def pytest_collection_modifyitems(items):
-  """Marks the tests that need a trained model as integration tests, then
-  orders the tests by tier, the order within each tier kept."""
+  """Marks the tests that need a pipeline run as end-to-end tests and those
+  that need a trained model as integration tests, then orders the tests by
+  tier, the order within each tier kept."""
   for item in items:
-    if TRAINED_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if PIPELINE_RUN_FIXTURES & fixtures:
+      item.add_marker(pytest.mark.e2e)
+    elif TRAINED_MODEL_FIXTURES & fixtures:
       item.add_marker(pytest.mark.integration)
   items.sort(key=lambda item: TIERS.index(tier(item)))
 

@@ -1,8 +1,9 @@
 """End to end: the LSTM pipeline on a small slice of the shipped reviews
 (1,200 train / 300 eval, 40 steps; it measured AUC 0.84 against a floor of
-0.7), run once for the module: the model is blessed and pushed to serving and
-TFLite under one version, serves tf.Examples and raw text alike, and TFMA
-slices the evaluation on the length bucket only the Transform graph
+0.7), run once for the session (tests/lstm_run.py; the LSTM module and
+TFLite tests use its trained model): the model is blessed and pushed to
+serving and TFLite under one version, serves tf.Examples and raw text alike,
+and TFMA slices the evaluation on the length bucket only the Transform graph
 computes."""
 import glob
 import os
@@ -12,14 +13,10 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from modules.lstm import features
-from pipeline import configs
 from runners.layout import OutputLayout
 from tests import e2e_helpers
 
 pytestmark = pytest.mark.e2e
-REVIEWS = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
-N_TRAIN, N_EVAL = 1200, 300
-RUN_ARGS = ["--model", "lstm", "--train-steps", "40", "--min-metric", "0.7"]
 
 
 def _eval_texts(data_dir):
@@ -36,8 +33,9 @@ def _length_bucket(text: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  return e2e_helpers.run_on_small_slice(tmp_path_factory, REVIEWS, N_TRAIN, N_EVAL, RUN_ARGS)
+def run(lstm_run):
+  """(data dir, output dir, result) of the session's LSTM pipeline run."""
+  return lstm_run.data_dir, lstm_run.output_dir, lstm_run.result
 
 
 def test_blessed_model_is_pushed_to_serving_and_tflite_under_one_version(run):

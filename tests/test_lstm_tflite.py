@@ -1,7 +1,7 @@
 """LSTM TFLite adapter: character ids in, probability out, vocabulary shipped.
 
-A small LSTM trained on real reviews through real tft_beam (the session's,
-tests/trained_models.py) is exported by the real executor
+A small LSTM trained on real reviews by the session's LSTM pipeline run
+(tests/trained_models.py, tests/lstm_run.py) is exported by the real executor
 (tests/tflite_testing.py). The app-side tokenisation
 (`prepare`, used by the CLI) is checked against the SavedModel's own
 Transform graph on real and edge-case texts.
@@ -27,8 +27,9 @@ EDGE_TEXTS = ["", "🦄🦖𓀀", "好" * 300, "质量\n很好\r"]
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, lstm_trained, review_examples):
-  """The session's small LSTM (tests/trained_models.py: 40 steps on 1,200
-  reviews), exported as float32 with parity checked on 100 eval reviews."""
+  """The session's small LSTM (tests/trained_models.py: its pipeline run's,
+  40 steps on 1,200 reviews), a copy exported as float32 with parity checked
+  on 100 eval reviews."""
   eval_serialized = review_examples["eval"][:PARITY_EXAMPLES]
   work_dir, export_dir = trained_models.copy_of(
       lstm_trained, str(tmp_path_factory.mktemp("lstm_tflite") / "work"))

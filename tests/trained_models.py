@@ -5,8 +5,11 @@ tests (conversion, parity, the app-side inputs, the prediction CLI) need the
 same kind of model: trained for a few steps through the real `preprocessing_fn`
 (tft_beam) and `run_fn`. It is trained once for all of them; the TFLite
 tests convert a copy, since the exporter's artifact layout moves the
-SavedModel (tests/tflite_testing.py). tests/conftest.py sends the modules
-that share a model to one pytest-xdist worker.
+SavedModel (tests/tflite_testing.py). The LSTM is not trained here: the
+session's LSTM pipeline run (tests/lstm_run.py) already trains one on the
+same slice of reviews, and its Trainer's model is handed out instead.
+tests/conftest.py sends the modules that share a model to one pytest-xdist
+worker.
 """
 import os
 import shutil
@@ -17,13 +20,12 @@ import pytest
 from components.movielens_example_gen import executor as example_gen_executor
 from data.interactions import generate_interactions
 from modules.cnn import model as cnn_model, preprocessing as cnn_preprocessing
-from modules.lstm import model as lstm_model, preprocessing as lstm_preprocessing
 from modules.two_tower import model as two_tower_model, preprocessing as two_tower_preprocessing
 from pipeline import configs
 from tests import tft_testing
+from tests.lstm_run import N_EVAL, N_TRAIN, REVIEWS, LstmRun
 
 DIGITS = os.path.join(configs.DEFAULT_DATA_ROOT, "mnist")
-REVIEWS = os.path.join(configs.DEFAULT_DATA_ROOT, "reviews")
 SMALL_INTERACTIONS = generate_interactions.GeneratorConfig(
     num_users=60, num_items=120, num_interactions=3000, min_per_user=20)
 TRAIN_STEPS = 40
@@ -53,17 +55,26 @@ def cnn_trained(tmp_path_factory, digit_examples) -> Tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def review_examples() -> Dict[str, List[bytes]]:
-  """1,200 train and 300 eval reviews of the shipped data, serialized."""
-  return _shipped_examples(REVIEWS, 1200, 300)
+  """1,200 train and 300 eval reviews of the shipped data, serialized: the
+  slice the session's LSTM pipeline run runs on (read here, so that the
+  tests that need only the reviews do not wait for that run)."""
+  return _shipped_examples(REVIEWS, N_TRAIN, N_EVAL)
 
 
 @pytest.fixture(scope="session")
-def lstm_trained(tmp_path_factory, review_examples) -> Tuple[str, str]:
-  """(work dir, export dir) of an LSTM trained 40 steps on 1,200 real reviews."""
-  work_dir = str(tmp_path_factory.mktemp("lstm_train"))
-  return work_dir, tft_testing.train_family_model(
-      lstm_model.run_fn, lstm_preprocessing.preprocessing_fn, configs.LSTM.schema_path(),
-      review_examples["train"], review_examples["eval"], work_dir, train_steps=TRAIN_STEPS)
+def lstm_trained(tmp_path_factory, lstm_run: LstmRun) -> Tuple[str, str]:
+  """(work dir, export dir) of the LSTM the session's pipeline run trained
+  40 steps on the first 1,200 train reviews (less the validation ExampleGen
+  carves out of them; tests/lstm_run.py), laid out as `train_family_model`
+  lays out its own: the work dir's transform/ is the run's Transform graph
+  and the export dir, inside it, its Trainer's SavedModel. Both are links
+  into the run's outputs, which its end-to-end tests read: use them as they
+  are, or `copy_of` them (which copies what they link to)."""
+  work_dir = str(tmp_path_factory.mktemp("lstm_trained"))
+  os.symlink(lstm_run.transform_graph_dir, tft_testing.transform_graph_dir(work_dir))
+  export_dir = os.path.join(work_dir, "serving_model")
+  os.symlink(lstm_run.serving_model_dir, export_dir)
+  return work_dir, export_dir
 
 
 @pytest.fixture(scope="session")
