@@ -10,7 +10,7 @@ imports no TensorFlow (components/storage.py), for the review CLI.
 import json
 from typing import Dict, Optional, Tuple
 
-from components import publishing, push_records, storage, uris
+from components import push_records, storage, uris
 from components.push_records import PUSH_RECORD
 
 # Custom properties TFX's Pusher sets on its PushedModel output.
@@ -23,13 +23,12 @@ NOT_BLESSED_REASON = "the model was not blessed"
 def versions_by_model(serving_dir: str) -> Dict[str, str]:
   """{model artifact URI: served version} of every complete version under
   `serving_dir` (a later push of the same model wins)."""
-  found = {}
+  found: Dict[str, str] = {}
   if not serving_dir:
     return found
-  for version in publishing.published_versions(serving_dir, PUSH_RECORD):
-    record = json.loads(publishing.read_marker(serving_dir, version, PUSH_RECORD))
+  for version, record in push_records.published_records(serving_dir):  # newest first
     if record.get("model_uri"):
-      found[record["model_uri"]] = str(version)
+      found.setdefault(record["model_uri"], str(version))
   return found
 
 
