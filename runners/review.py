@@ -25,7 +25,9 @@ files are gone), it is regenerated once from the Evaluator output into
                    by side, as `reports/<family>/compare-A-B/compare.html`
                    and `compare.json`.
 Exit status: 0 shown, 1 nothing to show (no runs, no such evaluation or
-version, nothing served), 2 bad arguments.
+version, nothing served, or neither a report nor the Evaluator output of an
+evaluation shown is left), 2 bad arguments. --list and --history show such
+an evaluation without its metric.
 """
 import argparse
 import logging
@@ -88,8 +90,16 @@ def _report(recorded, family, layout):
       layout.serving_dir(family.name))
 
 
+def _gone(recorded) -> str:
+  return (f"Evaluation {recorded.id} has no report and its Evaluator output is gone "
+          f"({recorded.evaluation.uri}): nothing to show.")
+
+
 def _show(recorded, family, layout) -> int:
   found = _report(recorded, family, layout)
+  if found is None:
+    print(_gone(recorded), file=sys.stderr)
+    return NOTHING_TO_SHOW
   print(f"Report: {found.html_path}")
   print(f"JSON:   {os.path.join(os.path.dirname(found.html_path), names.REPORT_JSON)}")
   print(f"Source: {found.source}")
@@ -152,8 +162,12 @@ def _compare(recorded, family, layout, tokens) -> int:
             "version of it has this number (see --list).", file=sys.stderr)
       return NOTHING_TO_SHOW
     chosen.append(found)
-  comparison = compare.build(chosen[0], chosen[1], _report(chosen[0], family, layout),
-                             _report(chosen[1], family, layout), serving_dir)
+  reports = [_report(one, family, layout) for one in chosen]
+  for one, found in zip(chosen, reports):
+    if found is None:
+      print(_gone(one), file=sys.stderr)
+      return NOTHING_TO_SHOW
+  comparison = compare.build(chosen[0], chosen[1], reports[0], reports[1], serving_dir)
   html_path, json_path = compare.write(
       os.path.join(layout.reports_dir(family.name), f"compare-{tokens[0]}-{tokens[1]}"),
       comparison)

@@ -347,6 +347,30 @@ def test_review_reads_what_runs_recorded_without_tensorflow_or_tfma(cnn_runs):
     assert heavy == loaded, options
 
 
+@pytest.mark.e2e
+def test_an_evaluation_whose_files_are_all_gone_is_named_and_listed_without_metric(
+    cnn_runs, tmp_path, capsys):
+  output_dir, _, _ = cnn_runs
+  _, inputs = _recorded_reports(output_dir)[-1]
+  shutil.copy(OutputLayout(output_dir).metadata_path, OutputLayout(str(tmp_path)).metadata_path)
+  store = _store(str(tmp_path))
+  reports = store.get_artifacts_by_type(EvaluationReport.TYPE_NAME)
+  for gone in reports:
+    gone.state = metadata_store_pb2.Artifact.DELETED
+  (evaluation,) = store.get_artifacts_by_id([inputs["evaluation"].id])
+  evaluation.uri = str(tmp_path / "garbage-collected")
+  store.put_artifacts([*reports, evaluation])
+  shown = _review(capsys, str(tmp_path))
+  assert (shown.returncode, shown.stdout) == (1, "")
+  assert shown.stderr == (f"Evaluation {evaluation.id} has no report and its Evaluator output "
+                          f"is gone ({evaluation.uri}): nothing to show.\n")
+  listed = _review(capsys, str(tmp_path), "--list")
+  assert listed.returncode == 0, listed.stderr
+  rows = [line.split() for line in listed.stdout.splitlines()[2:]]
+  assert rows[0][0] == str(evaluation.id) and rows[0][5] == "-"  # id, time (3), model, value
+  assert rows[1][5] != "-"  # the other evaluation, regenerated from its files
+
+
 def _served_version(output_dir):
   (version,) = e2e_helpers.pushed_versions(e2e_helpers.serving_dir(output_dir, "cnn"))
   return version

@@ -36,19 +36,19 @@ def version_of(recorded: RecordedEvaluation, pushed_versions: dict) -> Optional[
   return pushed_versions.get(recorded.model.uri) if recorded.model else None
 
 
-def build(family_name: str, recorded: List[RecordedEvaluation], reports: List[FoundReport],
-          serving_dir: str) -> dict:
+def build(family_name: str, recorded: List[RecordedEvaluation],
+          reports: List[Optional[FoundReport]], serving_dir: str) -> dict:
   """The history of `recorded` (oldest first), each with its report
-  (report_files.find), as a JSON-ready dict; the metric is the newest
-  report's primary metric."""
-  newest = reports[-1].content if reports else None
+  (report_files.find; None: gone, its entry has no metric), as a JSON-ready
+  dict; the metric is the newest report's primary metric."""
+  newest = next((found.content for found in reversed(reports) if found), None)
   metric = newest["primary_metric"]["name"] if newest else None
   higher_is_better = newest["primary_metric"]["higher_is_better"] if newest else True
   served_version, served_model = versions.served(serving_dir)
   pushed_versions = versions.versions_by_model(serving_dir)
   entries = []
   for one, found in zip(recorded, reports):
-    value = verdicts.overall_metric(found.content, metric)
+    value = verdicts.overall_metric(found.content, metric) if found else None
     push = one.push
     model_uri = one.model.uri if one.model else None
     entries.append({
@@ -67,7 +67,7 @@ def build(family_name: str, recorded: List[RecordedEvaluation], reports: List[Fo
         "pushed_version": version_of(one, pushed_versions),
         "push_reason": push["reason"] if push and not push["pushed"] else None,
         "served": model_uri is not None and model_uri == served_model,
-        "report": found.html_path,
+        "report": found.html_path if found else None,
     })
   gate = verdicts.gate_of(newest["thresholds"], metric) if newest else None
   return {"family": family_name, "metric": metric, "higher_is_better": higher_is_better,

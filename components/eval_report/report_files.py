@@ -29,10 +29,11 @@ def read(directory: str) -> Optional[dict]:
 
 
 def find(evaluation: RecordedEvaluation, regenerated_dir: str,
-         serving_dir: str) -> FoundReport:
+         serving_dir: str) -> Optional[FoundReport]:
   """The pipeline's report of `evaluation`; else the one regenerated into
   `regenerated_dir`, written there first when missing or made from another
-  evaluation (a metadata store recreated over old outputs restarts ids)."""
+  evaluation (a metadata store recreated over old outputs restarts ids);
+  None when there is none and the Evaluator output is gone too."""
   recorded = evaluation.report
   if recorded is not None:
     content = read(recorded.uri)
@@ -41,6 +42,8 @@ def find(evaluation: RecordedEvaluation, regenerated_dir: str,
                          f"recorded by the pipeline (EvaluationReport artifact {recorded.id})")
   content = read(regenerated_dir)
   if content is None or content["evaluation_uri"] != evaluation.evaluation.uri:
+    if not storage.exists(evaluation.evaluation.uri):
+      return None
     # TFMA, only for an evaluation without a report.
     from components.eval_report import report  # pylint: disable=import-outside-toplevel
     model = evaluation.model
