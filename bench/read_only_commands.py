@@ -21,7 +21,6 @@ import glob
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from typing import Dict, List
@@ -31,7 +30,7 @@ sys.path.insert(0, REPO)
 # pylint: disable=wrong-import-position
 import tensorflow as tf  # noqa: E402
 
-from bench.run_bench import machine  # noqa: E402
+from bench.run_bench import machine, measured_run  # noqa: E402
 from components.tflite_exporter import layout  # noqa: E402
 from modules.cnn import features as cnn_features  # noqa: E402
 from modules.lstm import features as lstm_features  # noqa: E402
@@ -46,29 +45,13 @@ GOALS = {"review": (1.0, 150), "review --list": (1.0, 150), "predict": (0.5, 120
 GOAL_FAMILIES = {"review": None, "review --list": None, "predict": "cnn"}
 
 
-# Runs the command in its arguments; prints its wall seconds and peak RSS (KB).
-# A small interpreter starts it: a child forked from this benchmark, which
-# holds TensorFlow, would count the benchmark's memory as its own until exec.
-_MEASURE = """
-import resource, subprocess, sys, time
-start = time.perf_counter()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-wall = time.perf_counter() - start
-if done.returncode:
-  sys.stderr.buffer.write(done.stderr)
-  sys.exit(done.returncode)
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-"""
-
-
 def timed(command: List[str]) -> Dict[str, float]:
-  """Wall seconds and peak RSS (MiB) of one run of `command`, which must succeed."""
-  result = subprocess.run([sys.executable, "-I", "-S", "-c", _MEASURE, *command], cwd=REPO,
-                          capture_output=True, text=True, check=False)
+  """Wall seconds and peak RSS (MiB) of one run of `command` alone, which
+  must succeed (run_bench.measured_run)."""
+  result, usage = measured_run(command)
   if result.returncode != 0:
     raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
-  wall, peak_kb = result.stdout.split()
-  return {"wall_s": float(wall), "peak_mib": int(peak_kb) / 1024}
+  return {"wall_s": usage["wall_s"], "peak_mib": usage["peak_rss_kb"] / 1024}
 
 
 def _first_eval_example(family: configs.FamilyConfig) -> tf.train.Example:

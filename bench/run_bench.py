@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -49,15 +49,29 @@ MULTI = [*DIRECT, "--beam-arg=--direct_running_mode=multi_processing",
 
 # Runs a command and reports the peak RSS of that command alone (its own
 # RUSAGE_CHILDREN), which the benchmark process's counter cannot: that one
-# is the maximum over every child the benchmark has started. Also its CPU
-# seconds (user + system), the figure that other load on the machine
-# stretches least.
-_PEAK_RSS = ("import resource, subprocess, sys\n"
+# is the maximum over every child the benchmark has started, and a child
+# forked from a benchmark holding TensorFlow counts its memory until exec.
+# Also its CPU seconds (user + system), the figure that other load on the
+# machine stretches least, and its wall seconds from start to exit.
+_PEAK_RSS = ("import resource, subprocess, sys, time\n"
+             "started = time.perf_counter()\n"
              "code = subprocess.run(sys.argv[1:]).returncode\n"
+             "wall = time.perf_counter() - started\n"
              "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
              "print('PEAK_RSS_KB', usage.ru_maxrss, 'CPU_S', usage.ru_utime + usage.ru_stime,"
-             " file=sys.stderr)\n"
+             " 'WALL_S', wall, file=sys.stderr)\n"
              "sys.exit(code)\n")
+
+
+def measured_run(command: List[str]) -> Tuple[subprocess.CompletedProcess, Dict[str, float]]:
+  """(`command`'s result, {"wall_s", "cpu_s", "peak_rss_kb"} of it alone),
+  run from the repository under _PEAK_RSS, its output captured."""
+  result = subprocess.run([sys.executable, "-c", _PEAK_RSS, *command], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+  if "PEAK_RSS_KB" not in result.stderr:
+    return result, {}
+  peak_kb, _, cpu_s, _, wall_s = result.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[:5]
+  return result, {"wall_s": float(wall_s), "cpu_s": float(cpu_s), "peak_rss_kb": int(peak_kb)}
 
 
 def run_id_of(output: str) -> str:
@@ -79,16 +93,13 @@ def generate_log(num_interactions: int, folder: str) -> None:
 def run_pipeline(args: List[str]) -> Dict[str, Any]:
   """Runs local_runner.py; returns its wall and CPU seconds, peak RSS and run id."""
   started = time.monotonic()
-  result = subprocess.run(
-      [sys.executable, "-c", _PEAK_RSS, sys.executable, os.path.join(REPO, "local_runner.py"),
-       *args], cwd=REPO, capture_output=True, text=True, check=False)
+  result, usage = measured_run([sys.executable, os.path.join(REPO, "local_runner.py"), *args])
   wall = time.monotonic() - started
   if result.returncode != 0:
     raise RuntimeError(f"pipeline failed: {' '.join(args)}\n{result.stdout[-3000:]}"
                        f"{result.stderr[-3000:]}")
-  peak_kb, _, cpu_s = result.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[:3]
   run_id = run_id_of(result.stdout)
-  return {"wall_s": wall, "cpu_s": float(cpu_s), "peak_rss_gb": int(peak_kb) / 2**20,
+  return {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_rss_gb": usage["peak_rss_kb"] / 2**20,
           "run_id": run_id}
 
 
