@@ -12,7 +12,7 @@ module imports neither TFX nor TensorFlow (components/storage.py loads
 TensorFlow only to read an object store).
 """
 import json
-from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from components import publishing
 from components.input_errors import InputDataError
@@ -44,16 +44,12 @@ def check_not_behind(data_dir: str, newest: int, serving_dir: str,
         f"--span {newest} to re-run or back-fill it")
 
 
-def newest_trained(records: Iterable[Tuple[int, Dict[str, Any]]]) -> Optional[TrainedSpan]:
-  """The newest span among (version, push record) pairs, and the newest
-  version trained on it; None if no record names a span."""
-  return max((TrainedSpan(record[SPAN_KEY], version) for version, record in records
-              if record.get(SPAN_KEY) is not None), default=None)
-
-
 def newest_trained_span(serving_dir: str) -> Optional[TrainedSpan]:
-  """newest_trained of the complete versions under `serving_dir`."""
-  return newest_trained(published_records(serving_dir))
+  """The newest span a complete version under `serving_dir` was trained on,
+  and the newest version trained on it; None if no record names a span."""
+  return max((TrainedSpan(record[SPAN_KEY], version)
+              for version, record in published_records(serving_dir)
+              if record.get(SPAN_KEY) is not None), default=None)
 
 
 def published_records(base_dir: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
