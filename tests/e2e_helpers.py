@@ -20,6 +20,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
+from components.eval_report.names import REPORT_JSON
 from components.movielens_example_gen.component import MovieLensExampleGen
 from modules.common import contract
 from runners import beam_presets
@@ -181,7 +182,7 @@ def run_log(stdout: str) -> str:
 def report_json(stdout: str) -> dict:
   """The report.json of the run that printed `stdout` (its summary names the page)."""
   (html_path,) = re.findall(r"^Report: (\S+)", stdout, re.M)
-  with open(os.path.join(os.path.dirname(html_path), "report.json"), encoding="utf-8") as f:
+  with open(os.path.join(os.path.dirname(html_path), REPORT_JSON), encoding="utf-8") as f:
     return json.load(f)
 
 
